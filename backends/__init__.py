@@ -1,0 +1,108 @@
+"""Backend registry: names to ``"module:Class"`` strings.
+
+A backend's framework is imported only when that backend is loaded, so a
+missing framework makes its backend *unavailable* without touching the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+
+from tasks.errors import BackendUnavailable, UsageError
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    target: str  # "package.module:Class"
+    requires: tuple[str, ...]  # top-level modules that must be importable
+    description: str
+    # Environment variables that must be set before the framework is imported
+    # (the variant then needs a process of its own).
+    env: dict[str, str] = field(default_factory=dict)
+
+
+REGISTRY: dict[str, BackendEntry] = {
+    entry.name: entry
+    for entry in (
+        BackendEntry(
+            "stbp",
+            "backends.stbp.backend:STBPBackend",
+            ("torch",),
+            "our STBP/tdBN code in plain PyTorch, written from the equations",
+        ),
+        BackendEntry(
+            "snntorch",
+            "backends.snntorch.backend:SnnTorchBackend",
+            ("torch", "snntorch"),
+            "snnTorch (snn.Leaky and its surrogates) on PyTorch",
+        ),
+        BackendEntry(
+            "spikingjelly",
+            "backends.spikingjelly.backend:SpikingJellyBackend",
+            ("torch", "spikingjelly"),
+            "SpikingJelly 2.x activation_based, multi-step, the library's default kernel for the device",
+        ),
+        BackendEntry(
+            "spikingjelly:torch",
+            "backends.spikingjelly.backend:SpikingJellyTorchBackend",
+            ("torch", "spikingjelly"),
+            "SpikingJelly 2.x with its pure-PyTorch LIF kernel",
+            env={"SJ_LIF_CUDA_IMPLEMENTATION": "torch"},
+        ),
+        BackendEntry(
+            "brainstate",
+            "backends.brainstate.backend:BrainstateBackend",
+            ("jax", "brainstate", "brainpy", "braintools"),
+            "brainstate + brainpy.state + braintools on JAX, whole step jit-compiled",
+            env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+        ),
+    )
+}
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
+
+
+def entry(name: str) -> BackendEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown backend {name!r}; valid backends: {', '.join(REGISTRY)}") from None
+
+
+def availability(name: str) -> tuple[bool, str]:
+    """Whether the modules ``name`` needs are installed, without importing them."""
+    e = entry(name)
+    module_file = e.target.split(":")[0]
+    if importlib.util.find_spec(module_file.rsplit(".", 1)[0]) is None:
+        return False, f"module {module_file} is missing"
+    missing = [m for m in e.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        return False, f"{', '.join(missing)} not installed (pip install \"spikebench[{e.name.split(':')[0]}]\")"
+    return True, "available"
+
+
+def load(name: str):
+    """Import and return the backend class of ``name``.
+
+    Sets the entry's environment variables first; they only take effect if the
+    framework has not been imported yet in this process, which is why the
+    command line runs each backend of a comparison in a process of its own.
+    """
+    e = entry(name)
+    ok, why = availability(name)
+    if not ok:
+        raise BackendUnavailable(f"backend {name} is unavailable: {why}")
+    for key, value in e.env.items():
+        os.environ[key] = value
+    module_name, class_name = e.target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailable(f"backend {name} is unavailable: {exc}") from None
+    return getattr(module, class_name)

@@ -1,0 +1,162 @@
+"""The interface every backend implements.
+
+No framework is imported here.  A backend is constructed for one task from the
+shared NumPy initial weights, on one device at one precision, and then:
+
+* ``train_step(batch)`` runs forward, backward and one Adam step; it returns
+  the loss as a Python float (so the device is synchronised once per step);
+* ``evaluate(batch)`` returns the loss, the per-class scores and each spiking
+  layer's spike counts (and, with ``record=True``, every layer's spikes and
+  membranes, time-major), all as NumPy arrays in the common layout;
+* ``gradients(batch)`` returns the loss gradient of every trainable weight
+  for one batch, without changing the weights (for parity checks);
+* ``get_weights`` / ``set_weights`` move weights in the shared layout;
+* ``synchronize``, ``reset_peak_memory`` and ``peak_memory_bytes`` support
+  measurement.
+
+The common layout: spikes and membranes are ``[T, B, *layer.shape]`` with
+channels first; spike counts are summed over time and batch, shape
+``layer.shape``; weights use the names and layouts of :mod:`tasks.weights`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tasks.data import Batch
+from tasks.specs import TaskSpec
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do and how it expresses each part of the equations.
+
+    ``components`` maps a part (``"neuron:dsrn_tdbn"``, ``"tdbn"``,
+    ``"surrogate:fc_mnist"``, ...) to how it is built: a library primitive, or
+    a custom piece written through the library's extension mechanism.
+    ``differences`` records, per task (or ``"all"``), where the library
+    computes something other than the specification, and by how much;
+    ``parity_tolerances`` gives the bounds (per task, per parity figure) that
+    such a documented difference is held to instead of the default ones.
+    """
+
+    tasks: tuple[str, ...]
+    devices: tuple[str, ...]
+    precisions: tuple[str, ...]
+    components: dict[str, str] = field(default_factory=dict)
+    differences: dict[str, str] = field(default_factory=dict)
+    parity_tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": list(self.tasks),
+            "devices": list(self.devices),
+            "precisions": list(self.precisions),
+            "components": dict(self.components),
+            "differences": dict(self.differences),
+            "parity_tolerances": {k: dict(v) for k, v in self.parity_tolerances.items()},
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class EvalOutput:
+    loss: float
+    scores: np.ndarray  # [B, n_classes]
+    spike_counts: dict[str, np.ndarray]  # layer -> counts summed over T and B, shape layer.shape
+    spikes: dict[str, np.ndarray] | None = None  # layer -> [T, B, *shape], with record=True
+    membranes: dict[str, np.ndarray] | None = None
+    readout: np.ndarray | None = None  # [T, B, n_classes], with record=True
+
+
+class Backend(abc.ABC):
+    """One framework's implementation of the tasks."""
+
+    framework: ClassVar[str]
+    variant: ClassVar[str | None] = None
+
+    def __init__(self, spec: TaskSpec, weights: dict[str, np.ndarray], *, device: str = "cpu", precision: str = "fp32"):
+        caps = self.capabilities()
+        if spec.name not in caps.tasks:
+            raise NotImplementedError(f"{self.name} does not implement task {spec.name}")
+        if device not in caps.devices:
+            raise NotImplementedError(f"{self.name} does not run on {device}")
+        if precision not in caps.precisions:
+            raise NotImplementedError(f"{self.name} does not support precision {precision}")
+        self.spec = spec
+        self.device = device
+        self.precision = precision
+
+    @property
+    def name(self) -> str:
+        return self.framework + (f":{self.variant}" if self.variant else "")
+
+    # -- description ---------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def versions(cls) -> dict[str, str]:
+        """Versions of the framework and the libraries it runs on."""
+
+    @classmethod
+    @abc.abstractmethod
+    def capabilities(cls) -> Capabilities:
+        """The capability table (shown by ``--list`` and stored in results)."""
+
+    @abc.abstractmethod
+    def device_info(self) -> dict[str, Any]:
+        """``{"type": ..., "name": ..., ...}`` of the device in use."""
+
+    # -- training and evaluation --------------------------------------------
+    @abc.abstractmethod
+    def train_step(self, batch: Batch) -> float:
+        """Forward, backward and one optimiser step; returns the batch loss."""
+
+    @abc.abstractmethod
+    def evaluate(self, batch: Batch, *, record: bool = False, batch_statistics: bool = False) -> EvalOutput:
+        """Forward pass without gradients.
+
+        ``batch_statistics`` makes tdBN normalise with the batch's own
+        statistics, as in training, without updating its running statistics.
+        """
+
+    @abc.abstractmethod
+    def gradients(self, batch: Batch) -> dict[str, np.ndarray]:
+        """d(loss)/d(weight) for every trainable weight, shared names and layouts,
+        computed as in training (tdBN with batch statistics); weights unchanged."""
+
+    @abc.abstractmethod
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """All weights and tdBN running statistics, shared names and layouts (float64)."""
+
+    @abc.abstractmethod
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load weights in the shared layout (optimiser state is kept)."""
+
+    @abc.abstractmethod
+    def set_learning_rate(self, lr: float) -> None:
+        """Change the optimiser's learning rate."""
+
+    # -- measurement -----------------------------------------------------------
+    @abc.abstractmethod
+    def synchronize(self) -> None:
+        """Wait until the device has finished all queued work."""
+
+    @abc.abstractmethod
+    def reset_peak_memory(self) -> None:
+        """Start a new peak-memory window."""
+
+    @abc.abstractmethod
+    def peak_memory_bytes(self) -> int | None:
+        """Peak device memory since the last reset (None where not measurable, e.g. CPU)."""
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the device ran out of memory."""
+        return False
+
+    def close(self) -> None:
+        """Release device resources."""

@@ -1,0 +1,36 @@
+"""The ``stbp`` backend: our networks of :mod:`backends.stbp.networks`."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tasks.specs import ALL_PRECISIONS, TASKS
+
+from ..base import Capabilities
+from ..torch_common import TorchBackend
+from .networks import build_network
+
+
+class STBPBackend(TorchBackend):
+    framework = "stbp"
+
+    @classmethod
+    def capabilities(cls) -> Capabilities:
+        return Capabilities(
+            tasks=tuple(TASKS),
+            devices=("cpu", "cuda"),
+            precisions=ALL_PRECISIONS,
+            components={
+                "neuron:synthetic": "custom: soft-reset LIF with exponential synapses (PyTorch loop over T)",
+                "neuron:fc_mnist": "custom: leaky neuron, subtractive reset without gradient",
+                "neuron:fc_mnist_poisson": "custom: LIF with decaying input, hard reset to 0",
+                "neuron:dsrn_tdbn": "custom: STBP neuron, multiplicative reset",
+                "surrogates": "custom autograd Functions: rectangular, arctangent, sigmoid, triangle (ReLU-shaped)",
+                "tdbn": "custom: statistics over (T, B, H, W), running statistics with unbiased variance",
+                "time": "linear layers, convolutions and tdBN fold T into the batch",
+            },
+            notes="The readable reference implementation; runs everywhere PyTorch runs.",
+        )
+
+    def build_model(self) -> nn.Module:
+        return build_network(self.spec)

@@ -1,0 +1,281 @@
+"""What the PyTorch backends (stbp, snntorch, spikingjelly) share.
+
+A PyTorch backend only builds an ``nn.Module`` whose ``forward(x, static,
+record)`` returns a :class:`NetworkOutput`, and says how the shared weight
+names map onto its module; training, evaluation, gradients, weights, the
+precision policy and measurement are done here once, identically for all.
+
+Precision policy (identical in every framework):
+
+* ``fp64``: float64 everywhere (parity checks only);
+* ``fp32``: float32, TF32 off for matrix products and convolutions;
+* ``tf32``: float32 storage, TF32 allowed in matrix products and convolutions;
+* ``bf16``: parameters, optimiser, neuron state, tdBN statistics and loss in
+  float32; linear layers and convolutions run in bfloat16 (autocast).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tasks.data import Batch
+from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+from tasks.weights import trainable_names
+
+from .base import Backend, EvalOutput
+
+
+@dataclass
+class NetworkOutput:
+    """What a network's forward returns (all time-major)."""
+
+    readout: torch.Tensor  # [T, B, C]: what the loss is computed from
+    spikes: dict[str, torch.Tensor]  # layer -> [T, B, *shape]
+    membranes: dict[str, torch.Tensor] | None = None  # with record=True
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    return torch.float64 if precision == "fp64" else torch.float32
+
+
+def configure_precision(precision: str) -> None:
+    """Switch TF32 on only for the ``tf32`` policy."""
+    allow = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    torch.backends.cudnn.allow_tf32 = allow
+    torch.set_float32_matmul_precision("high" if allow else "highest")
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def task_loss(spec: TaskSpec, out: NetworkOutput, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and scores of ``docs/tasks.md`` (mirrors ``tasks.reference.loss_and_scores``)."""
+    readout = out.readout.float() if out.readout.dtype == torch.bfloat16 else out.readout
+    F = nn.functional
+    if isinstance(spec, SyntheticSpec):
+        return F.cross_entropy(readout.mean(0), labels), readout.amax(0)
+    output_spikes = out.spikes[spec.layer_names()[-1]]
+    if isinstance(spec, FCMnistSpec):
+        T, B, C = readout.shape
+        # sum over t of the batch-mean cross-entropy of U2[t]
+        loss = F.cross_entropy(readout.reshape(T * B, C), labels.repeat(T), reduction="sum") / B
+        return loss, output_spikes.sum(0)
+    if isinstance(spec, FCPoissonSpec):
+        rate = readout.mean(0)
+        onehot = F.one_hot(labels, spec.n_classes).to(rate.dtype)
+        return F.mse_loss(rate, onehot), output_spikes.sum(0)
+    if isinstance(spec, DSRNSpec):
+        rate = readout.mean(0)
+        return F.cross_entropy(rate, labels), rate
+    raise TypeError(type(spec).__name__)
+
+
+def cuda_device_info(device: torch.device) -> dict[str, Any]:
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    info = {
+        "type": "cuda",
+        "name": props.name,
+        "memory_bytes": int(props.total_memory),
+        "capability": f"{props.major}.{props.minor}",
+        "multiprocessors": int(props.multi_processor_count),
+        "cuda_runtime": torch.version.cuda,
+    }
+    try:  # the driver version, where NVML is there to ask
+        import pynvml  # type: ignore[import-not-found]
+
+        pynvml.nvmlInit()
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        info["driver"] = driver.decode() if isinstance(driver, bytes) else driver
+    except Exception:
+        pass
+    return info
+
+
+def cpu_device_info() -> dict[str, Any]:
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"type": "cpu", "name": name, "threads": torch.get_num_threads()}
+
+
+class TorchBackend(Backend):
+    """Training, evaluation, weights and measurement for any PyTorch network."""
+
+    def __init__(self, spec: TaskSpec, weights: dict[str, np.ndarray], *, device: str = "cpu", precision: str = "fp32"):
+        super().__init__(spec, weights, device=device, precision=precision)
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA device")
+        self.torch_device = torch.device(device)
+        self.dtype = torch_dtype(precision)
+        configure_precision(precision)
+        self.model = self.build_model().to(device=self.torch_device, dtype=self.dtype)
+        self.parameter_names = trainable_names(weights)
+        self.set_weights(weights)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=spec.lr, betas=spec.adam_betas, eps=spec.adam_eps
+        )
+
+    # -- what a subclass provides -----------------------------------------------
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        """The network: ``forward(x, static: bool, record: bool) -> NetworkOutput``."""
+
+    def module_key(self, name: str) -> str:
+        """The module's state_dict key of shared weight ``name``."""
+        return name
+
+    def to_module(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Shared layout -> the module's layout."""
+        return value
+
+    def from_module(self, name: str, value: np.ndarray) -> np.ndarray:
+        """The module's layout -> shared layout."""
+        return value
+
+    def gradient_from_module(self, name: str, grad: np.ndarray) -> np.ndarray:
+        """Gradient w.r.t. the module's tensor -> gradient w.r.t. the shared weight."""
+        return self.from_module(name, grad)
+
+    @classmethod
+    def framework_versions(cls) -> dict[str, str]:
+        return {}
+
+    # -- Backend interface ---------------------------------------------------------
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return {"torch": torch.__version__, **cls.framework_versions()}
+
+    def device_info(self) -> dict[str, Any]:
+        if self.torch_device.type == "cuda":
+            return cuda_device_info(self.torch_device)
+        return cpu_device_info()
+
+    def _inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(np.ascontiguousarray(batch.x)).to(self.torch_device, self.dtype, non_blocking=True)
+        y = torch.from_numpy(np.asarray(batch.y, dtype=np.int64)).to(self.torch_device, non_blocking=True)
+        return x, y
+
+    def _forward(self, batch: Batch, record: bool) -> tuple[NetworkOutput, torch.Tensor, torch.Tensor]:
+        x, y = self._inputs(batch)
+        with autocast(self.precision, self.torch_device):
+            out = self.model(x, static=batch.static, record=record)
+            loss, scores = task_loss(self.spec, out, y)
+        return out, loss, scores
+
+    def train_step(self, batch: Batch) -> float:
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        _, loss, _ = self._forward(batch, record=False)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    @contextlib.contextmanager
+    def _buffers_kept(self):
+        """Undo running-statistics updates made inside the block."""
+        saved = {k: v.clone() for k, v in self.model.named_buffers()}
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, v in self.model.named_buffers():
+                    v.copy_(saved[k])
+
+    def evaluate(self, batch: Batch, *, record: bool = False, batch_statistics: bool = False) -> EvalOutput:
+        self.model.train(batch_statistics)
+        with torch.no_grad(), self._buffers_kept():
+            out, loss, scores = self._forward(batch, record=record)
+            counts = {name: _numpy(s.sum(dim=(0, 1))) for name, s in out.spikes.items()}
+            result = EvalOutput(loss=float(loss), scores=_numpy(scores), spike_counts=counts)
+            if record:
+                result.spikes = {k: _numpy(v) for k, v in out.spikes.items()}
+                result.membranes = {k: _numpy(v) for k, v in (out.membranes or {}).items()}
+                result.readout = _numpy(out.readout)
+        return result
+
+    def gradients(self, batch: Batch) -> dict[str, np.ndarray]:
+        self.model.train()
+        params = dict(self.model.named_parameters())
+        with self._buffers_kept():
+            self.optimizer.zero_grad(set_to_none=True)
+            _, loss, _ = self._forward(batch, record=False)
+            loss.backward()
+        grads = {}
+        for name in self.parameter_names:
+            tensor = params[self.module_key(name)]
+            grad = np.zeros(tuple(tensor.shape)) if tensor.grad is None else _numpy(tensor.grad)
+            grads[name] = self.gradient_from_module(name, grad)
+        self.optimizer.zero_grad(set_to_none=True)
+        return grads
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        state = self.model.state_dict()
+        return {name: self.from_module(name, _numpy(state[self.module_key(name)])) for name in self.weight_names}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        state = self.model.state_dict()
+        expected = {self.module_key(n) for n in weights}
+        # Every trained tensor must come from the shared weights; other
+        # buffers (a library's constants) are left alone.
+        missing = [k for k, _ in self.model.named_parameters() if k not in expected]
+        if missing:
+            raise ValueError(f"{self.name}: no shared weight for module parameters {missing}")
+        with torch.no_grad():
+            for name, value in weights.items():
+                target = state[self.module_key(name)]
+                converted = np.asarray(self.to_module(name, np.asarray(value)))
+                if tuple(converted.shape) != tuple(target.shape):
+                    raise ValueError(f"{self.name}: weight {name} has shape {converted.shape}, module wants {tuple(target.shape)}")
+                target.copy_(torch.from_numpy(np.ascontiguousarray(converted)).to(target.dtype))
+        self.weight_names = list(weights)
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def synchronize(self) -> None:
+        if self.torch_device.type == "cuda":
+            torch.cuda.synchronize(self.torch_device)
+
+    def reset_peak_memory(self) -> None:
+        if self.torch_device.type == "cuda":
+            torch.cuda.synchronize(self.torch_device)
+            torch.cuda.reset_peak_memory_stats(self.torch_device)
+
+    def peak_memory_bytes(self) -> int | None:
+        if self.torch_device.type == "cuda":
+            torch.cuda.synchronize(self.torch_device)
+            return int(torch.cuda.max_memory_allocated(self.torch_device))
+        return None
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+    def close(self) -> None:
+        self.optimizer = None  # type: ignore[assignment]
+        self.model = None  # type: ignore[assignment]
+        if self.torch_device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()

@@ -1,0 +1,222 @@
+"""Batches for every task, made once in NumPy so every backend sees the same ones.
+
+Shuffling, augmentation, Poisson draws and the validation split all happen
+here, from named streams of the run's seed (:mod:`tasks.rng`).  A batch is
+either *static* (one image per sample, fed at every time step; ``x`` is
+``[B, ...]``) or time-varying (``x`` is ``[T, B, ...]``, time-major).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from . import rng
+from .idx import ImageDataset, load_dataset
+from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch: inputs ``x`` (float32) and integer labels ``y``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    static: bool
+
+    @property
+    def size(self) -> int:
+        return int(self.y.shape[0])
+
+    def time_major(self, T: int) -> np.ndarray:
+        """``x`` as ``[T, B, ...]`` (a read-only broadcast view for static batches)."""
+        if self.static:
+            return np.broadcast_to(self.x, (T,) + self.x.shape)
+        return self.x
+
+
+class TaskData:
+    """The batches of one task: ``train_batches(epoch)`` and ``eval_batches(split)``."""
+
+    splits: tuple[str, ...] = ("test",)
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+
+    def train_batches(self, epoch: int) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def eval_batches(self, split: str) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def n_train_batches(self) -> int:
+        raise NotImplementedError
+
+    def n_eval_samples(self, split: str) -> int:
+        raise NotImplementedError
+
+    def n_eval_batches(self, split: str) -> int:
+        return math.ceil(self.n_eval_samples(split) / self.spec.batch_size)
+
+    def describe(self) -> dict:
+        return {}
+
+
+class SyntheticData(TaskData):
+    """One fixed batch of Bernoulli spike trains; training repeats it."""
+
+    def __init__(self, spec: SyntheticSpec):
+        super().__init__(spec)
+        gen = rng.stream(spec.seed, "synthetic-data")
+        shape = (spec.T, spec.batch_size, spec.n_in)
+        x = (gen.random(shape) < spec.input_probability).astype(np.float32)
+        y = (gen.random(spec.batch_size) < 0.5).astype(np.int64)
+        self.batch = Batch(x=x, y=y, static=False)
+
+    def train_batches(self, epoch: int) -> Iterator[Batch]:
+        for _ in range(self.n_train_batches()):
+            yield self.batch
+
+    def n_train_batches(self) -> int:
+        return int(self.spec.steps)
+
+    def eval_batches(self, split: str) -> Iterator[Batch]:
+        yield self.batch
+
+    def n_eval_samples(self, split: str) -> int:
+        return self.batch.size
+
+    def describe(self) -> dict:
+        return {"input_spikes": int(self.batch.x.sum()), "positive_labels": int(self.batch.y.sum())}
+
+
+def _limit(n: int, limit: int | None) -> int:
+    return n if limit is None else min(n, limit)
+
+
+class ImageData(TaskData):
+    """MNIST-format images: shuffled training batches (last partial batch dropped)
+    and the full test set (last partial batch kept)."""
+
+    def __init__(self, spec: TaskSpec, dataset: ImageDataset):
+        super().__init__(spec)
+        self.dataset = dataset
+        self.train_index = np.arange(_limit(len(dataset.train_images), spec.limit_train))
+        self.test_index = np.arange(_limit(len(dataset.test_images), spec.limit_test))
+
+    # -- index bookkeeping ---------------------------------------------------
+    def n_train_batches(self) -> int:
+        return len(self.train_index) // self.spec.batch_size
+
+    def _eval_source(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if split == "test":
+            return self.dataset.test_images, self.dataset.test_labels, self.test_index
+        raise KeyError(f"no {split!r} split in task {self.spec.name}")
+
+    def n_eval_samples(self, split: str) -> int:
+        return len(self._eval_source(split)[2])
+
+    def train_batches(self, epoch: int) -> Iterator[Batch]:
+        order = rng.stream(self.spec.seed, "shuffle", epoch).permutation(self.train_index)
+        bs = self.spec.batch_size
+        for i in range(self.n_train_batches()):
+            idx = order[i * bs : (i + 1) * bs]
+            yield self.make_batch(
+                self.dataset.train_images[idx], self.dataset.train_labels[idx], "train", epoch, i
+            )
+
+    def eval_batches(self, split: str) -> Iterator[Batch]:
+        images, labels, index = self._eval_source(split)
+        bs = self.spec.batch_size
+        for i in range(math.ceil(len(index) / bs)):
+            idx = index[i * bs : (i + 1) * bs]
+            yield self.make_batch(images[idx], labels[idx], split, 0, i)
+
+    def make_batch(self, images: np.ndarray, labels: np.ndarray, split: str, epoch: int, index: int) -> Batch:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {
+            "dataset": self.dataset.name,
+            "location": self.dataset.location,
+            "train_samples": int(len(self.train_index)),
+            **{f"{s}_samples": self.n_eval_samples(s) for s in self.splits},
+        }
+
+
+class FlatImageData(ImageData):
+    """Pixels in [0, 1], flattened, the same image at every step (fc_mnist)."""
+
+    def make_batch(self, images, labels, split, epoch, index) -> Batch:
+        x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+        return Batch(x=x, y=labels, static=True)
+
+
+class PoissonImageData(ImageData):
+    """Each pixel p becomes a Bernoulli(p) spike at every step (fc_mnist_poisson)."""
+
+    def make_batch(self, images, labels, split, epoch, index) -> Batch:
+        p = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+        gen = rng.stream(self.spec.seed, f"poisson-{split}", epoch, index)
+        x = (gen.random((self.spec.T,) + p.shape, dtype=np.float32) < p).astype(np.float32)
+        return Batch(x=x, y=labels, static=False)
+
+
+class AugmentedImageData(ImageData):
+    """dsrn_tdbn: a seeded validation split, random flip and padded crop for
+    training, normalisation with the task's mean and std everywhere."""
+
+    splits = ("val", "test")
+
+    def __init__(self, spec: DSRNSpec, dataset: ImageDataset):
+        super().__init__(spec, dataset)
+        n = len(dataset.train_images)
+        n_val = min(spec.validation_size, n // 2)
+        perm = rng.stream(spec.seed, "validation-split").permutation(n)
+        self.val_index = np.sort(perm[:n_val])[: _limit(n_val, spec.limit_test)]
+        train = np.sort(perm[n_val:])
+        self.train_index = train[: _limit(len(train), spec.limit_train)]
+
+    def _eval_source(self, split):
+        if split == "val":
+            return self.dataset.train_images, self.dataset.train_labels, self.val_index
+        return super()._eval_source(split)
+
+    def make_batch(self, images, labels, split, epoch, index) -> Batch:
+        spec: DSRNSpec = self.spec  # type: ignore[assignment]
+        x = images.astype(np.float32) / np.float32(255.0)
+        if split == "train":
+            x = self.augment(x, rng.stream(spec.seed, "augment", epoch, index))
+        x = (x - np.float32(spec.mean)) / np.float32(spec.std)
+        return Batch(x=x[:, None, :, :].astype(np.float32), y=labels, static=True)
+
+    def augment(self, x: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+        """Random crop of the zero-padded image, then random horizontal flip."""
+        pad = self.spec.pad  # type: ignore[attr-defined]
+        n, h, w = x.shape
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+        dy = gen.integers(0, 2 * pad + 1, size=n)
+        dx = gen.integers(0, 2 * pad + 1, size=n)
+        flip = gen.random(n) < 0.5
+        rows = dy[:, None] + np.arange(h)[None, :]
+        cols = dx[:, None] + np.arange(w)[None, :]
+        cols = np.where(flip[:, None], cols[:, ::-1], cols)
+        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> TaskData:
+    """The data pipeline of ``spec``."""
+    if isinstance(spec, SyntheticSpec):
+        return SyntheticData(spec)
+    dataset = load_dataset(spec.dataset, data_dir, allow_download=allow_download)  # type: ignore[attr-defined]
+    if isinstance(spec, FCMnistSpec):
+        return FlatImageData(spec, dataset)
+    if isinstance(spec, FCPoissonSpec):
+        return PoissonImageData(spec, dataset)
+    if isinstance(spec, DSRNSpec):
+        return AugmentedImageData(spec, dataset)
+    raise TypeError(f"no data pipeline for {type(spec).__name__}")

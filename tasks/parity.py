@@ -1,0 +1,269 @@
+"""``python -m tasks.parity``: prove every backend computes the same thing.
+
+For each task x backend, on a small *parity case* (the task's network at a
+reduced size, fresh random inputs, weights scaled where needed so every layer
+fires), it reports:
+
+* ``spike_mismatches``: spikes that differ from :mod:`tasks.reference`
+  (float64 NumPy), over every layer, step and sample, with tdBN in training
+  mode (batch statistics) and in evaluation mode (running statistics);
+* ``membrane_rel``: the largest membrane difference from the reference,
+  relative to the layer's largest membrane magnitude;
+* ``gradient_rel``: the largest gradient difference from ``stbp`` after one
+  backward pass on the same batch, relative to the largest ``stbp`` gradient
+  of the same tensor;
+* ``loss_curve_rel``: the largest relative difference of the losses of a
+  short training run (20 Adam steps on fixed batches) from ``stbp``'s.
+
+Runs in float64 wherever the framework can (PyTorch on the CPU, JAX with
+x64); otherwise float32 with looser tolerances.  It exits non-zero when any
+tolerance is exceeded.  A backend whose library computes something different
+declares that in its capability table (``differences`` and
+``parity_tolerances``); the row is then judged by the declared bound and
+marked as a documented difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import backends as registry
+
+from . import reference, rng
+from .data import Batch
+from .errors import BackendUnavailable, SpikebenchError
+from .result import write_atomic
+from .run import OneLineParser
+from .specs import TASKS, TaskSpec, get_spec
+from .weights import Weights, initial_weights, trainable_names
+
+TOLERANCES = {
+    "fp64": {"spike_mismatches": 0, "membrane_rel": 1e-9, "gradient_rel": 1e-6, "loss_curve_rel": 1e-6},
+    "fp32": {"spike_mismatches": 0, "membrane_rel": 1e-5, "gradient_rel": 1e-4, "loss_curve_rel": 1e-4},
+}
+TRAINING_STEPS = 20
+
+# Each parity case: the task at a small size, and gains on linear/conv weights
+# so that every layer fires at a useful rate (a layer that never spikes
+# proves nothing about resets or surrogates).
+CASES: dict[str, tuple[dict, dict[str, float]]] = {
+    "synthetic": ({"T": 100, "batch_size": 16, "input_probability": 0.05}, {}),
+    "fc_mnist": ({"T": 8, "batch_size": 16}, {"fc1.weight": 2.0, "fc2.weight": 2.0}),
+    "fc_mnist_poisson": ({"T": 30, "batch_size": 16}, {"fc1.weight": 50.0, "fc2.weight": 100.0}),
+    "dsrn_tdbn": ({"T": 3, "batch_size": 4, "width": 1 / 16}, {}),
+}
+
+
+@dataclass
+class ParityCase:
+    spec: TaskSpec
+    weights: Weights
+    batches: list[Batch]  # batches[0] is compared; all are used for the training run
+
+
+def random_batch(spec: TaskSpec, gen: np.random.Generator) -> Batch:
+    """Fresh random inputs of the task's kind (no data set needed)."""
+    B = spec.batch_size
+    y = gen.integers(0, spec.n_classes, size=B)
+    name = spec.name
+    if name == "synthetic":
+        x = (gen.random((spec.T, B, spec.n_in)) < spec.input_probability).astype(np.float32)  # type: ignore[attr-defined]
+        return Batch(x, y, static=False)
+    if name == "fc_mnist":
+        return Batch(gen.random((B, 784)).astype(np.float32), y, static=True)
+    if name == "fc_mnist_poisson":
+        p = gen.random((B, 784))
+        return Batch((gen.random((spec.T, B, 784)) < p).astype(np.float32), y, static=False)
+    if name == "dsrn_tdbn":
+        return Batch(gen.standard_normal((B, 1, 28, 28)).astype(np.float32), y, static=True)
+    raise KeyError(name)
+
+
+def parity_case(task: str, seed: int = 0) -> ParityCase:
+    overrides, gains = CASES[task]
+    spec = get_spec(task, seed=seed).with_overrides(**overrides)
+    weights = initial_weights(spec)
+    for name, gain in gains.items():
+        weights[name] = weights[name] * gain
+    gen = rng.stream(seed, f"parity-{task}")
+    batches = [random_batch(spec, gen) for _ in range(TRAINING_STEPS)]
+    return ParityCase(spec, weights, batches)
+
+
+@dataclass
+class ParityRow:
+    task: str
+    backend: str
+    precision: str = "fp64"
+    status: str = "ok"  # ok | fail | unavailable | error
+    message: str = ""
+    spike_mismatches: int | None = None
+    spikes_compared: int | None = None
+    membrane_rel: float | None = None
+    gradient_rel: float | None = None
+    loss_curve_rel: float | None = None
+    tolerances: dict = field(default_factory=dict)
+    documented_difference: str = ""
+    failures: list[str] = field(default_factory=list)
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max |b| (0 when both are zero)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = float(np.abs(b).max()) if b.size else 0.0
+    diff = float(np.abs(a - b).max()) if b.size else 0.0
+    if scale == 0.0:
+        return 0.0 if diff == 0.0 else float("inf")
+    return diff / scale
+
+
+def compare_forward(case: ParityCase, backend) -> tuple[int, int, float]:
+    """Spike mismatches, spikes compared and membrane difference, in both tdBN modes."""
+    mismatches = compared = 0
+    worst = 0.0
+    batch = case.batches[0]
+    for batch_statistics in (True, False):
+        ref = reference.forward(case.spec, case.weights, batch, batch_statistics=batch_statistics)
+        out = backend.evaluate(batch, record=True, batch_statistics=batch_statistics)
+        for layer in case.spec.layer_names():
+            got, want = np.asarray(out.spikes[layer]), ref.spikes[layer]
+            if got.shape != want.shape:
+                raise ValueError(f"layer {layer}: spikes of shape {got.shape}, reference {want.shape}")
+            mismatches += int((got != want).sum())
+            compared += want.size
+            worst = max(worst, _rel(out.membranes[layer], ref.membranes[layer]))
+    return mismatches, compared, worst
+
+
+def loss_curve(backend, batches: list[Batch]) -> np.ndarray:
+    return np.array([backend.train_step(b) for b in batches])
+
+
+def check_backend(task: str, name: str, precision: str = "fp64", seed: int = 0) -> ParityRow:
+    """Parity of backend ``name`` on ``task`` (``stbp`` is the gradient reference)."""
+    row = ParityRow(task=task, backend=name, precision=precision)
+    try:
+        cls = registry.load(name)
+    except BackendUnavailable as exc:
+        row.status, row.message = "unavailable", str(exc)
+        return row
+    caps = cls.capabilities()
+    if task not in caps.tasks:
+        row.status, row.message = "unavailable", f"{name} does not implement {task}"
+        return row
+    if precision not in caps.precisions:
+        precision = row.precision = "fp32"
+    tolerances = dict(TOLERANCES[precision])
+    declared = caps.parity_tolerances.get(task, {})
+    tolerances.update(declared)
+    row.tolerances = tolerances
+    if declared:
+        row.documented_difference = caps.differences.get(task) or caps.differences.get("all", "")
+
+    case = parity_case(task, seed)
+    stbp_cls = registry.load("stbp")
+    try:
+        backend = cls(case.spec, case.weights, device="cpu", precision=precision)
+        row.spike_mismatches, row.spikes_compared, row.membrane_rel = compare_forward(case, backend)
+        grads = backend.gradients(case.batches[0])
+        stbp = stbp_cls(case.spec, case.weights, device="cpu", precision="fp64")
+        want = stbp.gradients(case.batches[0])
+        missing = sorted(set(trainable_names(case.weights)) - set(grads))
+        if missing:
+            raise ValueError(f"no gradient returned for {missing}")
+        row.gradient_rel = max(_rel(grads[k], want[k]) for k in want)
+        got_curve = loss_curve(backend, case.batches)
+        want_curve = loss_curve(stbp, case.batches)
+        row.loss_curve_rel = float(np.max(np.abs(got_curve - want_curve) / np.maximum(np.abs(want_curve), 1e-300)))
+    except Exception as exc:  # a broken backend is a row of the matrix, not a crash
+        row.status, row.message = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return row
+    for key, limit in tolerances.items():
+        value = getattr(row, key)
+        if value is None or value > limit:
+            row.failures.append(f"{key} {value:.3g} > {limit:g}")
+    if row.failures:
+        row.status = "fail"
+        row.message = "; ".join(row.failures)
+    return row
+
+
+def format_table(rows: list[ParityRow]) -> str:
+    head = ["task", "backend", "prec", "spike mismatches", "membrane rel", "gradient rel", "loss curve rel", "status"]
+    lines = []
+    for r in rows:
+        fmt = lambda v: "-" if v is None else f"{v:.2e}"  # noqa: E731
+        mism = "-" if r.spike_mismatches is None else f"{r.spike_mismatches}/{r.spikes_compared}"
+        status = r.status + (" (documented difference)" if r.documented_difference and r.status == "ok" else "")
+        if r.status in ("unavailable", "error"):
+            status += f": {r.message}"
+        lines.append([r.task, r.backend, r.precision, mism, fmt(r.membrane_rel), fmt(r.gradient_rel),
+                      fmt(r.loss_curve_rel), status])
+    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(head)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip() for l in lines]
+    return "\n".join(out)
+
+
+def _run_child(task_names: list[str], name: str, seed: int) -> list[ParityRow]:
+    """One backend in its own process (variants set environment variables before import)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        argv = [sys.executable, "-m", "tasks.parity", "--child", "--task", ",".join(task_names),
+                "--backend", name, "--seed", str(seed), "--json", str(out)]
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL)
+        if out.exists():
+            return [ParityRow(**r) for r in json.loads(out.read_text())["rows"]]
+        return [ParityRow(task=t, backend=name, status="error",
+                          message=f"parity process ended with exit status {proc.returncode}") for t in task_names]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = OneLineParser(prog="python -m tasks.parity", description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", default="all", help=f"a task, a comma list or 'all' ({', '.join(TASKS)})")
+    p.add_argument("--backend", default="all", help="a backend, a comma list or 'all'")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (for the report)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    try:
+        task_names = list(TASKS) if args.task == "all" else [t.strip() for t in args.task.split(",")]
+        for t in task_names:
+            if t not in TASKS:
+                raise SpikebenchError(f"unknown task {t!r}; valid tasks: {', '.join(TASKS)}")
+        from .run import resolve_backends
+
+        names = resolve_backends(args.backend)
+    except SpikebenchError as exc:
+        sys.stderr.write(f"spikebench: error: {exc}\n")
+        return 2
+
+    if args.child:
+        rows = [check_backend(t, names[0], seed=args.seed) for t in task_names]
+    else:
+        rows = []
+        for name in names:
+            if not registry.availability(name)[0]:
+                rows += [check_backend(t, name) for t in task_names]  # unavailable rows, at once
+            else:
+                rows += _run_child(task_names, name, args.seed)
+        print(format_table(rows))
+    if args.json:
+        write_atomic(args.json, json.dumps({"tolerances": TOLERANCES, "rows": [asdict(r) for r in rows]}, indent=1))
+    failed = [r for r in rows if r.status in ("fail", "error")]
+    if failed and not args.child:
+        sys.stderr.write(f"spikebench: parity failed for {len(failed)} of {len(rows)} task x backend pairs\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""The result record: one run of one task on one backend, as JSON.
+
+It carries everything needed to defend the numbers in it: schema version,
+task, backend and variant, library versions, device, precision, seed, the
+full task configuration, metrics with their units, curves, wall times and a
+status (``ok``, ``unavailable``, ``oom``, ``diverged`` or ``error``) with a
+message.  It is written atomically (temporary file, then rename) and reads
+back into an equal object.  Non-finite numbers are stored as ``null`` so the
+file is standard JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "unavailable", "oom", "diverged", "error")
+
+
+def finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class Metric:
+    value: float | None
+    unit: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.value = finite_or_none(self.value)
+
+
+@dataclass
+class Curve:
+    """A series: ``y[i]`` measured at ``x[i]`` (a step or an epoch)."""
+
+    x_name: str
+    unit: str
+    x: list[float] = field(default_factory=list)
+    y: list[float | None] = field(default_factory=list)
+
+    def append(self, x: float, y: float | None) -> None:
+        self.x.append(x)
+        self.y.append(finite_or_none(y))
+
+
+@dataclass
+class LayerStat:
+    name: str
+    neurons: int
+    firing_rate: float | None
+
+
+@dataclass
+class Result:
+    task: str
+    backend: str  # registry name, e.g. "spikingjelly:torch"
+    status: str = "ok"
+    message: str = ""
+    schema_version: int = SCHEMA_VERSION
+    framework: str = ""  # e.g. "spikingjelly"
+    variant: str | None = None  # e.g. "torch"
+    versions: dict[str, str] = field(default_factory=dict)
+    device: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    seed: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    layers: list[LayerStat] = field(default_factory=list)
+    curves: dict[str, Curve] = field(default_factory=dict)
+    wall_times: dict[str, float] = field(default_factory=dict)  # seconds
+    data: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    # -- convenience ---------------------------------------------------------
+    def metric(self, name: str) -> float | None:
+        m = self.metrics.get(name)
+        return None if m is None else m.value
+
+    def set_metric(self, name: str, value: Any, unit: str, description: str = "") -> None:
+        self.metrics[name] = Metric(value, unit, description)
+
+    # -- JSON ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        data = dict(data)
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"result schema {version} is newer than this spikebench ({SCHEMA_VERSION})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["metrics"] = {k: Metric(**v) for k, v in data.get("metrics", {}).items()}
+        kwargs["curves"] = {k: Curve(**v) for k, v in data.get("curves", {}).items()}
+        kwargs["layers"] = [LayerStat(**v) for v in data.get("layers", [])]
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False, default=_json_default) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Result":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return write_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Result":
+        return cls.from_json(Path(path).read_text())
+
+
+def _json_default(value: Any) -> Any:
+    # NumPy scalars and arrays that slipped into config or extra.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in a result")
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path

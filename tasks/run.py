@@ -1,0 +1,282 @@
+"""``python -m tasks.run``: run tasks on backends and compare them.
+
+With no arguments it runs ``synthetic`` on every available backend, offline,
+and prints a comparison table.  Several backends run each in a process of
+its own, so one failing (or one needing an environment variable set before
+its framework is imported) cannot affect the others.
+
+Exit status: 0 when every run is ``ok``; 2 for bad input (one line on stderr,
+nothing written) or an explicitly named backend that is unavailable; 1 for a
+run that failed with an error, 3 diverged, 4 out of device memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import backends as registry
+
+from .data import make_data
+from .errors import SpikebenchError, UsageError
+from .result import Result
+from .runner import RunConfig, failed_result, run
+from .specs import DATASETS, DEVICES, PRECISIONS, SURROGATE_CENTERS, TASKS, get_spec
+
+EXIT_CODES = {"ok": 0, "error": 1, "unavailable": 2, "diverged": 3, "oom": 4}
+
+# command-line flag -> task-spec field
+OVERRIDES = {
+    "T": "T",
+    "epochs": "epochs",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "seed": "seed",
+    "dataset": "dataset",
+    "limit_train": "limit_train",
+    "limit_test": "limit_test",
+    "width": "width",
+    "surrogate_center": "surrogate_center",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but errors are one line and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"spikebench: error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog="python -m tasks.run",
+        description="Run spikebench tasks on one or more backends and compare them.",
+    )
+    p.add_argument("--task", default="synthetic", help=f"one of: {', '.join(TASKS)} (default synthetic)")
+    p.add_argument("--backend", default="all", help="a backend, a comma list, or 'all' (default: all available)")
+    p.add_argument("--out", help="result file (.json, one backend) or directory (default results/<timestamp>/)")
+    p.add_argument("--list", action="store_true", help="list tasks and backends (and whether each is available)")
+    g = p.add_argument_group("task settings (defaults from the task spec)")
+    g.add_argument("--T", type=int, help="time steps")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--steps", type=int, help="stop after this many optimiser steps")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--seed", type=int, help="seed of weights, data order, augmentation and Poisson draws")
+    g.add_argument("--dataset", choices=DATASETS)
+    g.add_argument("--limit-train", type=int, metavar="N", help="use the first N training images")
+    g.add_argument("--limit-test", type=int, metavar="N", help="use the first N test (and validation) images")
+    g.add_argument("--width", type=float, metavar="F", help="channel multiplier of dsrn_tdbn (for CPU tests)")
+    g.add_argument("--surrogate-center", choices=SURROGATE_CENTERS, help="dsrn_tdbn: centre of the rectangular window")
+    r = p.add_argument_group("run settings")
+    r.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    r.add_argument("--device", choices=DEVICES, default="cpu")
+    r.add_argument("--data-dir", help="where MNIST-format data sets are looked for first")
+    r.add_argument("--no-download", action="store_true", help="never download data sets")
+    r.add_argument("--tensorboard", metavar="DIR", help="write loss, accuracy and firing-rate scalars here")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def resolve_backends(text: str) -> list[str]:
+    if text == "all":
+        return registry.names()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"no backend given; valid backends: {', '.join(registry.names())}")
+    for name in names:
+        registry.entry(name)  # raises UsageError for unknown names
+    return names
+
+
+def file_name(task: str, backend: str) -> str:
+    return f"{task}-{backend.replace(':', '-')}.json"
+
+
+def output_paths(out: str | None, task: str, names: list[str]) -> dict[str, Path]:
+    if out and out.endswith(".json"):
+        if len(names) > 1:
+            raise UsageError("--out names one .json file, but several backends were asked for; give a directory")
+        return {names[0]: Path(out)}
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    directory = Path(out) if out else Path("results") / stamp
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--out {directory} exists and is not a directory")
+    return {name: directory / file_name(task, name) for name in names}
+
+
+def spec_overrides(args: argparse.Namespace) -> dict:
+    return {field: getattr(args, flag) for flag, field in OVERRIDES.items() if getattr(args, flag) is not None}
+
+
+def run_config(args: argparse.Namespace, backend: str) -> RunConfig:
+    return RunConfig(
+        backend=backend,
+        device=args.device,
+        precision=args.precision,
+        data_dir=args.data_dir,
+        allow_download=not args.no_download,
+        progress=not args.no_progress,
+        tensorboard=args.tensorboard,
+    )
+
+
+def child_argv(args: argparse.Namespace, backend: str, out: Path) -> list[str]:
+    argv = [sys.executable, "-m", "tasks.run", "--child", "--task", args.task, "--backend", backend, "--out", str(out)]
+    argv += ["--precision", args.precision, "--device", args.device]
+    for flag in OVERRIDES:
+        value = getattr(args, flag)
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    for flag in ("data_dir", "tensorboard"):
+        if getattr(args, flag):
+            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    if args.no_download:
+        argv.append("--no-download")
+    if args.no_progress:
+        argv.append("--no-progress")
+    return argv
+
+
+def run_in_child(args, spec, name: str, path: Path) -> Result:
+    """Run one backend in its own process; a crash becomes an ``error`` result."""
+    proc = subprocess.run(child_argv(args, name, path), stdout=sys.stderr, stderr=None)
+    if path.exists():
+        try:
+            return Result.load(path)
+        except (ValueError, KeyError, json.JSONDecodeError):
+            pass
+    message = f"the backend's process ended with exit status {proc.returncode} and wrote no result"
+    result = failed_result(spec, run_config(args, name), "error", message)
+    result.save(path)
+    return result
+
+
+# ------------------------------------------------------------------ output
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def comparison_table(results: list[Result]) -> str:
+    header = ["backend", "status", "accuracy", "ties", "final loss", "firing rate", "train s", "samples/s", "peak MiB"]
+    rows = []
+    for r in results:
+        if r.status != "ok":
+            rows.append([r.backend, r.status, r.message[:70]])
+            continue
+        peak = r.metric("peak_device_memory")
+        rows.append([
+            r.backend,
+            r.status,
+            _fmt(r.metric("accuracy"), ".4f"),
+            _fmt(r.metric("tie_rate"), ".3f"),
+            _fmt(r.metric("final_train_loss"), ".4g"),
+            _fmt(r.metric("firing_rate_mean"), ".4f"),
+            _fmt(r.metric("train_time"), ".1f"),
+            _fmt(r.metric("train_throughput"), ".0f"),
+            _fmt(None if peak is None else peak / 2**20, ".0f"),
+        ])
+    widths = [len(h) for h in header]
+    for row in rows:
+        if len(row) == len(header):
+            widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    for row in rows:
+        if len(row) == len(header):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        else:
+            lines.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2]]))
+    return "\n".join(lines)
+
+
+def print_list() -> None:
+    print("tasks:")
+    for name, cls in TASKS.items():
+        spec = cls()
+        extra = f", dataset {spec.dataset}" if hasattr(spec, "dataset") else ""
+        print(f"  {name:18s} {cls.description} (T={spec.T}, batch {spec.batch_size}{extra})")
+    print("backends:")
+    for name in registry.names():
+        ok, why = registry.availability(name)
+        e = registry.entry(name)
+        print(f"  {name:18s} {'available  ' if ok else 'unavailable'} {e.description}")
+        if not ok:
+            print(f"  {'':18s} ({why})")
+            continue
+        try:
+            caps = registry.load(name).capabilities()
+        except Exception as exc:  # listing must not fail because one backend does
+            print(f"  {'':18s} (cannot load: {exc})")
+            continue
+        print(f"  {'':18s} tasks: {', '.join(caps.tasks)}; devices: {', '.join(caps.devices)}")
+        for part, how in caps.components.items():
+            print(f"  {'':18s}   {part}: {how}")
+        for part, diff in caps.differences.items():
+            print(f"  {'':18s}   differs, {part}: {diff}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except SpikebenchError as exc:
+        sys.stderr.write(f"spikebench: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("spikebench: interrupted\n")
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.list:
+        print_list()
+        return 0
+    spec = get_spec(args.task, **spec_overrides(args))
+    names = resolve_backends(args.backend)
+    paths = output_paths(args.out, spec.name, names)
+    explicit = args.backend != "all"
+
+    if len(names) == 1:
+        name = names[0]
+        data = None
+        if registry.availability(name)[0]:
+            data = make_data(spec, args.data_dir, not args.no_download)  # bad data: exit 2, nothing written
+        result = run(spec, run_config(args, name), data=data)  # an unavailable backend returns at once
+        path = result.save(paths[name])
+        if not args.child:
+            print(comparison_table([result]))
+            print(f"result: {path}")
+        if result.status == "unavailable":
+            sys.stderr.write(f"spikebench: {result.message}\n")
+            return 2 if explicit else 0
+        if result.status != "ok":
+            sys.stderr.write(f"spikebench: {name} {result.status}: {result.message}\n")
+        return EXIT_CODES[result.status]
+
+    make_data(spec, args.data_dir, not args.no_download)  # check the data once, before any process starts
+    results = []
+    for name in names:
+        if not registry.availability(name)[0]:
+            result = run(spec, run_config(args, name))  # returns the unavailable record at once
+            result.save(paths[name])
+        else:
+            sys.stderr.write(f"spikebench: running {spec.name} on {name}\n")
+            result = run_in_child(args, spec, name, paths[name])
+        results.append(result)
+    print(comparison_table(results))
+    print(f"results: {paths[names[0]].parent}")
+    codes = [EXIT_CODES[r.status] for r in results if r.status != "unavailable" or explicit]
+    return next((c for c in codes if c != 0), 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

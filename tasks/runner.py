@@ -1,0 +1,352 @@
+"""Train and evaluate one task on one backend; return a :class:`Result`.
+
+This is the one training loop of spikebench: every backend is driven by it
+(the command line, the asv suite and the sweeps all call :func:`run`), so
+data order, learning-rate schedule, early stopping and metric computation are
+identical for all of them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__
+from .data import TaskData, make_data
+from .errors import BackendUnavailable, DeviceOutOfMemory, Diverged
+from .metrics import EvalAccumulator
+from .result import Curve, LayerStat, Result
+from .specs import PRECISIONS, TaskSpec
+from .weights import initial_weights
+
+FRACTION = "fraction"
+RATE_UNIT = "spikes/neuron/step"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run (as opposed to what: that is the task spec)."""
+
+    backend: str
+    device: str = "cpu"
+    precision: str = "fp32"
+    data_dir: str | None = None
+    allow_download: bool = True
+    progress: bool = True
+    tensorboard: str | None = None
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def project_commit() -> str | None:
+    """The git commit of the spikebench checkout, when it is one."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def host_info() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "spikebench_commit": project_commit(),
+    }
+
+
+def host_peak_rss_bytes() -> int:
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def new_result(spec: TaskSpec, config: RunConfig) -> Result:
+    framework, _, variant = config.backend.partition(":")
+    return Result(
+        task=spec.name,
+        backend=config.backend,
+        framework=framework,
+        variant=variant or None,
+        versions={"spikebench": __version__, "python": platform.python_version(), "numpy": np.__version__},
+        precision=config.precision,
+        seed=spec.seed,
+        config={"task": spec.to_dict(), "run": asdict(config)},
+        host=host_info(),
+        started_at=now(),
+    )
+
+
+class _Progress:
+    """tqdm bars when asked for and available; silent otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        try:
+            from tqdm import tqdm
+
+            self.tqdm = tqdm
+        except ImportError:  # pragma: no cover - tqdm is a dependency
+            self.enabled = False
+
+    def bar(self, total: int, desc: str):
+        if not self.enabled:
+            return None
+        return self.tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+class _Scalars:
+    """TensorBoard scalars (tensorboardX), or nothing."""
+
+    def __init__(self, logdir: str | None, name: str):
+        self.writer = None
+        if logdir:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(logdir=os.path.join(logdir, name))
+
+    def add(self, tag: str, value: float | None, step: int) -> None:
+        if self.writer is not None and value is not None and math.isfinite(value):
+            self.writer.add_scalar(tag, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def evaluate_split(backend, spec: TaskSpec, data: TaskData, split: str) -> EvalAccumulator:
+    acc = EvalAccumulator(spec)
+    for batch in data.eval_batches(split):
+        out = backend.evaluate(batch)
+        acc.add(out.loss, out.scores, batch.y, out.spike_counts)
+    return acc
+
+
+def run(spec: TaskSpec, config: RunConfig, data: TaskData | None = None, on_backend: Callable | None = None) -> Result:
+    """Run ``spec`` on ``config.backend`` and return the result (never raises for
+    backend failures: they become the result's status)."""
+    from backends import load  # no framework is imported by this
+
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}")
+    result = new_result(spec, config)
+    t_start = time.perf_counter()
+    try:
+        cls = load(config.backend)
+    except BackendUnavailable as exc:
+        return _finish(result, "unavailable", str(exc), t_start)
+    result.versions.update(_safe_versions(cls))
+    result.capabilities = cls.capabilities().to_dict()
+    if data is None:
+        data = make_data(spec, config.data_dir, config.allow_download)
+    result.data = data.describe()
+
+    backend = None
+    try:
+        try:
+            backend = cls(spec, initial_weights(spec), device=config.device, precision=config.precision)
+        except NotImplementedError as exc:
+            return _finish(result, "unavailable", str(exc) or f"{config.backend} cannot run {spec.name}", t_start)
+        result.device = backend.device_info()
+        result.wall_times["setup"] = time.perf_counter() - t_start
+        if on_backend is not None:
+            on_backend(backend)
+        _train(spec, config, backend, data, result)
+        result.status = "ok"
+    except Diverged as exc:
+        _finish(result, "diverged", str(exc), t_start)
+    except (DeviceOutOfMemory, MemoryError) as exc:
+        _finish(result, "oom", _one_line(exc), t_start)
+    except Exception as exc:  # a backend's failure is a result, not a crash
+        status = "oom" if backend is not None and backend.is_out_of_memory(exc) else "error"
+        result.extra["traceback"] = traceback.format_exc()
+        _finish(result, status, _one_line(exc), t_start)
+    finally:
+        if backend is not None:
+            try:
+                backend.close()
+            except Exception:
+                pass
+    if result.status == "ok":
+        _finish(result, "ok", "", t_start)
+    return result
+
+
+def failed_result(spec: TaskSpec, config: RunConfig, status: str, message: str) -> Result:
+    """A result for a run that never started (or whose process died)."""
+    return _finish(new_result(spec, config), status, message, time.perf_counter())
+
+
+def _safe_versions(cls) -> dict[str, str]:
+    try:
+        return dict(cls.versions())
+    except Exception as exc:  # versions are informative; never fail a run over them
+        return {"versions_error": _one_line(exc)}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+
+
+def _finish(result: Result, status: str, message: str, t_start: float) -> Result:
+    result.status = status
+    result.message = message
+    result.wall_times["total"] = time.perf_counter() - t_start
+    result.set_metric("host_peak_rss", host_peak_rss_bytes(), "bytes", "peak resident memory of the process")
+    result.finished_at = now()
+    return result
+
+
+def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: Result) -> None:
+    progress = _Progress(config.progress)
+    scalars = _Scalars(config.tensorboard, f"{spec.name}-{config.backend.replace(':', '-')}")
+    curves = {
+        "train_loss": Curve("step", "loss"),
+        "learning_rate": Curve("epoch", "1"),
+    }
+    x_name = "step" if spec.eval_every_steps else "epoch"
+    for split in data.splits:
+        curves[f"{split}_loss"] = Curve(x_name, "loss")
+        curves[f"{split}_accuracy"] = Curve(x_name, FRACTION)
+    result.curves = curves
+
+    target = spec.accuracy_target(getattr(spec, "dataset", None))
+    patience = getattr(spec, "patience", None)
+    every = spec.eval_every_steps
+    state = {"train_time": 0.0, "eval_time": 0.0, "time_to_accuracy": None, "last_test": None}
+
+    def evaluate_point(x: int, step: int) -> None:
+        """Evaluate every split; ``x`` is the epoch (or step, with eval_every_steps)."""
+        t0 = time.perf_counter()
+        for split in data.splits:
+            acc = evaluate_split(backend, spec, data, split)
+            summary = acc.summary()
+            curves[f"{split}_loss"].append(x, summary["loss"])
+            curves[f"{split}_accuracy"].append(x, summary["accuracy"])
+            scalars.add(f"{split}/loss", summary["loss"], step)
+            scalars.add(f"{split}/accuracy", summary["accuracy"], step)
+            if split == "test":
+                state["last_test"] = acc
+                for layer, rate in acc.layer_rates().items():
+                    scalars.add(f"firing_rate/{layer}", rate, step)
+                reached = target is not None and summary["accuracy"] >= target
+                if reached and state["time_to_accuracy"] is None:
+                    state["time_to_accuracy"] = state["train_time"]
+        state["eval_time"] += time.perf_counter() - t0
+
+    best_val, best_epoch, best_weights, bad_epochs = math.inf, -1, None, 0
+    samples = step = epochs_done = 0
+    last_loss = math.nan
+    backend.reset_peak_memory()
+
+    try:
+        for epoch in range(spec.epochs):
+            lr = spec.learning_rate(epoch)
+            backend.set_learning_rate(lr)
+            curves["learning_rate"].append(epoch, lr)
+            bar = progress.bar(data.n_train_batches(), f"{config.backend} {spec.name} epoch {epoch + 1}/{spec.epochs}")
+            t0 = time.perf_counter()
+            for batch in data.train_batches(epoch):
+                last_loss = backend.train_step(batch)
+                step += 1
+                samples += batch.size
+                curves["train_loss"].append(step, last_loss)
+                scalars.add("train/loss", last_loss, step)
+                if not math.isfinite(last_loss):
+                    raise Diverged(step, last_loss)
+                if bar is not None:
+                    bar.update(1)
+                    if step % 10 == 0:
+                        bar.set_postfix(loss=f"{last_loss:.4f}")
+                if every and step % every == 0:
+                    state["train_time"] += time.perf_counter() - t0
+                    evaluate_point(step, step)
+                    t0 = time.perf_counter()
+                if spec.steps is not None and step >= spec.steps:
+                    break
+            state["train_time"] += time.perf_counter() - t0
+            if bar is not None:
+                bar.close()
+            epochs_done = epoch + 1
+            if not every:
+                evaluate_point(epoch + 1, step)
+            elif step % every:
+                evaluate_point(step, step)
+
+            if "val" in data.splits:
+                val_loss = curves["val_loss"].y[-1]
+                if val_loss is not None and val_loss < best_val:
+                    best_val, best_epoch, bad_epochs = val_loss, epoch + 1, 0
+                    best_weights = backend.get_weights()
+                else:
+                    bad_epochs += 1
+                    if patience is not None and bad_epochs >= patience:
+                        break
+            if spec.steps is not None and step >= spec.steps:
+                break
+    finally:
+        scalars.close()
+
+    train_time, eval_time = state["train_time"], state["eval_time"]
+    time_to_accuracy, last_test = state["time_to_accuracy"], state["last_test"]
+    if best_weights is not None and best_epoch != epochs_done:
+        backend.set_weights(best_weights)
+        t0 = time.perf_counter()
+        last_test = evaluate_split(backend, spec, data, "test")
+        eval_time += time.perf_counter() - t0
+
+    summary = last_test.summary()
+    layer_rates = last_test.layer_rates()
+    result.layers = [
+        LayerStat(layer.name, layer.size, layer_rates[layer.name]) for layer in spec.layers()
+    ]
+    m = result.set_metric
+    m("accuracy", summary["accuracy"], FRACTION, "test accuracy; a sample tied among k top classes counts 1/k")
+    m("tie_rate", summary["tie_rate"], FRACTION, "test samples with more than one class at the top")
+    m("accuracy_first_index", summary["accuracy_first_index"], FRACTION, "test accuracy, ties to the lowest index")
+    m("test_loss", summary["loss"], "loss")
+    m("final_train_loss", last_loss, "loss", "loss of the last training step")
+    m("firing_rate_mean", summary["firing_rate_mean"], RATE_UNIT, "mean over spiking layers of each layer's rate")
+    m("firing_rate_overall", summary["firing_rate_overall"], RATE_UNIT, "all spikes over all neuron-steps")
+    m("steps", step, "steps")
+    m("epochs", epochs_done, "epochs")
+    m("train_time", train_time, "s", "wall time of the training loop (data path included, evaluation excluded)")
+    m("train_throughput", samples / train_time if train_time > 0 else None, "samples/s",
+      "training samples over training wall time (one synchronisation per step)")
+    m("peak_device_memory", backend.peak_memory_bytes(), "bytes", "allocator peak over the whole run")
+    m("time_to_accuracy", time_to_accuracy, "s",
+      f"training wall time until test accuracy first reached {target}" if target is not None else "no target")
+    if best_epoch > 0:
+        m("best_val_loss", best_val, "loss")
+        m("best_epoch", best_epoch, "epochs")
+    result.wall_times["train"] = train_time
+    result.wall_times["eval"] = eval_time
+    if target is not None:
+        result.extra["accuracy_target"] = target
