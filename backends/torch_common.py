@@ -130,9 +130,11 @@ class TorchBackend(Backend):
         self.model = self.build_model().to(device=self.torch_device, dtype=self.dtype)
         self.parameter_names = trainable_names(weights)
         self.set_weights(weights)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=spec.lr, betas=spec.adam_betas, eps=spec.adam_eps
-        )
+        groups = self.optimizer_groups()
+        for group in groups:
+            group.setdefault("lr_scale", 1.0)
+            group["lr"] = spec.lr * group["lr_scale"]
+        self.optimizer = torch.optim.Adam(groups, lr=spec.lr, betas=spec.adam_betas, eps=spec.adam_eps)
 
     # -- what a subclass provides -----------------------------------------------
     @abc.abstractmethod
@@ -154,6 +156,13 @@ class TorchBackend(Backend):
     def gradient_from_module(self, name: str, grad: np.ndarray) -> np.ndarray:
         """Gradient w.r.t. the module's tensor -> gradient w.r.t. the shared weight."""
         return self.from_module(name, grad)
+
+    def optimizer_groups(self) -> list[dict]:
+        """Adam parameter groups.  A group may carry ``lr_scale`` (its learning
+        rate is ``lr * lr_scale``, also after :meth:`set_learning_rate`) and its
+        own ``eps``: a library that stores a weight as ``c * w`` keeps Adam's
+        trajectory on ``w`` exactly with ``lr_scale = c`` and ``eps = eps / c``."""
+        return [{"params": list(self.model.parameters())}]
 
     @classmethod
     def framework_versions(cls) -> dict[str, str]:
@@ -250,7 +259,7 @@ class TorchBackend(Backend):
 
     def set_learning_rate(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
 
     def synchronize(self) -> None:
         if self.torch_device.type == "cuda":
