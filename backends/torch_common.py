@@ -287,4 +287,6 @@ class TorchBackend(Backend):
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float64).numpy()
+    """A float64 NumPy copy (never a view of a live tensor: weights kept for
+    early stopping must not change with training)."""
+    return t.detach().to("cpu", torch.float64, copy=True).numpy()

@@ -59,7 +59,7 @@ CASES: dict[str, tuple[dict, dict[str, float]]] = {
     "synthetic": ({"T": 100, "batch_size": 16, "input_probability": 0.05}, {}),
     "fc_mnist": ({"T": 8, "batch_size": 16}, {"fc1.weight": 2.0, "fc2.weight": 2.0}),
     "fc_mnist_poisson": ({"T": 30, "batch_size": 16}, {"fc1.weight": 50.0, "fc2.weight": 100.0}),
-    "dsrn_tdbn": ({"T": 3, "batch_size": 4, "width": 1 / 16}, {}),
+    "dsrn_tdbn": ({"T": 3, "batch_size": 4, "width": 1 / 16}, {"fc1.weight": 3.0, "fc2.weight": 3.0}),
 }
 
 
