@@ -142,6 +142,19 @@ class Backend(abc.ABC):
         """Change the optimiser's learning rate."""
 
     # -- measurement -----------------------------------------------------------
+    def stage(self, batch: Batch) -> Any:
+        """Copy ``batch`` to the device once, for timing loops.
+
+        What it returns is accepted by :meth:`train_step` and :meth:`infer` in
+        place of a :class:`Batch`, so a timed step moves no input data.
+        """
+        return batch
+
+    def infer(self, batch: Any) -> None:
+        """Inference: one forward pass without gradients, results left on the
+        device (call :meth:`synchronize` to wait for it)."""
+        self.evaluate(batch)
+
     @abc.abstractmethod
     def synchronize(self) -> None:
         """Wait until the device has finished all queued work."""

@@ -34,6 +34,19 @@ from .base import Backend, EvalOutput
 
 
 @dataclass
+class StagedBatch:
+    """A batch already on the device (see ``Backend.stage``)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    static: bool
+
+    @property
+    def size(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
 class NetworkOutput:
     """What a network's forward returns (all time-major)."""
 
@@ -178,12 +191,21 @@ class TorchBackend(Backend):
             return cuda_device_info(self.torch_device)
         return cpu_device_info()
 
-    def _inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def stage(self, batch: Batch) -> StagedBatch:
         x = torch.from_numpy(np.ascontiguousarray(batch.x)).to(self.torch_device, self.dtype, non_blocking=True)
         y = torch.from_numpy(np.asarray(batch.y, dtype=np.int64)).to(self.torch_device, non_blocking=True)
-        return x, y
+        return StagedBatch(x, y, batch.static)
 
-    def _forward(self, batch: Batch, record: bool) -> tuple[NetworkOutput, torch.Tensor, torch.Tensor]:
+    def _inputs(self, batch: Batch | StagedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        staged = batch if isinstance(batch, StagedBatch) else self.stage(batch)
+        return staged.x, staged.y
+
+    def infer(self, batch: Batch | StagedBatch) -> None:
+        self.model.eval()
+        with torch.no_grad():
+            self._forward(batch, record=False)
+
+    def _forward(self, batch: Batch | StagedBatch, record: bool) -> tuple[NetworkOutput, torch.Tensor, torch.Tensor]:
         x, y = self._inputs(batch)
         with autocast(self.precision, self.torch_device):
             out = self.model(x, static=batch.static, record=record)

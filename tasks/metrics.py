@@ -41,6 +41,10 @@ class EvalAccumulator:
     scores: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
+    input_counts: np.ndarray | None = None  # non-zero inputs per position, for synaptic operations
+
+    def add_inputs(self, counts: np.ndarray) -> None:
+        self.input_counts = counts if self.input_counts is None else self.input_counts + counts
 
     def add(self, loss: float, scores: np.ndarray, labels: np.ndarray, spike_counts: dict[str, np.ndarray]) -> None:
         n = len(labels)
@@ -69,6 +73,20 @@ class EvalAccumulator:
 
     def layer_rates(self) -> dict[str, float]:
         return firing_rates(self.spec, self.spike_counts, self.samples)["layers"]
+
+    def activity(self) -> dict:
+        """Activation sparsity and synaptic operations per sample (NeuroBench's terms)."""
+        from .neuro import dense_operations, synaptic_operations
+
+        rates = firing_rates(self.spec, self.spike_counts, self.samples)
+        ops = synaptic_operations(self.spec, self.spike_counts, self.input_counts, self.samples)
+        return {
+            "activation_sparsity": 1.0 - rates["overall"],
+            "synops_ac": ops["ac"],
+            "synops_mac": ops["mac"],
+            "dense_mac": dense_operations(self.spec),
+            "per_layer": ops["per_layer"],
+        }
 
 
 def firing_rates(spec: TaskSpec, spike_counts: dict[str, np.ndarray], samples: int) -> dict:

@@ -56,6 +56,30 @@ class Curve:
 
 
 @dataclass
+class Timing:
+    """Repeated timings of one operation, in seconds; the median is the figure."""
+
+    samples: list[float]
+    median: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+    unit: str = "s"
+    what: str = ""
+
+    def __post_init__(self) -> None:
+        if self.samples and not self.median:
+            ordered = sorted(self.samples)
+            n = len(ordered)
+            self.median = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+            self.min, self.max = ordered[0], ordered[-1]
+
+    @property
+    def spread(self) -> float:
+        """max / min of the repeats."""
+        return self.max / self.min if self.min > 0 else float("inf")
+
+
+@dataclass
 class LayerStat:
     name: str
     neurons: int
@@ -66,6 +90,7 @@ class LayerStat:
 class Result:
     task: str
     backend: str  # registry name, e.g. "spikingjelly:torch"
+    kind: str = "training"  # "training" (tasks.run) or "measurement" (tasks.measure)
     status: str = "ok"
     message: str = ""
     schema_version: int = SCHEMA_VERSION
@@ -80,6 +105,7 @@ class Result:
     metrics: dict[str, Metric] = field(default_factory=dict)
     layers: list[LayerStat] = field(default_factory=list)
     curves: dict[str, Curve] = field(default_factory=dict)
+    timings: dict[str, Timing] = field(default_factory=dict)
     wall_times: dict[str, float] = field(default_factory=dict)  # seconds
     data: dict[str, Any] = field(default_factory=dict)
     host: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +140,7 @@ class Result:
         kwargs["metrics"] = {k: Metric(**v) for k, v in data.get("metrics", {}).items()}
         kwargs["curves"] = {k: Curve(**v) for k, v in data.get("curves", {}).items()}
         kwargs["layers"] = [LayerStat(**v) for v in data.get("layers", [])]
+        kwargs["timings"] = {k: Timing(**v) for k, v in data.get("timings", {}).items()}
         return cls(**kwargs)
 
     def to_json(self) -> str:

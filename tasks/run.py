@@ -55,17 +55,12 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
-        prog="python -m tasks.run",
-        description="Run spikebench tasks on one or more backends and compare them.",
-    )
-    p.add_argument("--task", default="synthetic", help=f"one of: {', '.join(TASKS)} (default synthetic)")
-    p.add_argument("--backend", default="all", help="a backend, a comma list, or 'all' (default: all available)")
-    p.add_argument("--out", help="result file (.json, one backend) or directory (default results/<timestamp>/)")
-    p.add_argument("--list", action="store_true", help="list tasks and backends (and whether each is available)")
+def add_task_arguments(p: argparse.ArgumentParser, several_T: bool = False) -> None:
     g = p.add_argument_group("task settings (defaults from the task spec)")
-    g.add_argument("--T", type=int, help="time steps")
+    if several_T:
+        g.add_argument("--T", help="comma list of time steps, e.g. 1,2,4,8,16")
+    else:
+        g.add_argument("--T", type=int, help="time steps")
     g.add_argument("--epochs", type=int)
     g.add_argument("--steps", type=int, help="stop after this many optimiser steps")
     g.add_argument("--batch-size", type=int)
@@ -76,13 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--limit-test", type=int, metavar="N", help="use the first N test (and validation) images")
     g.add_argument("--width", type=float, metavar="F", help="channel multiplier of dsrn_tdbn (for CPU tests)")
     g.add_argument("--surrogate-center", choices=SURROGATE_CENTERS, help="dsrn_tdbn: centre of the rectangular window")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("run settings")
     r.add_argument("--precision", choices=PRECISIONS, default="fp32")
     r.add_argument("--device", choices=DEVICES, default="cpu")
     r.add_argument("--data-dir", help="where MNIST-format data sets are looked for first")
     r.add_argument("--no-download", action="store_true", help="never download data sets")
-    r.add_argument("--tensorboard", metavar="DIR", help="write loss, accuracy and firing-rate scalars here")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog="python -m tasks.run",
+        description="Run spikebench tasks on one or more backends and compare them.",
+    )
+    p.add_argument("--task", default="synthetic", help=f"one of: {', '.join(TASKS)} (default synthetic)")
+    p.add_argument("--backend", default="all", help="a backend, a comma list, or 'all' (default: all available)")
+    p.add_argument("--out", help="result file (.json, one backend) or directory (default results/<timestamp>/)")
+    p.add_argument("--list", action="store_true", help="list tasks and backends (and whether each is available)")
+    add_task_arguments(p)
+    add_run_arguments(p)
+    p.add_argument("--tensorboard", metavar="DIR", help="write loss, accuracy and firing-rate scalars here")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -126,24 +137,31 @@ def run_config(args: argparse.Namespace, backend: str) -> RunConfig:
         data_dir=args.data_dir,
         allow_download=not args.no_download,
         progress=not args.no_progress,
-        tensorboard=args.tensorboard,
+        tensorboard=getattr(args, "tensorboard", None),
     )
 
 
-def child_argv(args: argparse.Namespace, backend: str, out: Path) -> list[str]:
-    argv = [sys.executable, "-m", "tasks.run", "--child", "--task", args.task, "--backend", backend, "--out", str(out)]
-    argv += ["--precision", args.precision, "--device", args.device]
+def forwarded_arguments(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> list[str]:
+    """The task and run settings of ``args`` as command-line arguments again."""
+    argv = ["--precision", args.precision, "--device", args.device]
     for flag in OVERRIDES:
-        value = getattr(args, flag)
+        value = None if flag in skip else getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
-    for flag in ("data_dir", "tensorboard"):
-        if getattr(args, flag):
-            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
     if args.no_download:
         argv.append("--no-download")
     if args.no_progress:
         argv.append("--no-progress")
+    return argv
+
+
+def child_argv(args: argparse.Namespace, backend: str, out: Path) -> list[str]:
+    argv = [sys.executable, "-m", "tasks.run", "--child", "--task", args.task, "--backend", backend, "--out", str(out)]
+    argv += forwarded_arguments(args)
+    if args.tensorboard:
+        argv += ["--tensorboard", args.tensorboard]
     return argv
 
 

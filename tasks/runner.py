@@ -9,6 +9,7 @@ identical for all of them.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import platform
@@ -28,6 +29,7 @@ from . import __version__
 from .data import TaskData, make_data
 from .errors import BackendUnavailable, DeviceOutOfMemory, Diverged
 from .metrics import EvalAccumulator
+from .neuro import input_counts
 from .result import Curve, LayerStat, Result
 from .specs import PRECISIONS, TaskSpec
 from .weights import initial_weights
@@ -97,7 +99,8 @@ def new_result(spec: TaskSpec, config: RunConfig) -> Result:
         versions={"spikebench": __version__, "python": platform.python_version(), "numpy": np.__version__},
         precision=config.precision,
         seed=spec.seed,
-        config={"task": spec.to_dict(), "run": asdict(config)},
+        # stored as JSON types (tuples as lists) so a record equals itself read back
+        config=json.loads(json.dumps({"task": spec.to_dict(), "run": asdict(config)})),
         host=host_info(),
         started_at=now(),
     )
@@ -145,23 +148,39 @@ def evaluate_split(backend, spec: TaskSpec, data: TaskData, split: str) -> EvalA
     for batch in data.eval_batches(split):
         out = backend.evaluate(batch)
         acc.add(out.loss, out.scores, batch.y, out.spike_counts)
+        acc.add_inputs(input_counts(spec, batch))
     return acc
 
 
-def run(spec: TaskSpec, config: RunConfig, data: TaskData | None = None, on_backend: Callable | None = None) -> Result:
-    """Run ``spec`` on ``config.backend`` and return the result (never raises for
-    backend failures: they become the result's status)."""
+def run(spec: TaskSpec, config: RunConfig, data: TaskData | None = None) -> Result:
+    """Train and evaluate ``spec`` on ``config.backend``; never raises for a
+    backend's failure: it becomes the result's status."""
+    return execute(spec, config, lambda backend, d, result: _train(spec, config, backend, d, result), data)
+
+
+def execute(
+    spec: TaskSpec,
+    config: RunConfig,
+    body: Callable[[Any, TaskData, Result], None],
+    data: TaskData | None = None,
+    kind: str = "training",
+) -> Result:
+    """Load the backend, build it from the shared weights, call ``body`` and
+    turn whatever goes wrong into the result's status (``unavailable`` when the
+    framework is missing or the backend does not support the task, device or
+    precision; ``diverged``; ``oom``; ``error`` with the traceback kept)."""
     from backends import load  # no framework is imported by this
 
     if config.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
     result = new_result(spec, config)
+    result.kind = kind
     t_start = time.perf_counter()
     try:
         cls = load(config.backend)
     except BackendUnavailable as exc:
-        return _finish(result, "unavailable", str(exc), t_start)
-    result.versions.update(_safe_versions(cls))
+        return finish(result, "unavailable", str(exc), t_start)
+    result.versions.update(safe_versions(cls))
     result.capabilities = cls.capabilities().to_dict()
     if data is None:
         data = make_data(spec, config.data_dir, config.allow_download)
@@ -172,50 +191,59 @@ def run(spec: TaskSpec, config: RunConfig, data: TaskData | None = None, on_back
         try:
             backend = cls(spec, initial_weights(spec), device=config.device, precision=config.precision)
         except NotImplementedError as exc:
-            return _finish(result, "unavailable", str(exc) or f"{config.backend} cannot run {spec.name}", t_start)
+            return finish(result, "unavailable", str(exc) or f"{config.backend} cannot run {spec.name}", t_start)
         result.device = backend.device_info()
         result.wall_times["setup"] = time.perf_counter() - t_start
-        if on_backend is not None:
-            on_backend(backend)
-        _train(spec, config, backend, data, result)
-        result.status = "ok"
+        body(backend, data, result)
+        finish(result, "ok", "", t_start)
     except Diverged as exc:
-        _finish(result, "diverged", str(exc), t_start)
+        finish(result, "diverged", str(exc), t_start)
     except (DeviceOutOfMemory, MemoryError) as exc:
-        _finish(result, "oom", _one_line(exc), t_start)
+        finish(result, "oom", one_line(exc), t_start)
     except Exception as exc:  # a backend's failure is a result, not a crash
         status = "oom" if backend is not None and backend.is_out_of_memory(exc) else "error"
         result.extra["traceback"] = traceback.format_exc()
-        _finish(result, status, _one_line(exc), t_start)
+        finish(result, status, one_line(exc), t_start)
     finally:
         if backend is not None:
             try:
                 backend.close()
             except Exception:
                 pass
-    if result.status == "ok":
-        _finish(result, "ok", "", t_start)
     return result
 
 
-def failed_result(spec: TaskSpec, config: RunConfig, status: str, message: str) -> Result:
+def record_activity(result: Result, acc: EvalAccumulator) -> None:
+    """Sparsity and synaptic operations of an evaluated split, into ``result``."""
+    act = acc.activity()
+    m = result.set_metric
+    m("activation_sparsity", act["activation_sparsity"], FRACTION, "1 - spikes / neuron-steps, all spiking layers")
+    m("synops_ac", act["synops_ac"], "ops/sample", "accumulates: spikes arriving at synapses, per sample")
+    m("synops_mac", act["synops_mac"], "ops/sample", "multiply-accumulates: real inputs arriving at synapses, per sample")
+    m("dense_mac", act["dense_mac"], "ops/sample", "multiply-accumulates of the same network run densely")
+    result.extra["synops_per_layer"] = act["per_layer"]
+
+
+def failed_result(spec: TaskSpec, config: RunConfig, status: str, message: str, kind: str = "training") -> Result:
     """A result for a run that never started (or whose process died)."""
-    return _finish(new_result(spec, config), status, message, time.perf_counter())
+    result = new_result(spec, config)
+    result.kind = kind
+    return finish(result, status, message, time.perf_counter())
 
 
-def _safe_versions(cls) -> dict[str, str]:
+def safe_versions(cls) -> dict[str, str]:
     try:
         return dict(cls.versions())
     except Exception as exc:  # versions are informative; never fail a run over them
-        return {"versions_error": _one_line(exc)}
+        return {"versions_error": one_line(exc)}
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
 
 
-def _finish(result: Result, status: str, message: str, t_start: float) -> Result:
+def finish(result: Result, status: str, message: str, t_start: float) -> Result:
     result.status = status
     result.message = message
     result.wall_times["total"] = time.perf_counter() - t_start
@@ -335,6 +363,7 @@ def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: R
     m("final_train_loss", last_loss, "loss", "loss of the last training step")
     m("firing_rate_mean", summary["firing_rate_mean"], RATE_UNIT, "mean over spiking layers of each layer's rate")
     m("firing_rate_overall", summary["firing_rate_overall"], RATE_UNIT, "all spikes over all neuron-steps")
+    record_activity(result, last_test)
     m("steps", step, "steps")
     m("epochs", epochs_done, "epochs")
     m("train_time", train_time, "s", "wall time of the training loop (data path included, evaluation excluded)")

@@ -40,7 +40,11 @@ class SynapseInfo:
     """A synaptic layer (linear or convolution) and where its input comes from.
 
     ``source`` is the name of the spiking layer that feeds it, or ``"input"``
-    for the data.  The measurement code counts synaptic operations from this.
+    for the data.  ``inputs`` says what arrives: ``"spikes"`` (binary: each
+    spike costs accumulates), ``"real"`` (real values: each non-zero costs
+    multiply-accumulates) or ``"dense"`` (real values not observable from spike
+    counts, e.g. pooled rates: every element counted as a multiply-accumulate).
+    The measurement code counts synaptic operations from this.
     """
 
     name: str
@@ -51,6 +55,7 @@ class SynapseInfo:
     kernel: int = 1
     stride: int = 1
     padding: int = 0
+    inputs: str = "spikes"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,7 +230,7 @@ class FCMnistSpec(_ImageSpec):
 
     def synapses(self) -> list[SynapseInfo]:
         return [
-            SynapseInfo("fc1", "linear", "input", (self.n_in,), (self.n_hidden,)),
+            SynapseInfo("fc1", "linear", "input", (self.n_in,), (self.n_hidden,), inputs="real"),
             SynapseInfo("fc2", "linear", "lif1", (self.n_hidden,), (self.n_classes,)),
         ]
 
@@ -367,7 +372,7 @@ class DSRNSpec(_ImageSpec):
     def synapses(self) -> list[SynapseInfo]:
         size = self.image_size
         stem = self.channels(self.stem_channels)
-        out = [SynapseInfo("stem.conv", "conv", "input", (1, size, size), (stem, size, size), 3, 1, 1)]
+        out = [SynapseInfo("stem.conv", "conv", "input", (1, size, size), (stem, size, size), 3, 1, 1, "real")]
         source = "stem.lif"
         for b in self.blocks():
             in_shape = (b.in_channels, b.in_size, b.in_size)
@@ -377,7 +382,8 @@ class DSRNSpec(_ImageSpec):
             if b.has_projection:
                 out.append(SynapseInfo(f"{b.prefix}.shortcut.conv", "conv", source, in_shape, shape, 1, b.stride, 0))
             source = f"{b.prefix}.lif2"
-        out.append(SynapseInfo("fc1", "linear", source, (self.final_channels,), (self.hidden_units,)))
+        # fc1 reads the spatial mean of the last block's spikes: real-valued
+        out.append(SynapseInfo("fc1", "linear", source, (self.final_channels,), (self.hidden_units,), inputs="dense"))
         out.append(SynapseInfo("fc2", "linear", "fc1.lif", (self.hidden_units,), (self.n_classes,)))
         return out
 

@@ -1,0 +1,186 @@
+"""``python -m tasks.measure``: one measurement point (task x backend x settings).
+
+Every figure is taken the same way for every backend:
+
+* **timing** — the device is synchronised before and after each timed call;
+  after warm-up (at least two calls, so JAX has compiled) the call is repeated
+  ``--repeats`` times (at least 10) and the median is the figure, with min,
+  max and every sample kept in the result (``timings``);
+* **train step** — forward, backward and Adam on a batch already on the
+  device (``Backend.stage``): ``train_step_time`` and samples/s;
+* **inference** — one forward pass without gradients on a staged batch;
+* **epoch** — end to end: one epoch (or ``--epoch-steps`` batches) through the
+  NumPy data pipeline, the copy to the device and the step;
+* **memory** — the allocator's peak device memory, reset before and read after
+  (inference is measured first, then training: JAX's peak cannot be reset, so
+  each point runs in a fresh process and the training peak is the larger);
+  plus the host's peak resident memory;
+* **activity** — firing rate per layer, activation sparsity and synaptic
+  operations on the evaluation split, at the initial weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Callable, Sequence
+
+from .data import Batch, TaskData
+from .errors import SpikebenchError
+from .metrics import EvalAccumulator
+from .result import LayerStat, Result, Timing
+from .runner import RATE_UNIT, RunConfig, evaluate_split, execute, host_peak_rss_bytes, record_activity
+from .specs import TaskSpec, get_spec
+
+MEASURES = ("throughput", "memory", "epoch", "activity")
+MIN_REPEATS = 10
+MIN_WARMUP = 2
+
+
+def time_calls(call: Callable[[], object], synchronize: Callable[[], None], repeats: int, warmup: int) -> Timing:
+    """Median of ``repeats`` synchronised calls after ``warmup`` untimed ones."""
+    for _ in range(max(warmup, MIN_WARMUP)):
+        call()
+        synchronize()
+    samples = []
+    for _ in range(repeats):
+        synchronize()
+        t0 = time.perf_counter()
+        call()
+        synchronize()
+        samples.append(time.perf_counter() - t0)
+    return Timing(samples=samples)
+
+
+def first_batch(data: TaskData, split: str) -> Batch:
+    if split == "train":
+        return next(iter(data.train_batches(0)))
+    return next(iter(data.eval_batches(split)))
+
+
+def _measure(spec: TaskSpec, measures: set[str], repeats: int, warmup: int, epoch_steps: int | None,
+             backend, data: TaskData, result: Result) -> None:
+    m = result.set_metric
+    batch = first_batch(data, "train")
+    B = batch.size
+    if measures & {"throughput", "memory"}:
+        n = repeats if "throughput" in measures else 1
+        staged = backend.stage(first_batch(data, "test"))
+        backend.reset_peak_memory()
+        t = time_calls(lambda: backend.infer(staged), backend.synchronize, n, warmup)
+        m("peak_device_memory_inference", backend.peak_memory_bytes(), "bytes", "allocator peak over inference")
+        if "throughput" in measures:
+            t.what = "one forward pass without gradients, batch on the device"
+            result.timings["inference"] = t
+            m("inference_time", t.median, "s", "median over repeats; see timings for min and max")
+            m("inference_throughput", staged.size / t.median, "samples/s")
+        staged = backend.stage(batch)
+        backend.reset_peak_memory()
+        t = time_calls(lambda: backend.train_step(staged), backend.synchronize, n, warmup)
+        m("peak_device_memory", backend.peak_memory_bytes(), "bytes", "allocator peak over training steps")
+        if "throughput" in measures:
+            t.what = "forward, backward and Adam step, batch on the device"
+            result.timings["train_step"] = t
+            m("train_step_time", t.median, "s", "median over repeats; see timings for min and max")
+            m("train_step_throughput", B / t.median, "samples/s")
+            m("train_step_spread", t.spread, "max/min")
+    if "epoch" in measures:
+        steps = []
+        samples = 0
+        it = iter(data.train_batches(1))
+        backend.synchronize()
+        t_epoch = time.perf_counter()
+        while epoch_steps is None or len(steps) < epoch_steps:
+            t0 = time.perf_counter()
+            try:
+                b = next(it)  # the NumPy data path is part of what is timed
+            except StopIteration:
+                break
+            backend.train_step(b)  # returns the loss as a float: synchronised
+            steps.append(time.perf_counter() - t0)
+            samples += b.size
+        total = time.perf_counter() - t_epoch
+        if steps:
+            result.timings["epoch_step"] = Timing(samples=steps, what="one end-to-end step: batch made, copied, trained")
+            m("epoch_time", total, "s", f"{len(steps)} steps end to end, data path included")
+            m("epoch_throughput", samples / total, "samples/s")
+    if "activity" in measures:
+        acc: EvalAccumulator = evaluate_split(backend, spec, data, "test")
+        rates = acc.layer_rates()
+        result.layers = [LayerStat(l.name, l.size, rates[l.name]) for l in spec.layers()]
+        summary = acc.summary()
+        m("firing_rate_mean", summary["firing_rate_mean"], RATE_UNIT, "at the initial weights")
+        m("firing_rate_overall", summary["firing_rate_overall"], RATE_UNIT, "at the initial weights")
+        record_activity(result, acc)
+    m("host_peak_rss", host_peak_rss_bytes(), "bytes", "peak resident memory of the process")
+    result.extra["measures"] = sorted(measures)
+    result.extra["repeats"] = repeats
+    result.extra["warmup"] = max(warmup, MIN_WARMUP)
+
+
+def measure(spec: TaskSpec, config: RunConfig, measures: Sequence[str], repeats: int = MIN_REPEATS,
+            warmup: int = 3, epoch_steps: int | None = None, data: TaskData | None = None) -> Result:
+    """Measure one point; failures (OOM included) become the result's status."""
+    chosen = set(measures)
+    body = lambda backend, d, result: _measure(spec, chosen, repeats, warmup, epoch_steps, backend, d, result)  # noqa: E731
+    return execute(spec, config, body, data, kind="measurement")
+
+
+def parse_measures(text: str) -> list[str]:
+    chosen = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in chosen if m not in MEASURES]
+    if bad or not chosen:
+        raise SpikebenchError(f"unknown measure {', '.join(bad) or '(none)'}; choose from {', '.join(MEASURES)}")
+    return chosen
+
+
+def add_measure_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--measure", default="throughput,memory", help=f"comma list of {', '.join(MEASURES)}")
+    p.add_argument("--repeats", type=int, default=MIN_REPEATS, help=f"timed repeats (at least {MIN_REPEATS})")
+    p.add_argument("--warmup", type=int, default=3, help=f"untimed calls first (at least {MIN_WARMUP})")
+    p.add_argument("--epoch-steps", type=int, help="end-to-end steps for 'epoch' (default: a whole epoch)")
+
+
+def check_measure_arguments(args: argparse.Namespace) -> list[str]:
+    if args.repeats < MIN_REPEATS:
+        raise SpikebenchError(f"--repeats must be at least {MIN_REPEATS}, got {args.repeats}")
+    if args.warmup < 0 or (args.epoch_steps is not None and args.epoch_steps <= 0):
+        raise SpikebenchError("--warmup must be >= 0 and --epoch-steps > 0")
+    return parse_measures(args.measure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .run import EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, run_config, spec_overrides
+    import backends as registry
+
+    p = OneLineParser(prog="python -m tasks.measure", description="Measure one task on one backend.")
+    p.add_argument("--task", required=True)
+    p.add_argument("--backend", required=True)
+    p.add_argument("--out", required=True, help="result file (.json)")
+    add_task_arguments(p)
+    add_run_arguments(p)
+    add_measure_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        measures = check_measure_arguments(args)
+        spec = get_spec(args.task, **spec_overrides(args))
+        registry.entry(args.backend)
+        data = None
+        if registry.availability(args.backend)[0]:
+            from .data import make_data
+
+            data = make_data(spec, args.data_dir, not args.no_download)
+        result = measure(spec, run_config(args, args.backend), measures, args.repeats, args.warmup,
+                         args.epoch_steps, data)
+    except SpikebenchError as exc:
+        sys.stderr.write(f"spikebench: error: {exc}\n")
+        return exc.exit_code
+    result.save(args.out)
+    if result.status != "ok":
+        sys.stderr.write(f"spikebench: {args.backend} {result.status}: {result.message}\n")
+    return EXIT_CODES[result.status]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

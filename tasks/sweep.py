@@ -1,0 +1,152 @@
+"""``python -m tasks.sweep``: measurement points over backends and T.
+
+    python -m tasks.sweep --task dsrn_tdbn --backend all --T 1,2,4,8,16,32 --measure memory,throughput
+
+Each point (backend, T) runs ``python -m tasks.measure`` in a process of its
+own — a clean memory peak, and an out-of-memory or crash that takes only that
+point down — and writes one result file.  Running out of device memory is a
+recorded point (status ``oom``), not a failure of the sweep.  Points already
+done (a result with the same settings and status ``ok``, ``oom`` or
+``unavailable``) are skipped, so a killed sweep resumes where it stopped when
+it is run again with the same arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SpikebenchError
+from .measure import add_measure_arguments, check_measure_arguments
+from .result import Result
+from .run import (
+    EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, forwarded_arguments, resolve_backends,
+    run_config, spec_overrides,
+)
+from .runner import failed_result
+from .specs import get_spec
+
+DONE = ("ok", "oom", "unavailable")
+
+
+def parse_ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SpikebenchError(f"{what} must be a comma list of integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise SpikebenchError(f"{what} must be positive integers, got {text!r}")
+    return values
+
+
+def point_path(out: Path, task: str, backend: str, T: int) -> Path:
+    return out / f"{task}-{backend.replace(':', '-')}-T{T}.json"
+
+
+def is_done(path: Path, spec_dict: dict, measures: list[str], precision: str, device: str) -> bool:
+    """Whether ``path`` holds a finished point with exactly these settings."""
+    if not path.exists():
+        return False
+    try:
+        r = Result.load(path)
+    except Exception:  # an unreadable file is redone
+        return False
+    run = r.config.get("run", {})
+    return (
+        r.status in DONE
+        and r.config.get("task") == json.loads(json.dumps(spec_dict))  # tuples come back as lists
+        and run.get("precision") == precision
+        and run.get("device") == device
+        and (r.status != "ok" or set(measures) <= set(r.extra.get("measures", [])))
+    )
+
+
+def measure_argv(args, backend: str, T: int, path: Path, measures: list[str]) -> list[str]:
+    argv = [sys.executable, "-m", "tasks.measure", "--task", args.task, "--backend", backend, "--out", str(path)]
+    argv += forwarded_arguments(args, skip=("T",)) + ["--T", str(T), "--measure", ",".join(measures)]
+    argv += ["--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+    if args.epoch_steps:
+        argv += ["--epoch-steps", str(args.epoch_steps)]
+    return argv
+
+
+def table(results: dict[tuple[str, int], Result], names: list[str], Ts: list[int]) -> str:
+    """Rows: backends; columns: T; cells: train-step time and peak memory."""
+    head = ["backend"] + [f"T={T}" for T in Ts]
+    rows = []
+    for name in names:
+        row = [name]
+        for T in Ts:
+            r = results.get((name, T))
+            if r is None:
+                row.append("-")
+            elif r.status != "ok":
+                row.append(r.status)
+            else:
+                t = r.metric("train_step_time")
+                peak = r.metric("peak_device_memory")
+                parts = []
+                if t is not None:
+                    parts.append(f"{t * 1e3:.1f} ms")
+                if peak is not None:
+                    parts.append(f"{peak / 2**20:.0f} MiB")
+                row.append(" ".join(parts) or "ok")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = OneLineParser(prog="python -m tasks.sweep", description="Measure a task over backends and time steps.")
+    p.add_argument("--task", required=True)
+    p.add_argument("--backend", default="all", help="a backend, a comma list or 'all'")
+    p.add_argument("--out", help="directory for the points (default results/sweeps/<task>-<device>-<precision>)")
+    add_task_arguments(p, several_T=True)
+    add_run_arguments(p)
+    add_measure_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        measures = check_measure_arguments(args)
+        names = resolve_backends(args.backend)
+        base = get_spec(args.task, **{k: v for k, v in spec_overrides(args).items() if k != "T"})
+        Ts = parse_ints(args.T, "--T") if args.T else [base.T]
+    except SpikebenchError as exc:
+        sys.stderr.write(f"spikebench: error: {exc}\n")
+        return exc.exit_code
+    out = Path(args.out) if args.out else Path("results") / "sweeps" / f"{base.name}-{args.device}-{args.precision}"
+    out.mkdir(parents=True, exist_ok=True)
+
+    results: dict[tuple[str, int], Result] = {}
+    ran = skipped = 0
+    for name in names:
+        for T in Ts:
+            spec = base.with_overrides(T=T)
+            path = point_path(out, spec.name, name, T)
+            if is_done(path, spec.to_dict(), measures, args.precision, args.device):
+                results[(name, T)] = Result.load(path)
+                skipped += 1
+                continue
+            sys.stderr.write(f"spikebench: measuring {spec.name} on {name} at T={T}\n")
+            proc = subprocess.run(measure_argv(args, name, T, path, measures), stdout=sys.stderr)
+            try:
+                results[(name, T)] = Result.load(path)
+            except Exception:
+                # The process died without writing (killed by the kernel's OOM killer, a crash).
+                status = "oom" if proc.returncode in (-9, 137) else "error"
+                r = failed_result(spec, run_config(args, name), status,
+                                  f"the measurement process ended with exit status {proc.returncode}",
+                                  kind="measurement")
+                r.save(path)
+                results[(name, T)] = r
+            ran += 1
+    print(table(results, names, Ts))
+    print(f"points: {out} ({ran} measured, {skipped} already done)")
+    statuses = [r.status for r in results.values()]
+    return EXIT_CODES["error"] if any(s in ("error", "diverged") for s in statuses) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
