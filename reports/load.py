@@ -1,0 +1,186 @@
+"""Find and read the result records (and a parity file) under a directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tasks.result import Result
+
+
+class ReportError(Exception):
+    """Bad input: reported in one line, exit status 2, nothing written."""
+
+
+@dataclass
+class Loaded:
+    """One result record and where it came from."""
+
+    result: Result
+    path: str  # relative to the results directory, for display
+    mtime: float = 0.0
+
+    @property
+    def sort_time(self) -> tuple[str, float]:
+        """Newest last: the record's own start time, then the file's."""
+        return (self.result.started_at or "", self.mtime)
+
+
+@dataclass
+class Parity:
+    """Rows of ``python -m tasks.parity --json`` (merged over files)."""
+
+    rows: list[dict[str, Any]]
+    tolerances: dict[str, Any]
+    paths: list[str]
+
+
+@dataclass
+class Collection:
+    root: Path
+    results: list[Loaded] = field(default_factory=list)
+    parity: Parity | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_parity(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("rows"), list) and "tolerances" in data
+
+
+def _is_result(data: Any) -> bool:
+    return isinstance(data, dict) and "task" in data and "backend" in data
+
+
+def _json_files(root: Path) -> list[Path]:
+    """Every ``*.json`` under ``root``, skipping hidden files and directories."""
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(".json") and not name.startswith("."):
+                found.append(Path(directory) / name)
+    return found
+
+
+PARITY_NUMBERS = ("spike_mismatches", "spikes_compared", "membrane_rel", "gradient_rel", "loss_curve_rel")
+
+
+def _check_parity_rows(rows: list[Any]) -> None:
+    for row in rows:
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("task", "backend", "status")):
+            raise ValueError("a parity row lacks task, backend or status")
+        for key in PARITY_NUMBERS:
+            value = row.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"parity row {row['task']}/{row['backend']}: {key} is {value!r}")
+        tolerances = row.get("tolerances") or {}
+        if not isinstance(tolerances, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in tolerances.values()):
+            raise ValueError(f"parity row {row['task']}/{row['backend']}: tolerances are not numbers")
+
+
+def load_results(root: str | os.PathLike, warn: Callable[[str], None] | None = None) -> Collection:
+    """Read every result record under ``root``.
+
+    Raises :class:`ReportError` when ``root`` is missing, not a directory, or
+    holds no result record.  A file that cannot be read as a result (or parity)
+    record is skipped and reported through ``warn`` in one line.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise ReportError(f"results directory {root} does not exist")
+    if not root.is_dir():
+        raise ReportError(f"{root} is not a directory")
+    collection = Collection(root=root)
+    parity_files: list[tuple[float, str, dict]] = []
+
+    def skip(rel: str, why: str) -> None:
+        collection.skipped.append((rel, why))
+        if warn is not None:
+            warn(f"skipped {rel}: {why}")
+
+    for path in _json_files(root):
+        rel = path.relative_to(root).as_posix()
+        try:
+            text = path.read_text(encoding="utf-8")
+            mtime = path.stat().st_mtime
+        except (OSError, UnicodeDecodeError) as exc:
+            skip(rel, f"cannot read it ({_one_line(exc)})")
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            skip(rel, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})")
+            continue
+        if _is_parity(data):
+            try:
+                _check_parity_rows(data["rows"])
+            except ValueError as exc:
+                skip(rel, f"not a parity record ({exc})")
+                continue
+            parity_files.append((mtime, rel, data))
+            continue
+        if not _is_result(data):
+            skip(rel, "not a spikebench result or parity record")
+            continue
+        try:
+            result = Result.from_dict(data)
+            _check_result(result)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            skip(rel, f"not a valid result record ({_one_line(exc)})")
+            continue
+        collection.results.append(Loaded(result, rel, mtime))
+
+    if not collection.results:
+        if parity_files:
+            raise ReportError(f"no result records under {root} (only parity files); nothing to report")
+        raise ReportError(f"no result records (*.json from tasks.run, tasks.measure or tasks.sweep) under {root}")
+    if parity_files:
+        collection.parity = _merge_parity(parity_files)
+    return collection
+
+
+def _check_result(result: Result) -> None:
+    """The fields the report reads have the types it expects."""
+    if not isinstance(result.task, str) or not isinstance(result.backend, str):
+        raise ValueError("task and backend must be strings")
+    for name in ("config", "device", "versions", "host", "extra"):
+        if not isinstance(getattr(result, name), dict):
+            raise ValueError(f"{name} must be an object")
+    for name, curve in result.curves.items():
+        if len(curve.x) != len(curve.y):
+            raise ValueError(f"curve {name} has x and y of different lengths")
+        _numbers(curve.x, f"curve {name}")
+        _numbers([v for v in curve.y if v is not None], f"curve {name}")
+    _numbers([l.firing_rate for l in result.layers if l.firing_rate is not None], "layers")
+    for name, timing in result.timings.items():
+        _numbers(timing.samples + [timing.median, timing.min, timing.max], f"timing {name}")
+
+
+def _numbers(values: list, what: str) -> None:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{what} holds {v!r}, not a number")
+
+
+def _merge_parity(files: list[tuple[float, str, dict]]) -> Parity:
+    """Rows of several parity files; a later file (by time) wins for the same
+    task, backend and precision."""
+    rows: dict[tuple[str, str, str], dict] = {}
+    tolerances: dict[str, Any] = {}
+    paths = []
+    for _, rel, data in sorted(files, key=lambda f: (f[0], f[1])):
+        paths.append(rel)
+        if isinstance(data.get("tolerances"), dict):
+            tolerances.update(data["tolerances"])
+        for row in data["rows"]:
+            rows[(row["task"], row["backend"], row.get("precision", ""))] = row
+    return Parity(rows=list(rows.values()), tolerances=tolerances, paths=paths)
