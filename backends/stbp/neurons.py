@@ -4,7 +4,9 @@ Every function takes its input time-major, ``[T, B, ...]``, starts from zero
 state and returns the spikes ``[T, B, ...]`` and, with ``record=True``, the
 membrane compared with the threshold at each step (else ``None``).  Whether
 the reset carries gradient follows the task's reference implementation and is
-stated in each docstring.
+stated in each docstring.  The loops walk ``inputs.unbind(0)`` rather than
+indexing ``inputs[t]``: indexing makes the backward pass zero-fill a full
+``[T, ...]`` gradient per step (quadratic in T).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ def exponential_synapse(inputs: torch.Tensor, decay: float) -> torch.Tensor:
     """I[t] = decay * I[t-1] + inputs[t]."""
     current = torch.zeros_like(inputs[0])
     out = []
-    for t in range(inputs.shape[0]):
-        current = decay * current + inputs[t]
+    for x_t in inputs.unbind(0):
+        current = decay * current + x_t
         out.append(current)
     return torch.stack(out)
 
@@ -39,8 +41,8 @@ def soft_reset_lif(current: torch.Tensor, a_mem: float, v_th: float, alpha: floa
     v = torch.zeros_like(current[0])
     s = torch.zeros_like(current[0])
     spikes, membranes = [], ([] if record else None)
-    for t in range(current.shape[0]):
-        v = a_mem * (v - v_th * s) + (1.0 - a_mem) * current[t]
+    for i_t in current.unbind(0):
+        v = a_mem * (v - v_th * s) + (1.0 - a_mem) * i_t
         s = TriangleSpike.apply((v - v_th) / v_th, alpha, width)
         spikes.append(s)
         if record:
@@ -56,9 +58,9 @@ def subtractive_lif(inputs: torch.Tensor, beta: float, v_th: float, alpha: float
     """
     u = torch.zeros_like(inputs[0])
     spikes, membranes = [], ([] if record else None)
-    for t in range(inputs.shape[0]):
+    for x_t in inputs.unbind(0):
         reset = (u.detach() > v_th).to(u.dtype)
-        u = beta * u + inputs[t] - v_th * reset
+        u = beta * u + x_t - v_th * reset
         spikes.append(ArctanSpike.apply(u - v_th, alpha))
         if record:
             membranes.append(u)
@@ -73,8 +75,8 @@ def hard_reset_lif(inputs: torch.Tensor, tau: float, v_th: float, alpha: float, 
     """
     v = torch.zeros_like(inputs[0])
     spikes, membranes = [], ([] if record else None)
-    for t in range(inputs.shape[0]):
-        h = v + (inputs[t] - v) / tau
+    for x_t in inputs.unbind(0):
+        h = v + (x_t - v) / tau
         s = SigmoidSpike.apply(h - v_th, alpha)
         v = h * (1.0 - s)
         spikes.append(s)
@@ -93,8 +95,8 @@ def stbp_lif(inputs: torch.Tensor, tau: float, v_th: float, a: float, center: fl
     u = torch.zeros_like(inputs[0])
     s = torch.zeros_like(inputs[0])
     spikes, membranes = [], ([] if record else None)
-    for t in range(inputs.shape[0]):
-        u = tau * u * (1.0 - s) + inputs[t]
+    for x_t in inputs.unbind(0):
+        u = tau * u * (1.0 - s) + x_t
         s = RectangularSpike.apply(u - v_th, a, center)
         spikes.append(s)
         if record:
