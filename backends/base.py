@@ -10,6 +10,8 @@ shared NumPy initial weights, on one device at one precision, and then:
   membranes, time-major), all as NumPy arrays in the common layout;
 * ``gradients(batch)`` returns the loss gradient of every trainable weight
   for one batch, without changing the weights (for parity checks);
+* ``forward_backward(batch)`` runs the forward and backward pass and leaves
+  the gradients on the device (the single-layer benchmark's yardstick);
 * ``get_weights`` / ``set_weights`` move weights in the shared layout;
 * ``synchronize``, ``reset_peak_memory`` and ``peak_memory_bytes`` support
   measurement.
@@ -128,6 +130,12 @@ class Backend(abc.ABC):
     def gradients(self, batch: Batch) -> dict[str, np.ndarray]:
         """d(loss)/d(weight) for every trainable weight, shared names and layouts,
         computed as in training (tdBN with batch statistics); weights unchanged."""
+
+    @abc.abstractmethod
+    def forward_backward(self, batch: Any) -> None:
+        """Forward and backward pass on a batch (or a staged one), as in
+        training; the gradients stay on the device (call :meth:`synchronize`
+        to wait for them) and the weights are not changed."""
 
     @abc.abstractmethod
     def get_weights(self) -> dict[str, np.ndarray]:

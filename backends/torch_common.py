@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from tasks.data import Batch
-from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 from tasks.weights import trainable_names
 
 from .base import Backend, EvalOutput
@@ -92,6 +92,8 @@ def task_loss(spec: TaskSpec, out: NetworkOutput, labels: torch.Tensor) -> tuple
     if isinstance(spec, DSRNSpec):
         rate = readout.mean(0)
         return F.cross_entropy(rate, labels), rate
+    if isinstance(spec, LIFLayerSpec):
+        return readout.mean(), output_spikes.sum(0)
     raise TypeError(type(spec).__name__)
 
 
@@ -212,11 +214,16 @@ class TorchBackend(Backend):
             loss, scores = task_loss(self.spec, out, y)
         return out, loss, scores
 
-    def train_step(self, batch: Batch) -> float:
+    def forward_backward(self, batch: Batch | StagedBatch) -> torch.Tensor:
+        """Forward and backward as in training; returns the loss, on the device."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         _, loss, _ = self._forward(batch, record=False)
         loss.backward()
+        return loss
+
+    def train_step(self, batch: Batch) -> float:
+        loss = self.forward_backward(batch)
         self.optimizer.step()
         return float(loss.detach())
 
@@ -247,9 +254,7 @@ class TorchBackend(Backend):
         self.model.train()
         params = dict(self.model.named_parameters())
         with self._buffers_kept():
-            self.optimizer.zero_grad(set_to_none=True)
-            _, loss, _ = self._forward(batch, record=False)
-            loss.backward()
+            self.forward_backward(batch)
         grads = {}
         for name in self.parameter_names:
             tensor = params[self.module_key(name)]

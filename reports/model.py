@@ -195,6 +195,10 @@ def measurement_columns() -> list[Column]:
                "Forward, backward and Adam on a batch already on the device, device synchronised; "
                "median of the repeats. Below it, the spread (max/min) of the repeats.",
                timing="train_step"),
+        Column("forward_backward_throughput", "Forward + backward throughput", "samples/s", "higher",
+               "Forward and backward pass, no optimiser step, on a batch already on the device; median of the "
+               "repeats (the single-layer benchmark's figure). Below it, the spread (max/min) of the repeats.",
+               timing="forward_backward"),
         Column("inference_throughput", "Inference throughput", "samples/s", "higher",
                "One forward pass without gradients on a batch already on the device; median of the repeats. "
                "Below it, the spread (max/min) of the repeats.",

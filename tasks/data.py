@@ -17,7 +17,7 @@ import numpy as np
 
 from . import rng
 from .idx import ImageDataset, load_dataset
-from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,12 @@ class TaskData:
         return {}
 
 
-class SyntheticData(TaskData):
-    """One fixed batch of Bernoulli spike trains; training repeats it."""
+class FixedBatchData(TaskData):
+    """One fixed batch, drawn from the seed; training repeats it ``steps`` times."""
 
-    def __init__(self, spec: SyntheticSpec):
+    def __init__(self, spec: TaskSpec, batch: Batch):
         super().__init__(spec)
-        gen = rng.stream(spec.seed, "synthetic-data")
-        shape = (spec.T, spec.batch_size, spec.n_in)
-        x = (gen.random(shape) < spec.input_probability).astype(np.float32)
-        y = (gen.random(spec.batch_size) < 0.5).astype(np.int64)
-        self.batch = Batch(x=x, y=y, static=False)
+        self.batch = batch
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         for _ in range(self.n_train_batches()):
@@ -90,8 +86,32 @@ class SyntheticData(TaskData):
     def n_eval_samples(self, split: str) -> int:
         return self.batch.size
 
+
+class SyntheticData(FixedBatchData):
+    """Bernoulli spike trains and random binary labels (the synthetic task)."""
+
+    def __init__(self, spec: SyntheticSpec):
+        gen = rng.stream(spec.seed, "synthetic-data")
+        shape = (spec.T, spec.batch_size, spec.n_in)
+        x = (gen.random(shape) < spec.input_probability).astype(np.float32)
+        y = (gen.random(spec.batch_size) < 0.5).astype(np.int64)
+        super().__init__(spec, Batch(x=x, y=y, static=False))
+
     def describe(self) -> dict:
         return {"input_spikes": int(self.batch.x.sum()), "positive_labels": int(self.batch.y.sum())}
+
+
+class LayerBenchmarkData(FixedBatchData):
+    """lif_layer: inputs uniform in [0, 1), time-major ``[T, B, N]`` (the field's
+    benchmark feeds ``torch.rand``); the labels are unused zeros."""
+
+    def __init__(self, spec: LIFLayerSpec):
+        gen = rng.stream(spec.seed, "lif-layer-data")
+        x = gen.random((spec.T, spec.batch_size, spec.neurons), dtype=np.float32)
+        super().__init__(spec, Batch(x=x, y=np.zeros(spec.batch_size, dtype=np.int64), static=False))
+
+    def describe(self) -> dict:
+        return {"input": "uniform [0, 1)", "input_mean": float(self.batch.x.mean())}
 
 
 def _limit(n: int, limit: int | None) -> int:
@@ -212,6 +232,8 @@ def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_d
     """The data pipeline of ``spec``."""
     if isinstance(spec, SyntheticSpec):
         return SyntheticData(spec)
+    if isinstance(spec, LIFLayerSpec):
+        return LayerBenchmarkData(spec)
     dataset = load_dataset(spec.dataset, data_dir, allow_download=allow_download)  # type: ignore[attr-defined]
     if isinstance(spec, FCMnistSpec):
         return FlatImageData(spec, dataset)

@@ -9,6 +9,8 @@ Every figure is taken the same way for every backend:
 * **train step** — forward, backward and Adam on a batch already on the
   device (``Backend.stage``): ``train_step_time`` and samples/s;
 * **inference** — one forward pass without gradients on a staged batch;
+* **forward + backward** — the gradients of one staged batch, no optimiser
+  step (the single-layer benchmark's yardstick; for every task);
 * **epoch** — end to end: one epoch (or ``--epoch-steps`` batches) through the
   NumPy data pipeline, the copy to the device and the step;
 * **memory** — the allocator's peak device memory, reset before and read after
@@ -66,26 +68,32 @@ def _measure(spec: TaskSpec, measures: set[str], repeats: int, warmup: int, epoc
     B = batch.size
     if measures & {"throughput", "memory"}:
         n = repeats if "throughput" in measures else 1
-        staged = backend.stage(first_batch(data, "test"))
-        backend.reset_peak_memory()
-        t = time_calls(lambda: backend.infer(staged), backend.synchronize, n, warmup)
-        m("peak_device_memory_inference", backend.peak_memory_bytes(), "bytes", "allocator peak over inference")
-        if "throughput" in measures:
-            t.what = "one forward pass without gradients, batch on the device"
-            result.timings["inference"] = t
-            m("inference_time", t.median, "s", "median over repeats; see timings for min and max")
-            m("inference_throughput", staged.size / t.median, "samples/s")
+
+        def point(key: str, call: Callable[[], object], size: int, what: str, peak: str, peak_what: str) -> None:
+            backend.reset_peak_memory()
+            t = time_calls(call, backend.synchronize, n, warmup)
+            m(peak, backend.peak_memory_bytes(), "bytes", peak_what)
+            if "throughput" in measures:
+                t.what = what
+                result.timings[key] = t
+                m(f"{key}_time", t.median, "s", "median over repeats; see timings for min and max")
+                m(f"{key}_throughput", size / t.median, "samples/s")
+                m(f"{key}_spread", t.spread, "max/min")
+
+        test = backend.stage(first_batch(data, "test"))
+        point("inference", lambda: backend.infer(test), test.size,
+              "one forward pass without gradients, batch on the device",
+              "peak_device_memory_inference", "allocator peak over inference")
+        del test
         staged = backend.stage(batch)
-        backend.reset_peak_memory()
-        t = time_calls(lambda: backend.train_step(staged), backend.synchronize, n, warmup)
-        m("peak_device_memory", backend.peak_memory_bytes(), "bytes", "allocator peak over training steps")
-        if "throughput" in measures:
-            t.what = "forward, backward and Adam step, batch on the device"
-            result.timings["train_step"] = t
-            m("train_step_time", t.median, "s", "median over repeats; see timings for min and max")
-            m("train_step_throughput", B / t.median, "samples/s")
-            m("train_step_spread", t.spread, "max/min")
-    if "epoch" in measures:
+        point("forward_backward", lambda: backend.forward_backward(staged), B,
+              "forward and backward pass, gradients left on the device, no optimiser step; batch on the device",
+              "peak_device_memory_forward_backward", "allocator peak over forward + backward passes")
+        if spec.trainable:  # a speed benchmark (lif_layer) has no optimiser step to time
+            point("train_step", lambda: backend.train_step(staged), B,
+                  "forward, backward and Adam step, batch on the device",
+                  "peak_device_memory", "allocator peak over training steps")
+    if "epoch" in measures and spec.trainable:
         steps = []
         samples = 0
         it = iter(data.train_batches(1))

@@ -60,6 +60,7 @@ CASES: dict[str, tuple[dict, dict[str, float]]] = {
     "fc_mnist": ({"T": 8, "batch_size": 16}, {"fc1.weight": 2.0, "fc2.weight": 2.0}),
     "fc_mnist_poisson": ({"T": 30, "batch_size": 16}, {"fc1.weight": 50.0, "fc2.weight": 100.0}),
     "dsrn_tdbn": ({"T": 3, "batch_size": 4, "width": 1 / 16}, {"fc1.weight": 3.0, "fc2.weight": 3.0}),
+    "lif_layer": ({"T": 30, "batch_size": 4, "neurons": 48}, {}),
 }
 
 
@@ -85,6 +86,8 @@ def random_batch(spec: TaskSpec, gen: np.random.Generator) -> Batch:
         return Batch((gen.random((spec.T, B, 784)) < p).astype(np.float32), y, static=False)
     if name == "dsrn_tdbn":
         return Batch(gen.standard_normal((B, 1, 28, 28)).astype(np.float32), y, static=True)
+    if name == "lif_layer":
+        return Batch(gen.random((spec.T, B, spec.neurons)).astype(np.float32), np.zeros(B, np.int64), static=False)
     raise KeyError(name)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .data import Batch
-from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 from .weights import Weights
 
 
@@ -63,7 +63,7 @@ def subtractive_lif(inputs: np.ndarray, beta: float, v_th: float) -> tuple[np.nd
 
 
 def hard_reset_lif(inputs: np.ndarray, tau: float, v_th: float) -> tuple[np.ndarray, np.ndarray]:
-    """fc_mnist_poisson: H = V + (X - V) / tau; S = H(H - V_th); V = H (1 - S)."""
+    """fc_mnist_poisson and lif_layer: H = V + (X - V) / tau; S = H(H - V_th); V = H (1 - S)."""
     spikes, membranes = np.empty_like(inputs), np.empty_like(inputs)
     v = np.zeros_like(inputs[0])
     for t in range(len(inputs)):
@@ -152,8 +152,8 @@ def loss_and_scores(
 
     ``readout`` [T, B, C] is what the loss is computed from: the readout
     synapse O (synthetic), the output membrane U2 (fc_mnist) or the output
-    spikes (fc_mnist_poisson, dsrn_tdbn).  ``output_spikes`` are the output
-    layer's spikes (None for synthetic, whose readout does not spike).
+    spikes (fc_mnist_poisson, dsrn_tdbn, lif_layer).  ``output_spikes`` are
+    the output layer's spikes (None for synthetic, whose readout does not spike).
     """
     if isinstance(spec, SyntheticSpec):
         return cross_entropy(readout.mean(axis=0), labels), readout.max(axis=0)
@@ -167,6 +167,10 @@ def loss_and_scores(
     if isinstance(spec, DSRNSpec):
         rate = readout.mean(axis=0)
         return cross_entropy(rate, labels), rate
+    if isinstance(spec, LIFLayerSpec):
+        # no objective: the mean spike (the field's benchmark backpropagates
+        # the sum, which differs by a constant factor); scores are spike counts
+        return float(readout.mean()), readout.sum(axis=0)
     raise TypeError(type(spec).__name__)
 
 
@@ -210,6 +214,8 @@ def forward(spec: TaskSpec, weights: Weights, batch: Batch, batch_statistics: bo
     elif isinstance(spec, FCPoissonSpec):
         s = record("lif1", hard_reset_lif(linear(x, w, "fc1"), spec.tau, spec.v_th))
         readout = record("lif2", hard_reset_lif(linear(s, w, "fc2"), spec.tau, spec.v_th))
+    elif isinstance(spec, LIFLayerSpec):
+        readout = record("lif", hard_reset_lif(linear(x, w, "fc"), spec.tau, spec.v_th))
     elif isinstance(spec, DSRNSpec):
         readout = _dsrn(spec, w, x, batch_statistics, record, running)
     else:

@@ -26,7 +26,7 @@ from .data import make_data
 from .errors import SpikebenchError, UsageError
 from .result import Result
 from .runner import RunConfig, failed_result, run
-from .specs import DATASETS, DEVICES, PRECISIONS, SURROGATE_CENTERS, TASKS, get_spec
+from .specs import DATASETS, DEVICES, PRECISIONS, SURROGATE_CENTERS, TASKS, TRAINABLE_TASKS, get_spec
 
 EXIT_CODES = {"ok": 0, "error": 1, "unavailable": 2, "diverged": 3, "oom": 4}
 
@@ -43,6 +43,7 @@ OVERRIDES = {
     "limit_test": "limit_test",
     "width": "width",
     "surrogate_center": "surrogate_center",
+    "neurons": "neurons",
 }
 
 
@@ -70,6 +71,10 @@ def add_task_arguments(p: argparse.ArgumentParser, several_T: bool = False) -> N
     g.add_argument("--limit-test", type=int, metavar="N", help="use the first N test (and validation) images")
     g.add_argument("--width", type=float, metavar="F", help="channel multiplier of dsrn_tdbn (for CPU tests)")
     g.add_argument("--surrogate-center", choices=SURROGATE_CENTERS, help="dsrn_tdbn: centre of the rectangular window")
+    if several_T:
+        g.add_argument("--neurons", help="lif_layer: comma list of layer widths N, e.g. 512,4096,16384")
+    else:
+        g.add_argument("--neurons", type=int, metavar="N", help="lif_layer: width N of the Linear(N, N) + LIF layer")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tasks.run",
         description="Run spikebench tasks on one or more backends and compare them.",
     )
-    p.add_argument("--task", default="synthetic", help=f"one of: {', '.join(TASKS)} (default synthetic)")
+    p.add_argument("--task", default="synthetic", help=f"one of: {', '.join(TRAINABLE_TASKS)} (default synthetic)")
     p.add_argument("--backend", default="all", help="a backend, a comma list, or 'all' (default: all available)")
     p.add_argument("--out", help="result file (.json, one backend) or directory (default results/<timestamp>/)")
     p.add_argument("--list", action="store_true", help="list tasks and backends (and whether each is available)")
@@ -220,6 +225,7 @@ def print_list() -> None:
     for name, cls in TASKS.items():
         spec = cls()
         extra = f", dataset {spec.dataset}" if hasattr(spec, "dataset") else ""
+        extra += "" if spec.trainable else f", N={spec.neurons}; measured, not trained"
         print(f"  {name:18s} {cls.description} (T={spec.T}, batch {spec.batch_size}{extra})")
     print("backends:")
     for name in registry.names():
@@ -258,6 +264,11 @@ def _main(args: argparse.Namespace) -> int:
         print_list()
         return 0
     spec = get_spec(args.task, **spec_overrides(args))
+    if not spec.trainable:
+        raise UsageError(
+            f"{spec.name} is a speed benchmark with no learning objective: measure it with "
+            f"python -m tasks.measure or python -m tasks.sweep; tasks to train: {', '.join(TRAINABLE_TASKS)}"
+        )
     names = resolve_backends(args.backend)
     paths = output_paths(args.out, spec.name, names)
     explicit = args.backend != "all"

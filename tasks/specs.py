@@ -1,4 +1,4 @@
-"""The four benchmark tasks as frozen dataclasses.
+"""The four benchmark tasks (and the single-layer speed benchmark) as frozen dataclasses.
 
 Every hyperparameter of the shared task specification (``docs/tasks.md``) is a
 default here; the command line overrides a few of them through
@@ -68,6 +68,8 @@ class TaskSpec:
     # Tasks whose input is one image fed at every step ("static") send the
     # image once per batch; the others send a [T, B, ...] array.
     static_input: ClassVar[bool] = True
+    # False for a speed benchmark that is measured but never trained.
+    trainable: ClassVar[bool] = True
 
     T: int
     batch_size: int
@@ -391,9 +393,60 @@ class DSRNSpec(_ImageSpec):
         return (1, self.image_size, self.image_size)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LIFLayerSpec(TaskSpec):
+    """One Linear(N, N) + LIF layer: the field's single-layer speed benchmark.
+
+    The yardstick of the open-neuromorphic SNN library comparison (batch 16,
+    500 time steps, N in {512, 4096, 16384}, one forward and one backward
+    pass), written with the equations of ``fc_mnist_poisson``'s neuron so
+    every backend runs the same thing.  It has no learning objective: it is
+    measured (``tasks.measure``, ``tasks.sweep``, asv), not trained.
+    """
+
+    name: ClassVar[str] = "lif_layer"
+    description: ClassVar[str] = "one Linear(N, N) + LIF layer, forward and backward (single-layer speed benchmark)"
+    static_input: ClassVar[bool] = False
+    trainable: ClassVar[bool] = False
+
+    T: int = 500
+    batch_size: int = 16
+    epochs: int = 1
+    steps: int | None = 1
+    lr: float = 1e-3
+    neurons: int = 4096
+    tau: float = 2.0
+    v_th: float = 1.0
+    surrogate_alpha: float = 4.0  # sigmoid, as fc_mnist_poisson
+    # Kaiming-normal variance multiplier of the N x N weight: with inputs
+    # uniform in [0, 1) about 4 % of the neuron-steps spike.
+    w_scale: float = 2.0
+
+    @property
+    def n_classes(self) -> int:  # type: ignore[override]
+        # the "scores" of this benchmark are the output spike counts
+        return self.neurons
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.neurons, int) or self.neurons <= 0:
+            raise UsageError(f"neurons must be a positive integer, got {self.neurons!r}")
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo("lif", (self.neurons,))]
+
+    def synapses(self) -> list[SynapseInfo]:
+        return [SynapseInfo("fc", "linear", "input", (self.neurons,), (self.neurons,), inputs="real")]
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.neurons,)
+
+
 TASKS: dict[str, type[TaskSpec]] = {
-    cls.name: cls for cls in (SyntheticSpec, FCMnistSpec, FCPoissonSpec, DSRNSpec)
+    cls.name: cls for cls in (SyntheticSpec, FCMnistSpec, FCPoissonSpec, DSRNSpec, LIFLayerSpec)
 }
+# The tasks with a learning objective (what ``python -m tasks.run`` trains).
+TRAINABLE_TASKS = tuple(name for name, cls in TASKS.items() if cls.trainable)
 
 
 def get_spec(name: str, **overrides: Any) -> TaskSpec:

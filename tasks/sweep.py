@@ -1,8 +1,9 @@
-"""``python -m tasks.sweep``: measurement points over backends and T.
+"""``python -m tasks.sweep``: measurement points over backends and T (and N).
 
     python -m tasks.sweep --task dsrn_tdbn --backend all --T 1,2,4,8,16,32 --measure memory,throughput
+    python -m tasks.sweep --task lif_layer --backend all --neurons 512,4096,16384 --measure memory,throughput
 
-Each point (backend, T) runs ``python -m tasks.measure`` in a process of its
+Each point (backend, T[, N]) runs ``python -m tasks.measure`` in a process of its
 own — a clean memory peak, and an out-of-memory or crash that takes only that
 point down — and writes one result file.  Running out of device memory is a
 recorded point (status ``oom``), not a failure of the sweep.  Points already
@@ -42,8 +43,9 @@ def parse_ints(text: str, what: str) -> list[int]:
     return values
 
 
-def point_path(out: Path, task: str, backend: str, T: int) -> Path:
-    return out / f"{task}-{backend.replace(':', '-')}-T{T}.json"
+def point_path(out: Path, task: str, backend: str, T: int, neurons: int | None = None) -> Path:
+    width = "" if neurons is None else f"-N{neurons}"
+    return out / f"{task}-{backend.replace(':', '-')}-T{T}{width}.json"
 
 
 def is_done(path: Path, spec_dict: dict, measures: list[str], precision: str, device: str) -> bool:
@@ -64,29 +66,35 @@ def is_done(path: Path, spec_dict: dict, measures: list[str], precision: str, de
     )
 
 
-def measure_argv(args, backend: str, T: int, path: Path, measures: list[str]) -> list[str]:
+def measure_argv(args, backend: str, T: int, path: Path, measures: list[str], neurons: int | None = None) -> list[str]:
     argv = [sys.executable, "-m", "tasks.measure", "--task", args.task, "--backend", backend, "--out", str(path)]
-    argv += forwarded_arguments(args, skip=("T",)) + ["--T", str(T), "--measure", ",".join(measures)]
+    argv += forwarded_arguments(args, skip=("T", "neurons")) + ["--T", str(T), "--measure", ",".join(measures)]
+    if neurons is not None:
+        argv += ["--neurons", str(neurons)]
     argv += ["--repeats", str(args.repeats), "--warmup", str(args.warmup)]
     if args.epoch_steps:
         argv += ["--epoch-steps", str(args.epoch_steps)]
     return argv
 
 
-def table(results: dict[tuple[str, int], Result], names: list[str], Ts: list[int]) -> str:
-    """Rows: backends; columns: T; cells: train-step time and peak memory."""
-    head = ["backend"] + [f"T={T}" for T in Ts]
+def table(results: dict[tuple, Result], names: list[str], points: list[tuple]) -> str:
+    """Rows: backends; columns: points (T, or T and N); cells: step time and peak memory.
+
+    The step is the training step, or forward + backward for a task that is
+    not trained (lif_layer)."""
+    head = ["backend"] + [f"T={T}" + ("" if n is None else f" N={n}") for T, n in points]
     rows = []
     for name in names:
         row = [name]
-        for T in Ts:
-            r = results.get((name, T))
+        for point in points:
+            r = results.get((name,) + point)
             if r is None:
                 row.append("-")
             elif r.status != "ok":
                 row.append(r.status)
             else:
                 t = r.metric("train_step_time")
+                t = r.metric("forward_backward_time") if t is None else t
                 peak = r.metric("peak_device_memory")
                 parts = []
                 if t is not None:
@@ -111,28 +119,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         measures = check_measure_arguments(args)
         names = resolve_backends(args.backend)
-        base = get_spec(args.task, **{k: v for k, v in spec_overrides(args).items() if k != "T"})
+        base = get_spec(args.task, **{k: v for k, v in spec_overrides(args).items() if k not in ("T", "neurons")})
         Ts = parse_ints(args.T, "--T") if args.T else [base.T]
+        widths: list[int | None] = [None]
+        if args.neurons:
+            widths = parse_ints(args.neurons, "--neurons")  # type: ignore[assignment]
+            base.with_overrides(neurons=widths[0])  # a task without N says so here
+        points = [(T, n) for T in Ts for n in widths]
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return exc.exit_code
     out = Path(args.out) if args.out else Path("results") / "sweeps" / f"{base.name}-{args.device}-{args.precision}"
     out.mkdir(parents=True, exist_ok=True)
 
-    results: dict[tuple[str, int], Result] = {}
+    results: dict[tuple, Result] = {}
     ran = skipped = 0
     for name in names:
-        for T in Ts:
-            spec = base.with_overrides(T=T)
-            path = point_path(out, spec.name, name, T)
+        for T, n in points:
+            key = (name, T, n)
+            spec = base.with_overrides(T=T, neurons=n)
+            path = point_path(out, spec.name, name, T, n)
             if is_done(path, spec.to_dict(), measures, args.precision, args.device):
-                results[(name, T)] = Result.load(path)
+                results[key] = Result.load(path)
                 skipped += 1
                 continue
-            sys.stderr.write(f"spikebench: measuring {spec.name} on {name} at T={T}\n")
-            proc = subprocess.run(measure_argv(args, name, T, path, measures), stdout=sys.stderr)
+            where = f"T={T}" + ("" if n is None else f", N={n}")
+            sys.stderr.write(f"spikebench: measuring {spec.name} on {name} at {where}\n")
+            proc = subprocess.run(measure_argv(args, name, T, path, measures, n), stdout=sys.stderr)
             try:
-                results[(name, T)] = Result.load(path)
+                results[key] = Result.load(path)
             except Exception:
                 # The process died without writing (killed by the kernel's OOM killer, a crash).
                 status = "oom" if proc.returncode in (-9, 137) else "error"
@@ -140,9 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   f"the measurement process ended with exit status {proc.returncode}",
                                   kind="measurement")
                 r.save(path)
-                results[(name, T)] = r
+                results[key] = r
             ran += 1
-    print(table(results, names, Ts))
+    print(table(results, names, points))
     print(f"points: {out} ({ran} measured, {skipped} already done)")
     statuses = [r.status for r in results.values()]
     return EXIT_CODES["error"] if any(s in ("error", "diverged") for s in statuses) else 0

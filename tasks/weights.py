@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import rng
-from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
 Weights = dict[str, np.ndarray]
 
@@ -77,6 +77,9 @@ def initial_weights(spec: TaskSpec) -> Weights:
             ("fc2", spec.n_classes, spec.hidden_units),
         ):
             w[f"{name}.weight"], w[f"{name}.bias"] = torch_linear_default(gen, n_out, n_in)
+    elif isinstance(spec, LIFLayerSpec):
+        n = spec.neurons
+        w["fc.weight"] = kaiming_normal(gen, (n, n), spec.w_scale)
     else:
         raise TypeError(f"no initial weights for {type(spec).__name__}")
     return {k: np.asarray(v, dtype=np.float64) for k, v in w.items()}

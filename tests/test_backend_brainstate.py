@@ -18,7 +18,8 @@ from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
 from tasks.weights import initial_weights  # noqa: E402
 
-TASK_NAMES = ("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn")
+TASK_NAMES = ("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer")
+TRAINED = tuple(t for t in TASK_NAMES if get_spec(t).trainable)  # lif_layer is measured, never trained
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def _small(task: str, **extra):
         "fc_mnist_poisson": {"T": 6, "batch_size": 6},
         # 8 x 8 images: the same 19 spiking layers, less arithmetic
         "dsrn_tdbn": {"T": 2, "batch_size": 3, "width": 1 / 16, "image_size": 8},
+        "lif_layer": {"T": 12, "batch_size": 3, "neurons": 16},
     }[task]
     overrides.update(extra)
     spec = get_spec(task).with_overrides(**overrides)
@@ -132,6 +134,57 @@ def test_running_statistics(dsrn):
     for k, v in expected.items():
         assert _rel(trained[k], v) < 1e-12, k
         assert not np.array_equal(trained[k], before[k])
+    backend.set_weights(weights)
+
+
+# ---------------------------------------------------------------- forward + backward
+def test_forward_backward_lif_layer(cls):
+    """forward_backward: gradients() on the device, compiled once, weights and Adam untouched."""
+    import jax
+
+    spec, weights, batches = _small("lif_layer")
+    backend = cls(spec, weights, precision="fp64")
+    staged = backend.stage(batches[0])
+    assert backend.forward_backward(staged) is None
+    backend.synchronize()
+    compiled = backend.compile_count
+    backend.forward_backward(staged)
+    backend.forward_backward(batches[0])  # an unstaged batch of the same shape: the same function
+    backend.synchronize()
+    assert backend.compile_count == compiled
+    grads, loss = backend._last
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree_util.tree_leaves((grads, loss)))
+    got = backend.shared_gradients(grads)
+    for name, value in backend.get_weights().items():
+        np.testing.assert_array_equal(value, weights[name])
+    want = backend.gradients(batches[0])
+    assert set(got) == set(want) == {"fc.weight"} and np.abs(want["fc.weight"]).max() > 0
+    np.testing.assert_allclose(got["fc.weight"], want["fc.weight"], rtol=1e-13, atol=0)
+    ref = reference.forward(spec, weights, batches[0])
+    assert 0 < ref.spikes["lif"].mean() < 1 and float(loss) == pytest.approx(ref.loss, rel=1e-12)
+    # no optimiser update was made: the first train step still starts from the initial weights
+    stbp = registry.load("stbp")(spec, weights, precision="fp64")
+    backend.train_step(batches[0])
+    stbp.train_step(batches[0])
+    assert _rel(backend.get_weights()["fc.weight"], stbp.get_weights()["fc.weight"]) < 1e-12
+
+
+def test_forward_backward_moves_running_statistics_as_a_train_step(dsrn):
+    """With tdBN, forward_backward is the training step without Adam: the running statistics
+    move as the reference says (as in train_step and the PyTorch backends), the weights do not."""
+    spec, weights, batches, backend = dsrn
+    before = backend.get_weights()
+    expected = reference.forward(spec, before, batches[0], batch_statistics=True).running
+    backend.forward_backward(batches[0])
+    backend.synchronize()
+    got = backend.shared_gradients(backend._last[0])
+    after = backend.get_weights()
+    for k, v in expected.items():
+        assert _rel(after[k], v) < 1e-12 and not np.array_equal(after[k], before[k]), k
+    for k in got:
+        np.testing.assert_array_equal(after[k], before[k])
+    want = backend.gradients(batches[0])
+    assert max(_rel(got[k], want[k]) for k in want) < 1e-12
     backend.set_weights(weights)
 
 
@@ -239,7 +292,8 @@ def test_capabilities(cls):
     assert set(caps.tasks) == set(TASK_NAMES)
     assert {"fp32", "tf32", "bf16", "fp64"} <= set(caps.precisions)
     assert not caps.differences and not caps.parity_tolerances
-    for part in ("neuron:synthetic", "neuron:fc_mnist", "neuron:fc_mnist_poisson", "neuron:dsrn_tdbn", "tdbn"):
+    for part in ("neuron:synthetic", "neuron:fc_mnist", "neuron:fc_mnist_poisson", "neuron:dsrn_tdbn",
+                 "neuron:lif_layer", "surrogate:lif_layer", "tdbn"):
         assert caps.components[part].split(":")[0] in ("library", "custom")
 
 
@@ -266,7 +320,7 @@ def data_dir(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("task", TASK_NAMES)
+@pytest.mark.parametrize("task", TRAINED)
 def test_runner_end_to_end(task, data_dir):
     overrides = {
         "synthetic": {"T": 30, "batch_size": 16, "steps": 12, "eval_every_steps": 6},

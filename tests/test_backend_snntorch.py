@@ -18,13 +18,14 @@ from backends.snntorch.backend import SnnTorchBackend  # noqa: E402
 from backends.stbp import neurons as stbp_neurons  # noqa: E402
 from backends.stbp.backend import STBPBackend  # noqa: E402
 from tasks import reference  # noqa: E402
-from tasks.data import make_data  # noqa: E402
+from tasks.data import Batch, make_data  # noqa: E402
 from tasks.idx import FILES, write_idx  # noqa: E402
 from tasks.parity import check_backend, parity_case  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
 
-TASKS = ["synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn"]
+TASKS = ["synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"]
+TRAINED = [t for t in TASKS if get_spec(t).trainable]  # lif_layer is measured, never trained
 X = [-1.2, -0.5, -0.25, 0.0, 0.2, 0.49, 0.75, 1.5]
 
 
@@ -97,7 +98,7 @@ def _image_spec(task, **extra):
     return get_spec(task, **{**base, **sizes[task], **extra})
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", TRAINED)
 def test_tiny_end_to_end_run_matches_stbp(task, tmp_path):
     if task == "synthetic":
         spec = get_spec("synthetic", T=30, batch_size=16, steps=6, eval_every_steps=3)
@@ -123,6 +124,48 @@ def test_tiny_end_to_end_run_matches_stbp(task, tmp_path):
     else:
         np.testing.assert_allclose(curve, ref, rtol=1e-3)
         assert got.metric("accuracy") == pytest.approx(want.metric("accuracy"), abs=0.05)
+
+
+# ------------------------------------------------------------------ forward + backward
+@pytest.mark.parametrize("task", ["lif_layer", "fc_mnist_poisson"])
+def test_forward_backward_leaves_the_gradients_and_the_weights(task):
+    """forward_backward: the gradients of gradients() left on the parameters, twice in a
+    row without accumulating, no Adam step taken and no weight changed."""
+    case = parity_case(task)
+    backend = SnnTorchBackend(case.spec, case.weights, precision="fp64")
+    staged = backend.stage(case.batches[0])
+    params = dict(backend.model.named_parameters())
+    for _ in range(2):
+        loss = backend.forward_backward(staged)
+        backend.synchronize()
+    assert loss.requires_grad and not backend.optimizer.state
+    left = {n: params[n].grad.numpy().copy() for n in backend.parameter_names}
+    got = backend.get_weights()
+    for name, value in case.weights.items():
+        np.testing.assert_array_equal(got[name], value)
+    want = backend.gradients(case.batches[0])
+    assert set(left) == set(want)
+    for name in want:
+        assert np.abs(want[name]).max() > 0
+        np.testing.assert_allclose(left[name], want[name], rtol=1e-13, atol=0, err_msg=name)
+
+
+def test_lif_layer_is_fc_mnist_poissons_leaky_fed_x_over_tau():
+    """lif_layer's neuron: snn.Leaky with beta = 1 - 1/tau = 0.5, zero reset, reset_delay=False;
+    X = 2 gives H = V_th exactly at the first step: no spike (the spec's H(x) = [x > 0])."""
+    spec = get_spec("lif_layer", neurons=8, T=5)
+    backend = SnnTorchBackend(spec, {"fc.weight": np.eye(8)}, precision="fp64")
+    lif = backend.model.lif
+    assert isinstance(lif, snn.Leaky) and float(lif.beta) == 0.5 and float(lif.threshold) == 1.0
+    assert lif.reset_mechanism == "zero" and not lif.reset_delay
+    x = np.linspace(0.5, 4.0, 8)[None, None].repeat(5, axis=0).repeat(2, axis=1)
+    out = backend.evaluate(Batch(x, np.zeros(2, np.int64), static=False), record=True)
+    want_s, want_h = reference.hard_reset_lif(x, spec.tau, spec.v_th)
+    assert 0 < want_s.sum() < want_s.size and want_h[0, 0, 3] == 1.0 and want_s[0, 0, 3] == 0.0
+    np.testing.assert_array_equal(out.spikes["lif"], want_s)
+    np.testing.assert_allclose(out.membranes["lif"], want_h, rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(out.scores, want_s.sum(axis=0))
+    assert out.loss == pytest.approx(want_s.mean(), rel=1e-15)
 
 
 # ------------------------------------------------------------------ weights and state

@@ -20,7 +20,8 @@ from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
 from tasks.weights import initial_weights, trainable_names  # noqa: E402
 
-TASK_NAMES = ("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn")
+TASK_NAMES = ("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer")
+TRAINED = tuple(t for t in TASK_NAMES if get_spec(t).trainable)  # lif_layer is measured, never trained
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,9 @@ def test_parity(task):
     assert not row.documented_difference
 
 
-def test_parity_torch_variant():
-    row = parity.check_backend("fc_mnist", "spikingjelly:torch")
+@pytest.mark.parametrize("task", ("fc_mnist", "lif_layer"))
+def test_parity_torch_variant(task):
+    row = parity.check_backend(task, "spikingjelly:torch")
     assert row.status == "ok", row.message
 
 
@@ -57,9 +59,11 @@ def _forward_and_gradients(backend, case, precision):
     return mismatches, membrane, max(_rel(got[k], want[k]) for k in want)
 
 
-def test_fused_lif_operator_fp32(sj):
-    """float32 takes LIFNode's registered sj_lif operator (float64 does not): check it runs and is exact."""
-    case = parity.parity_case("fc_mnist_poisson")
+@pytest.mark.parametrize("task", ("fc_mnist_poisson", "lif_layer"))
+def test_fused_lif_operator_fp32(sj, task):
+    """float32 takes LIFNode's registered sj_lif operator (float64 does not): check it runs and is exact
+    (on CUDA the same operator is SpikingJelly's fused kernel)."""
+    case = parity.parity_case(task)
     backend = sj.SpikingJellyBackend(case.spec, case.weights, device="cpu", precision="fp32")
     mismatches, membrane, gradient = _forward_and_gradients(backend, case, "fp32")
     assert mismatches == 0
@@ -79,7 +83,7 @@ def test_float64_takes_the_reference_path(sj):
     assert "Torch reference" in backend.device_info()["spikingjelly_lif"]
 
 
-@pytest.mark.parametrize("task", ("synthetic", "fc_mnist_poisson", "dsrn_tdbn"))
+@pytest.mark.parametrize("task", ("synthetic", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"))
 def test_simple_lif_path(sj, task):
     """The SimpleLIFNode neurons spikingjelly:torch uses on CUDA compute the same (forced here on the CPU)."""
 
@@ -102,9 +106,48 @@ def test_torch_variant_neuron_choice(sj):
 
     assert kind("fc_mnist_poisson", "cuda", "fp32") == "lif"  # Sigmoid: the forced Torch kernel
     assert kind("fc_mnist_poisson", "cuda", "fp64") == "simple"
+    assert kind("lif_layer", "cuda", "bf16") == "lif"
+    assert kind("lif_layer", "cuda", "fp64") == "simple"
     assert kind("dsrn_tdbn", "cuda", "bf16") == "simple"  # Rect has no fused kernel
     assert kind("synthetic", "cuda", "fp32") == "simple"
     assert kind("dsrn_tdbn", "cpu", "fp32") == "lif"
+
+
+# ---------------------------------------------------------------- forward + backward
+@pytest.mark.parametrize("backend_name", ("spikingjelly", "spikingjelly:torch"))
+@pytest.mark.parametrize("task", ("lif_layer", "dsrn_tdbn"))
+def test_forward_backward_leaves_the_gradients_and_the_weights(task, backend_name):
+    """forward_backward: the gradients of gradients() left on the parameters (tdBN's converted
+    from gamma to lambda), twice in a row without accumulating; no Adam step, no weight changed."""
+    case = parity.parity_case(task)
+    backend = registry.load(backend_name)(case.spec, case.weights, device="cpu", precision="fp64")
+    staged = backend.stage(case.batches[0])
+    params = dict(backend.model.named_parameters())
+    for _ in range(2):
+        backend.forward_backward(staged)
+        backend.synchronize()
+    assert not backend.optimizer.state
+    left = {n: backend.gradient_from_module(n, params[n].grad.numpy().copy()) for n in backend.parameter_names}
+    got = backend.get_weights()
+    for name in backend.parameter_names:
+        np.testing.assert_array_equal(got[name], case.weights[name])
+    want = backend.gradients(case.batches[0])
+    assert set(left) == set(want) and max(np.abs(v).max() for v in want.values()) > 0
+    for k in want:
+        np.testing.assert_allclose(left[k], want[k], rtol=1e-13, atol=0, err_msg=k)
+
+
+def test_lif_layer_network(sj):
+    """lif_layer: a bias-free layer.Linear, then fc_mnist_poisson's LIFNode with tau = 2, Sigmoid(4)."""
+    from spikingjelly.activation_based import layer, neuron, surrogate
+
+    spec = get_spec("lif_layer", neurons=8, T=4)
+    model = sj.SpikingJellyBackend(spec, initial_weights(spec), device="cpu", precision="fp32").model
+    assert isinstance(model.fc, layer.Linear) and model.fc.bias is None
+    lif = model.lif
+    assert isinstance(lif, neuron.LIFNode) and lif.tau == 2.0 and lif.decay_input and lif.v_reset == 0.0
+    assert not lif.detach_reset and lif.v_threshold == 1.0
+    assert type(lif.surrogate_function) is surrogate.Sigmoid and lif.surrogate_function.alpha == 4.0
 
 
 # ---------------------------------------------------------------- kernel setting on CUDA
@@ -131,8 +174,9 @@ def test_kernel_read_from_spikingjelly(sj):
     caps = sj.SpikingJellyBackend.capabilities()
     assert caps.components["lif kernel:cpu"].startswith("torch-reference")
     assert f"SJ_LIF_CUDA_IMPLEMENTATION={sj.lif_cuda_request()}" in caps.components["lif kernel:cuda"]
-    assert not caps.differences and not caps.parity_tolerances
+    assert set(caps.differences) == {"lif_layer"} and not caps.parity_tolerances  # fp64 parity is exact
     torch_caps = registry.load("spikingjelly:torch").capabilities()
+    assert torch_caps.differences == caps.differences
     assert "SimpleLIFNode" in torch_caps.components["lif kernel:cuda"]
 
 
@@ -183,6 +227,24 @@ def test_heaviside_at_an_exact_tie(sj):
     StrictATan(alpha=2.0)(z).sum().backward()
     want = 1.0 / (1.0 + (np.pi * z.detach().numpy()) ** 2)  # h(x) = 1 / (1 + (pi x)^2)
     np.testing.assert_allclose(z.grad.numpy(), want, rtol=1e-6)
+
+
+def test_bf16_lif_layer_differs_only_from_exact_ties(sj):
+    """lif_layer under bf16: H = V + (X - V)/2 with a bfloat16 X hits V_th exactly; SpikingJelly fires
+    there (the documented difference) and every neuron's first spike that differs from stbp's is at a tie."""
+    spec = get_spec("lif_layer", neurons=512, T=30, batch_size=16)
+    weights = initial_weights(spec)
+    batch = make_data(spec).batch
+    got = sj.SpikingJellyBackend(spec, weights, device="cpu", precision="bf16").evaluate(batch, record=True)
+    want = registry.load("stbp")(spec, weights, device="cpu", precision="bf16").evaluate(batch, record=True)
+    s, s_ref, h_ref = got.spikes["lif"], want.spikes["lif"], want.membranes["lif"]
+    ties = h_ref == spec.v_th
+    assert ties.sum() > 0 and s_ref[ties].sum() == 0 and s[ties].sum() > 0
+    differ = s != s_ref
+    assert differ.any()
+    first = differ.argmax(axis=0)  # per neuron-sample: the step of the first difference
+    b, n = np.nonzero(differ.any(axis=0))
+    assert ties[first[b, n], b, n].all()
 
 
 def test_bf16_fc_mnist_first_step_ties(sj):
@@ -323,7 +385,7 @@ END_TO_END = {
 }
 
 
-@pytest.mark.parametrize("task", TASK_NAMES)
+@pytest.mark.parametrize("task", TRAINED)
 @pytest.mark.parametrize("name", ("spikingjelly", "spikingjelly:torch"))
 def test_end_to_end(tmp_path, task, name):
     extra = {} if task == "synthetic" else {"dataset": "mnist"}

@@ -1,8 +1,9 @@
 """The ``brainstate`` backend: brainstate + brainpy.state + braintools on JAX.
 
 The whole training step (forward over time, loss, gradient, Adam update) is
-one function compiled with ``brainstate.transform.jit``; evaluation and the
-parity gradients are compiled too.  A compiled function is kept per static
+one function compiled with ``brainstate.transform.jit``; evaluation, the
+parity gradients and ``forward_backward`` (the step without the Adam update)
+are compiled too.  A compiled function is kept per static
 batch shape (JAX's cache does that): training batches all have one size, and
 the last, partial test batch compiles its own evaluation once.  No padding is
 used, so batch statistics are always those of the real samples.
@@ -41,7 +42,9 @@ import brainpy
 import brainpy.state  # noqa: F401  (the subpackage: brainpy.state.LIF, .Expon, .Neuron)
 
 from tasks.data import Batch
-from tasks.specs import ALL_PRECISIONS, DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TASKS, TaskSpec
+from tasks.specs import (
+    ALL_PRECISIONS, DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TASKS, TaskSpec,
+)
 from tasks.weights import BUFFER_SUFFIXES
 
 from ..base import Backend, Capabilities, EvalOutput
@@ -73,6 +76,9 @@ def task_loss(spec: TaskSpec, out: NetworkOutput, labels):
     if isinstance(spec, DSRNSpec):
         rate = jnp.mean(readout, axis=0)
         return jnp.mean(ce(rate, labels)), rate
+    if isinstance(spec, LIFLayerSpec):
+        # no objective: the mean output spike; scores are the spike counts
+        return jnp.mean(readout), jnp.sum(output_spikes, axis=0)
     raise TypeError(type(spec).__name__)
 
 
@@ -215,11 +221,14 @@ class BrainstateBackend(Backend):
                                            "brainpy.state.LIF integrates with exponential Euler and its hard reset "
                                            "multiplies the spike by a detached membrane (spec: Euler H = V + (X - V)/tau, "
                                            "V = H (1 - S) with gradient through H and S)",
+                "neuron:lif_layer": "custom: DecayInputHardResetLIF of fc_mnist_poisson (same reasons), one layer "
+                                    "after a bias-free brainstate.nn.Linear(N, N)",
                 "neuron:dsrn_tdbn": "custom: brainpy.state.Neuron subclass STBPNeuron (multiplicative reset "
                                     "tau U (1 - S), not detached), because no brainpy.state neuron has this update",
                 "surrogate:synthetic": "library: braintools.surrogate.ReluGrad(alpha=0.3, width=1.0)",
                 "surrogate:fc_mnist": "library: braintools.surrogate.Arctan(alpha=2.0) = 1/(1+(pi x)^2)",
                 "surrogate:fc_mnist_poisson": "library: braintools.surrogate.Sigmoid(alpha=4.0)",
+                "surrogate:lif_layer": "library: braintools.surrogate.Sigmoid(alpha=4.0)",
                 "surrogate:dsrn_tdbn": "custom: braintools.surrogate.Surrogate subclass RectangularSpike, because "
                                       "braintools' PiecewiseLeakyRelu(c=0, w=a) has a closed window |x| <= a and "
                                       "cannot be centred on U = 0 (--surrogate-center zero is supported)",
@@ -243,7 +252,8 @@ class BrainstateBackend(Backend):
                 "optimizer": "library: braintools.optim.Adam (optax.scale_by_adam: bias-corrected, eps added to "
                              "sqrt(v_hat), as torch.optim.Adam); the learning rate lives in an optimiser state, "
                              "so set_learning_rate does not recompile",
-                "compilation": "brainstate.transform.jit of the whole step (forward, loss, gradient, Adam)",
+                "compilation": "brainstate.transform.jit of the whole step (forward, loss, gradient, Adam); "
+                               "forward_backward is the same step without the Adam update, compiled once",
             },
             notes="JAX: peak_memory_bytes is the process's allocator peak (JAX cannot reset it), so "
                   "measurements run in fresh processes. bf16 rounds each linear/conv output to bfloat16 "
@@ -300,28 +310,35 @@ class BrainstateBackend(Backend):
         def count():
             self.compile_count += 1
 
+        def loss_and_gradients(x, y, update_running: bool):
+            """(gradients, loss) of the training forward pass (tdBN with batch statistics)."""
+
+            def loss_fn():
+                return self._forward(x, y, static=static, record=False, batch_statistics=True,
+                                     update_running=update_running)[0]
+
+            return brainstate.transform.grad(loss_fn, grad_states=self.params, return_value=True)()
+
         if kind == "train":
             def train(x, y):
                 count()
-
-                def loss_fn():
-                    return self._forward(x, y, static=static, record=False, batch_statistics=True,
-                                         update_running=True)[0]
-
-                grads, loss = brainstate.transform.grad(loss_fn, grad_states=self.params, return_value=True)()
+                grads, loss = loss_and_gradients(x, y, update_running=True)
                 self.optimizer.update(grads)
                 return loss
 
             fn = train
+        elif kind == "forward_backward":
+            # The training step without the optimiser: running statistics move
+            # as in train_step (and as in the PyTorch backends' forward_backward).
+            def forward_backward(x, y):
+                count()
+                return loss_and_gradients(x, y, update_running=True)
+
+            fn = forward_backward
         elif kind == "gradients":
             def gradients(x, y):
                 count()
-
-                def loss_fn():
-                    return self._forward(x, y, static=static, record=False, batch_statistics=True,
-                                         update_running=False)[0]
-
-                return brainstate.transform.grad(loss_fn, grad_states=self.params, return_value=True)()
+                return loss_and_gradients(x, y, update_running=False)
 
             fn = gradients
         else:
@@ -352,6 +369,13 @@ class BrainstateBackend(Backend):
             loss = self._function("train", batch.static)(x, y)
         self._last = loss
         return float(loss)
+
+    def forward_backward(self, batch: Batch | StagedBatch) -> None:
+        """Forward and backward as in training, no Adam update; the (gradients, loss)
+        stay on the device in ``self._last`` (:meth:`synchronize` waits for them)."""
+        with self._scope():
+            x, y = self._inputs(batch)
+            self._last = self._function("forward_backward", batch.static)(x, y)
 
     def infer(self, batch: Batch | StagedBatch) -> None:
         """Forward pass (running statistics), results left on the device."""
@@ -385,6 +409,10 @@ class BrainstateBackend(Backend):
             x, y = self._inputs(batch)
             grads, loss = self._function("gradients", batch.static)(x, y)
         self._last = loss
+        return self.shared_gradients(grads)
+
+    def shared_gradients(self, grads) -> dict[str, np.ndarray]:
+        """Gradients as the compiled functions return them -> shared names and layouts (float64 NumPy)."""
         grads = jax.device_get(grads)
         out = {}
         for name, (state, key, layout) in self.weight_map.items():

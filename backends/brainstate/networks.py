@@ -1,4 +1,4 @@
-"""The four task networks as brainstate modules.
+"""The four task networks (and the single-layer benchmark) as brainstate modules.
 
 Synapses (Linear, Conv2d) and tdBN act on whole ``[T, B, ...]`` arrays with
 time folded into the batch; neurons run over time in
@@ -23,7 +23,7 @@ from typing import Any
 import brainstate
 import jax.numpy as jnp
 
-from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
 from . import components as C
 
@@ -165,6 +165,28 @@ class FCNet(brainstate.nn.Module):
         return NetworkOutput(readout, rec.spikes, rec.membranes)
 
 
+class LIFLayerNet(brainstate.nn.Module):
+    """lif_layer: a bias-free Linear(N, N), then one layer of fc_mnist_poisson's neuron
+    (:class:`components.DecayInputHardResetLIF`, braintools' sigmoid surrogate)."""
+
+    def __init__(self, spec: LIFLayerSpec, settings: Settings):
+        super().__init__()
+        self.spec, self.settings = spec, settings
+        self.fc = _linear(spec.neurons, spec.neurons, False, settings)
+        spk = C.SigmoidSpike(alpha=spec.surrogate_alpha)
+        self.lif = C.DecayInputHardResetLIF(spec.neurons, spec.tau, spec.v_th, spk, settings.dtype)
+
+    def weight_map(self) -> dict:
+        return _linear_map("fc", self.fc, False)
+
+    def __call__(self, x, *, static: bool, record: bool, **_) -> NetworkOutput:
+        rec = _Recorder(record)
+        spikes, membranes = run_neuron(self.lif, self.fc(x), T=self.spec.T, static=static, record=record,
+                                       unroll=self.settings.unroll)
+        rec.add("lif", spikes, membranes)
+        return NetworkOutput(spikes, rec.spikes, rec.membranes)
+
+
 def _fold(module, x):
     """Apply ``module`` to ``[T, B, ...]`` with time folded into the batch."""
     T, B = x.shape[:2]
@@ -301,4 +323,6 @@ def build_network(spec: TaskSpec, settings: Settings):
         return FCNet(spec, settings)
     if isinstance(spec, DSRNSpec):
         return DSRN(spec, settings)
+    if isinstance(spec, LIFLayerSpec):
+        return LIFLayerNet(spec, settings)
     raise TypeError(f"brainstate has no network for {type(spec).__name__}")

@@ -44,6 +44,10 @@ class SnnTorchBackend(TorchBackend):
                     "library: snn.Leaky(beta=1 - 1/tau, reset_mechanism='zero', reset_delay=False) fed X / tau "
                     "(H = V + (X - V)/tau; V = H (1 - S) with S's gradient)"
                 ),
+                "neuron:lif_layer": (
+                    "library: snn.Leaky(beta=1 - 1/tau = 0.5, reset_mechanism='zero', reset_delay=False) fed "
+                    "X / tau, as fc_mnist_poisson's neuron (one layer after a bias-free Linear(N, N))"
+                ),
                 "neuron:dsrn_tdbn": (
                     "library: snn.Leaky(beta=0.25, threshold=0.4, reset_mechanism='zero', reset_delay=False) "
                     "(U[t] = tau U[t-1] (1 - S[t-1]) + X[t], reset not detached)"
@@ -63,6 +67,9 @@ class SnnTorchBackend(TorchBackend):
                     "(default recipe) the stock formula turned the weights of 43 of 196 hidden neurons NaN "
                     "within 2 epochs (first at step 480) and ended 10 epochs at 10% accuracy, where stbp "
                     "reaches 68% with membranes down to x = -118"
+                ),
+                "surrogate:lif_layer": (
+                    "custom: the overflow-free subclass of surrogate.Sigmoid (slope=4) of fc_mnist_poisson"
                 ),
                 "surrogate:dsrn_tdbn": (
                     "custom: surrogate.custom_surrogate with the rectangular window 1/(2a), |U - c| < a, "

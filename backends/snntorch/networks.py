@@ -1,4 +1,4 @@
-"""The four task networks built from snnTorch neurons.
+"""The four task networks (and the single-layer benchmark) built from snnTorch neurons.
 
 Module and parameter names are the shared weight names of
 :mod:`tasks.weights` (neurons carry only constant buffers, no parameters).
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
 from ..torch_common import NetworkOutput
 from . import neurons
@@ -84,6 +84,18 @@ class SyntheticNet(nn.Module):
 
 
 # ------------------------------------------------------------------ fc tasks
+def decay_input_hard_reset_leaky(tau: float, v_th: float, surrogate_alpha: float) -> Leaky:
+    """fc_mnist_poisson's neuron (and lif_layer's) as ``snn.Leaky``: H = (1 - 1/tau) V + X / tau
+    (fed X / tau), zero reset right after the spike with its surrogate gradient."""
+    return Leaky(
+        beta=constant(1.0 - 1.0 / tau),
+        threshold=constant(v_th),
+        spike_grad=neurons.sigmoid(surrogate_alpha),
+        reset_mechanism="zero",
+        reset_delay=False,
+    )
+
+
 class FCNet(nn.Module):
     """Two fully connected layers of snn.Leaky.
 
@@ -112,13 +124,7 @@ class FCNet(nn.Module):
             )
             self.input_scale = None
         else:
-            make = lambda: Leaky(  # noqa: E731
-                beta=constant(1.0 - 1.0 / spec.tau),
-                threshold=constant(spec.v_th),
-                spike_grad=neurons.sigmoid(spec.surrogate_alpha),
-                reset_mechanism="zero",
-                reset_delay=False,
-            )
+            make = lambda: decay_input_hard_reset_leaky(spec.tau, spec.v_th, spec.surrogate_alpha)  # noqa: E731
             self.input_scale = 1.0 / spec.tau
         self.lif1 = make()
         self.lif2 = make()
@@ -136,6 +142,26 @@ class FCNet(nn.Module):
         s2, u2 = neurons.run(self.lif2, self.current(self.fc2(s1)), record=True)
         rec("lif2", (s2, u2))
         return rec.output(u2 if isinstance(self.spec, FCMnistSpec) else s2)
+
+
+# ------------------------------------------------------------------ lif_layer
+class LIFLayerNet(nn.Module):
+    """lif_layer: Linear(N, N) without bias, then one layer of fc_mnist_poisson's
+    neuron (``snn.Leaky(beta=1 - 1/tau, reset_mechanism="zero", reset_delay=False)``
+    fed X / tau, the sigmoid surrogate of :class:`neurons.Sigmoid`)."""
+
+    def __init__(self, spec: LIFLayerSpec):
+        super().__init__()
+        self.spec = spec
+        self.fc = nn.Linear(spec.neurons, spec.neurons, bias=False)
+        self.lif = decay_input_hard_reset_leaky(spec.tau, spec.v_th, spec.surrogate_alpha)
+        self.input_scale = 1.0 / spec.tau
+
+    def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
+        rec = _Recorder(record)
+        steps = self.spec.T if static else None
+        s = rec("lif", neurons.run(self.lif, neuron_input(self.fc(x)) * self.input_scale, record, steps))
+        return rec.output(s)
 
 
 # ------------------------------------------------------------------ dsrn_tdbn
@@ -267,4 +293,6 @@ def build_network(spec: TaskSpec) -> nn.Module:
         return FCNet(spec)
     if isinstance(spec, DSRNSpec):
         return DSRN(spec)
+    if isinstance(spec, LIFLayerSpec):
+        return LIFLayerNet(spec)
     raise TypeError(f"snntorch has no network for {type(spec).__name__}")

@@ -1,4 +1,4 @@
-"""The four task networks in SpikingJelly's ``activation_based`` API, multi-step.
+"""The four task networks (and the single-layer benchmark) in SpikingJelly's ``activation_based`` API, multi-step.
 
 Module names follow the shared weight names of :mod:`tasks.weights`, so the
 state_dict keys are the shared names (tdBN's ``weight`` is stored scaled; the
@@ -14,7 +14,7 @@ import torch
 from spikingjelly.activation_based import functional, layer, surrogate
 from torch import nn
 
-from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TaskSpec
+from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
 from ..torch_common import NetworkOutput
 from .neurons import ChargeLIFNode, ChargeSimpleLIFNode, ExponentialSynapse, SubtractiveLeakyNode
@@ -46,7 +46,7 @@ def lif_surrogate(spec: TaskSpec):
     """The surrogate of the task's LIFNode layers (None for fc_mnist, whose neuron is custom)."""
     if isinstance(spec, SyntheticSpec):
         return ScaledTriangle(spec.surrogate_alpha, spec.surrogate_width, spec.v_th)
-    if isinstance(spec, FCPoissonSpec):
+    if isinstance(spec, (FCPoissonSpec, LIFLayerSpec)):
         return surrogate.Sigmoid(alpha=spec.surrogate_alpha)
     if isinstance(spec, DSRNSpec):
         # Rect(alpha): height alpha on |x| < 0.5 / alpha; alpha = 1/(2a) gives 1/(2a) on |x| < a
@@ -157,6 +157,21 @@ class FCPoissonNet(_Network):
         return self.fire("lif2", self.lif2, self.fc2(s1), record)
 
 
+class LIFLayerNet(_Network):
+    """lif_layer: ``layer.Linear(N, N, bias=False)`` then one layer of fc_mnist_poisson's neuron,
+    ``neuron.LIFNode(tau, decay_input=True, v_reset=0, detach_reset=False)`` with Sigmoid(4)."""
+
+    def __init__(self, spec: LIFLayerSpec, lif_kind: str):
+        super().__init__()
+        self.spec = spec
+        self.fc = layer.Linear(spec.neurons, spec.neurons, bias=False, step_mode="m")
+        self.lif = make_lif(lif_kind, tau=spec.tau, decay_input=True, v_threshold=spec.v_th, v_reset=0.0,
+                            surrogate_function=lif_surrogate(spec), detach_reset=False)
+
+    def run(self, x, static, record):
+        return self.fire("lif", self.lif, over_time(self.fc(x), self.spec.T, static), record)
+
+
 def tdbn(spec: DSRNSpec, channels: int, alpha: float) -> layer.ThresholdDependentBatchNorm2d:
     return layer.ThresholdDependentBatchNorm2d(alpha, spec.v_th, channels, eps=spec.bn_eps, momentum=spec.bn_momentum)
 
@@ -253,6 +268,8 @@ def build_network(spec: TaskSpec, lif_kind: str = "lif") -> _Network:
         return FCPoissonNet(spec, lif_kind)
     if isinstance(spec, DSRNSpec):
         return DSRN(spec, lif_kind)
+    if isinstance(spec, LIFLayerSpec):
+        return LIFLayerNet(spec, lif_kind)
     raise TypeError(f"spikingjelly has no network for {type(spec).__name__}")
 
 

@@ -23,7 +23,7 @@ class STBPBackend(TorchBackend):
             components={
                 "neuron:synthetic": "custom: soft-reset LIF with exponential synapses (PyTorch loop over T)",
                 "neuron:fc_mnist": "custom: leaky neuron, subtractive reset without gradient",
-                "neuron:fc_mnist_poisson": "custom: LIF with decaying input, hard reset to 0",
+                "neuron:fc_mnist_poisson": "custom: LIF with decaying input, hard reset to 0 (also lif_layer)",
                 "neuron:dsrn_tdbn": "custom: STBP neuron, multiplicative reset",
                 "surrogates": "custom autograd Functions: rectangular, arctangent, sigmoid, triangle (ReLU-shaped)",
                 "tdbn": "custom: statistics over (T, B, H, W), running statistics with unbiased variance",
