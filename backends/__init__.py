@@ -35,6 +35,12 @@ REGISTRY: dict[str, BackendEntry] = {
             "our STBP/tdBN code in plain PyTorch, written from the equations",
         ),
         BackendEntry(
+            "stbp:fused",
+            "backends.stbp.fused:FusedSTBPBackend",
+            ("torch",),
+            "our STBP/tdBN networks with fused multi-step neurons (Triton kernels on CUDA)",
+        ),
+        BackendEntry(
             "snntorch",
             "backends.snntorch.backend:SnnTorchBackend",
             ("torch", "snntorch"),

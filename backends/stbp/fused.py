@@ -1,0 +1,132 @@
+"""The ``stbp:fused`` variant: our STBP networks built from fused blocks.
+
+The architecture is :mod:`backends.stbp.networks`, unchanged; what differs is
+how each piece runs:
+
+* every neuron layer is one multi-step autograd node
+  (:mod:`backends.stbp.multistep`): on a CUDA device one Triton kernel for
+  all T forward and one backward, keeping only the membrane for the backward
+  pass; elsewhere the same recurrences in a PyTorch loop;
+* the exponential synapse is one such node too (it keeps nothing);
+* tdBN is one ``batch_norm`` call on the time-folded ``[T*B, C, H, W]``
+  tensor (statistics and normalisation in the library's fused kernel), with
+  the weight lambda * alpha * V_th; a static input (the stem's image, the same
+  at every step) is normalised once and read by the neuron at every step;
+* on CUDA the convolutions run channels-last (the layout cuDNN's tensor-core
+  kernels prefer); the neuron kernels take any dense time-major layout.
+
+The equations are those of ``docs/tasks.md``; ``python -m tasks.parity``
+checks them like every other backend's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tasks.specs import ALL_PRECISIONS, DSRNSpec, TASKS
+
+from ..base import Capabilities
+from . import multistep
+from .backend import STBPBackend
+from .networks import Blocks, TdBN, build_network, neuron_input
+
+
+class FusedTdBN(TdBN):
+    """tdBN as one ``batch_norm`` over ``[T*B, C, H, W]`` (same parameters and buffers as :class:`TdBN`)."""
+
+    def forward(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        x = neuron_input(x)
+        flat = x if steps is not None else x.flatten(0, 1)
+        weight = self.weight * (self.alpha * self.v_th)
+        if not self.training or steps is None:
+            # training: batch statistics, running statistics updated with the
+            # unbiased variance of the T*B*H*W values (torch's own rule)
+            y = F.batch_norm(flat, self.running_mean, self.running_var, weight, self.bias,
+                             self.training, self.momentum, self.eps)
+        else:
+            # One static [B, C, H, W] copy stands for `steps` identical steps:
+            # the same mean and biased variance, but the running variance's
+            # unbiased correction counts all steps * B * H * W values.
+            y = F.batch_norm(flat, None, None, weight, self.bias, True, 0.0, self.eps)
+            with torch.no_grad():
+                mean = flat.mean((0, 2, 3))
+                var = flat.var((0, 2, 3), unbiased=False)
+                n = flat.numel() // flat.shape[1] * steps
+                m = self.momentum
+                self.running_mean.mul_(1 - m).add_(m * mean)
+                self.running_var.mul_(1 - m).add_(m * var * n / (n - 1))
+        return y if steps is not None else y.unflatten(0, x.shape[:2])
+
+
+class FusedBlocks(Blocks):
+    """Multi-step neurons and synapse (Triton on CUDA), one-call tdBN."""
+
+    def __init__(self, engine: str | None = None):
+        self.engine = engine  # None: by device and dtype (multistep.engine_for)
+
+    def neuron(self, kind, inputs, params, record, steps=None):
+        return multistep.neuron(kind, inputs, params, record, steps, self.engine)
+
+    def synapse(self, inputs, decay):
+        return multistep.synapse(inputs, decay, self.engine)
+
+    def tdbn(self, channels, alpha, v_th, eps, momentum):
+        return FusedTdBN(channels, alpha, v_th, eps, momentum)
+
+
+class FusedSTBPBackend(STBPBackend):
+    variant = "fused"
+
+    def __init__(self, spec, weights, *, device="cpu", precision="fp32"):
+        if device == "cuda" and not multistep.triton_installed():
+            raise NotImplementedError("stbp:fused needs Triton on CUDA (pip install triton)")
+        super().__init__(spec, weights, device=device, precision=precision)
+
+    @classmethod
+    def capabilities(cls) -> Capabilities:
+        return Capabilities(
+            tasks=tuple(TASKS),
+            devices=("cpu", "cuda"),
+            precisions=ALL_PRECISIONS,
+            components={
+                "neurons": (
+                    "custom: one autograd node per layer over all T with a hand-written backward (BPTT), "
+                    "saving only the membrane; CUDA float32: one Triton kernel for the forward and one for "
+                    "the backward (backends/stbp/kernels.py); CPU and float64: the same recurrences in a "
+                    "PyTorch loop"
+                ),
+                "synapse:synthetic": "custom: the exponential synapse as one multi-step node (Triton on CUDA)",
+                "tdbn": (
+                    "torch batch_norm on the time-folded [T*B, C, H, W] tensor with weight lambda*alpha*V_th "
+                    "(one fused kernel for statistics and normalisation; unbiased running variance); the "
+                    "stem's static image is convolved and normalised once and read at every step"
+                ),
+                "layout": "channels-last convolutions on CUDA",
+                "surrogates": "the same formulas as stbp, inside the kernels",
+            },
+            notes=(
+                "Our STBP code made fast: the networks of stbp with fused multi-step neurons. Falls back to "
+                "PyTorch loops where Triton cannot run (CPU, float64); CUDA graphs and torch.compile are not used."
+            ),
+        )
+
+    def build_model(self) -> nn.Module:
+        model = build_network(self.spec, FusedBlocks())
+        if self.device == "cuda" and isinstance(self.spec, DSRNSpec):
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def stage(self, batch):
+        staged = super().stage(batch)
+        if self.device == "cuda" and isinstance(self.spec, DSRNSpec):
+            staged.x = staged.x.contiguous(memory_format=torch.channels_last)
+        return staged
+
+    def device_info(self):
+        info = super().device_info()
+        info["neuron_engine"] = "triton" if self.device == "cuda" and self.precision != "fp64" \
+            and multistep.triton_installed() else "torch"
+        return info
+

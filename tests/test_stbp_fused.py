@@ -1,0 +1,170 @@
+"""stbp:fused: the hand-written multi-step backward, the Triton kernels (run by
+Triton's interpreter on the CPU), the one-call tdBN, and what the backward keeps."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from backends.stbp import multistep, neurons  # noqa: E402
+from backends.stbp.fused import FusedBlocks, FusedTdBN  # noqa: E402
+from backends.stbp.networks import CLEAR, TdBN, build_network  # noqa: E402
+from tasks.parity import check_backend, parity_case  # noqa: E402
+from tasks.specs import TASKS  # noqa: E402
+
+# Parameters of each neuron kind (multistep's order) and an input scale that
+# makes it fire often enough for resets and surrogates to matter.
+KINDS = {
+    "soft": ((0.5, 1.0, 0.3, 1.0), 3.0),
+    "subtractive": ((0.9, 1.0, 2.0), 1.0),
+    "hard": ((2.0, 1.0, 4.0), 2.0),
+    "stbp": ((0.25, 0.4, 0.5, 0.0), 0.6),
+}
+T, SHAPE = 9, (4, 6)
+
+
+def _inputs(kind, static, dtype=torch.float64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    scale = KINDS[kind][1]
+    shape = SHAPE if static else (T,) + SHAPE
+    x = (torch.rand(shape, generator=gen, dtype=dtype) * 2 - 0.5) * scale
+    gs = torch.randn((T,) + SHAPE, generator=gen, dtype=dtype)
+    gm = torch.randn((T,) + SHAPE, generator=gen, dtype=dtype)
+    return x, gs, gm
+
+
+def _clear(kind, x, p, static):
+    xs = x.unsqueeze(0).expand((T,) + tuple(x.shape)) if static else x
+    return {"soft": neurons.soft_reset_lif, "subtractive": neurons.subtractive_lif,
+            "hard": neurons.hard_reset_lif, "stbp": neurons.stbp_lif}[kind](xs, *p, record=True)
+
+
+def _run(fn, x, gs, gm):
+    """Spikes, membranes and the input gradient of sum(s * gs + m * gm)."""
+    x = x.clone().requires_grad_(True)
+    s, m = fn(x)
+    (s * gs + m * gm).sum().backward()
+    return s.detach(), m.detach(), x.grad
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["time-major", "static"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_hand_written_backward_equals_autograd_of_the_clear_neuron(kind, static):
+    p = KINDS[kind][0]
+    x, gs, gm = _inputs(kind, static)
+    want = _run(lambda v: _clear(kind, v, p, static), x, gs, gm)
+    got = _run(lambda v: multistep.neuron(kind, v, p, True, T if static else None, "torch"), x, gs, gm)
+    assert 0.05 < want[0].mean() < 0.95, "the case must fire, and not always"
+    assert torch.equal(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got[2], want[2], rtol=1e-10, atol=1e-12)
+
+
+def test_synapse_backward_equals_autograd():
+    x, g, _ = _inputs("soft", False)
+    want = _run(lambda v: (neurons.exponential_synapse(v, 0.9), v), x, g, torch.zeros_like(g))
+    got = _run(lambda v: (multistep.synapse(v, 0.9, "torch"), v), x, g, torch.zeros_like(g))
+    torch.testing.assert_close(got[0], want[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got[2], want[2], rtol=1e-12, atol=1e-12)
+
+
+def _saved_bytes(fn, x):
+    """Bytes autograd keeps for the backward pass of ``fn(x)``."""
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x.clone().requires_grad_(True))
+    return sum(saved)
+
+
+def test_backward_keeps_only_the_membrane():
+    p = KINDS["stbp"][0]
+    x, _, _ = _inputs("stbp", False, torch.float32)
+    fused = _saved_bytes(lambda v: multistep.neuron("stbp", v, p, False, None, "torch"), x)
+    clear = _saved_bytes(lambda v: neurons.stbp_lif(v, *p, record=False), x)
+    assert fused == x.numel() * 4  # one float32 membrane [T, ...]
+    assert clear >= 2 * fused
+
+
+def test_static_input_is_not_repeated_in_memory():
+    p = KINDS["subtractive"][0]
+    x, _, _ = _inputs("subtractive", True, torch.float32)
+    s, m = multistep.neuron("subtractive", x.requires_grad_(True), p, True, T, "torch")
+    assert s.shape == (T,) + SHAPE
+    (g,) = torch.autograd.grad(s.sum() + m.sum(), x)
+    assert g.shape == SHAPE  # summed over time in the backward pass itself
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_tdbn_equals_tdbn(training):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 5, 4, 6, 6, generator=gen, dtype=torch.float64) * 2 + 0.3
+    clear, fused = TdBN(4, 0.7, 0.4, 1e-5, 0.1).double(), FusedTdBN(4, 0.7, 0.4, 1e-5, 0.1).double()
+    for bn in (clear, fused):
+        with torch.no_grad():
+            bn.weight.copy_(torch.linspace(0.5, 1.5, 4))
+            bn.bias.copy_(torch.linspace(-0.2, 0.2, 4))
+            bn.running_var.fill_(2.0)
+        bn.train(training)
+    torch.testing.assert_close(fused(x), clear(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fused(x[0], steps=3), clear(x[0], steps=3), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fused.running_var, clear.running_var, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fused.running_mean, clear.running_mean, rtol=1e-12, atol=1e-12)
+
+
+def test_static_tdbn_counts_every_step_in_the_running_variance():
+    x = torch.randn(5, 2, 3, 3, dtype=torch.float64)
+    bn = TdBN(2, 1.0, 0.4, 1e-5, 0.1).double()
+    bn(x, steps=4)
+    n = 4 * 5 * 3 * 3
+    var = x.var((0, 2, 3), unbiased=False)
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * var * n / (n - 1))
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_fused_backend_parity(task):
+    row = check_backend(task, "stbp:fused")
+    assert row.status == "ok", row.message
+    assert row.spike_mismatches == 0 and row.spikes_compared > 0
+
+
+# ------------------------------------------------------------------ the Triton kernels
+def test_triton_kernels_under_the_interpreter():
+    """tests/kernels_interpreted.py, in a fresh process: Triton reads
+    TRITON_INTERPRET when it is first imported, which here has happened already."""
+    pytest.importorskip("triton")
+    here = os.path.dirname(__file__)
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           os.path.join(here, "kernels_interpreted.py")],
+                          cwd=os.path.dirname(here), env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout
+
+
+def test_engine_choice():
+    x = torch.zeros(2, 3)
+    assert multistep.engine_for(x) == "torch"  # CPU: no Triton kernel
+    assert multistep.engine_for(x.double()) == "torch"
+    assert multistep.engine_for(x, "triton") == "triton"
+    with pytest.raises(KeyError):
+        multistep.neuron("nope", x, (1.0, 1.0, 1.0), False)
+
+
+def test_cuda_without_triton_is_unavailable(monkeypatch):
+    from backends.stbp.fused import FusedSTBPBackend
+    from tasks.specs import get_spec
+    from tasks.weights import initial_weights
+
+    monkeypatch.setattr(multistep, "triton_installed", lambda: False)
+    spec = get_spec("lif_layer", neurons=8, T=4)
+    with pytest.raises(NotImplementedError, match="Triton"):
+        FusedSTBPBackend(spec, initial_weights(spec), device="cuda")
