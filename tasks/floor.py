@@ -1,0 +1,243 @@
+"""``python -m tasks.floor``: the least time a training step can take on a GPU.
+
+For a task at a batch size, T and precision, count what one training step
+must do -- floating-point operations and bytes moved to and from device
+memory -- layer by layer, from the task spec alone (no framework).  Each
+operation takes at least ``max(flops / peak FLOP/s, bytes / bandwidth)``
+(the roofline); the floor of the step is the sum over its operations, which
+run one after another.  A measured step time divided by the floor says how
+far an implementation is from what the hardware allows.
+
+The model (``docs/performance.md`` explains it):
+
+* synapses (linear, convolution): 2 FLOPs per multiply-accumulate forward;
+  backward the weight gradient and, unless the input is the data, the input
+  gradient, 2 each.  A static input (an image fed at every step) is
+  multiplied once per sample, not once per step.  Bytes: the input, the
+  weights and the output once forward; the output gradient, the input, the
+  weights and the gradients written backward.
+* neurons: forward read the input, write the spikes and the one saved
+  membrane (float32); backward read the spike gradient and the membrane,
+  write the input gradient.
+* tdBN: forward read and write each element once, backward read two and
+  write one (the statistics are taken in the same passes).
+* the residual sum: read two, write one (forward only).
+* Adam (training steps only): read parameter, gradient and both moments,
+  write three, per parameter.
+
+Convolution and linear operands are 4 bytes (fp32, tf32) or 2 (bf16); neuron
+state, gradients and optimiser state are 4.  Peak rates are the vendor's
+dense figures: CUDA-core float32 for ``fp32`` (TF32 off), tensor cores for
+``tf32`` and ``bf16``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SpikebenchError
+from .specs import PRECISIONS, DSRNSpec, SynapseInfo, TaskSpec, get_spec
+
+STATE_BYTES = 4  # neuron state, gradients, optimiser state
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    peak_flops: dict[str, float]  # precision -> FLOP/s (dense)
+    bandwidth: float  # bytes/s
+
+
+GPUS = {
+    # NVIDIA's H100 SXM5 and H200 SXM datasheets (dense, no sparsity)
+    "h100": GPU("NVIDIA H100 SXM5 80GB", {"fp32": 66.9e12, "tf32": 494.7e12, "bf16": 989.4e12}, 3.35e12),
+    "h200": GPU("NVIDIA H200 SXM 141GB", {"fp32": 66.9e12, "tf32": 494.7e12, "bf16": 989.4e12}, 4.8e12),
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One piece of a step: its name, FLOPs and bytes moved."""
+
+    name: str
+    flops: float
+    bytes: float
+    tensor_core: bool = False  # a matrix product (runs at the precision's matrix rate)
+
+    def seconds(self, gpu: GPU, precision: str) -> float:
+        rate = gpu.peak_flops[precision] if self.tensor_core else gpu.peak_flops["fp32"]
+        return max(self.flops / rate, self.bytes / gpu.bandwidth)
+
+
+def operand_bytes(precision: str) -> int:
+    return 2 if precision == "bf16" else 4
+
+
+def _synapse_macs(s: SynapseInfo) -> tuple[int, int]:
+    """Multiply-accumulates per sample and step, and the weight count."""
+    if s.kind == "linear":
+        return math.prod(s.in_shape) * math.prod(s.out_shape), math.prod(s.in_shape) * math.prod(s.out_shape)
+    c_in, c_out = s.in_shape[0], s.out_shape[0]
+    weights = c_out * c_in * s.kernel * s.kernel
+    return math.prod(s.out_shape[1:]) * weights, weights
+
+
+def step_ops(spec: TaskSpec, precision: str, training: bool = True) -> list[Op]:
+    """The operations of one step (forward + backward, plus Adam when ``training``)."""
+    if precision not in PRECISIONS:
+        raise SpikebenchError(f"precision must be one of {', '.join(PRECISIONS)}")
+    act = operand_bytes(precision)
+    T, B = spec.T, spec.batch_size
+    static = spec.static_input
+    ops: list[Op] = []
+    params = 0
+    for s in spec.synapses():
+        macs, weights = _synapse_macs(s)
+        from_data = s.source == "input"
+        reps = B if (from_data and static) else T * B
+        n_in, n_out = math.prod(s.in_shape) * reps, math.prod(s.out_shape) * reps
+        params += weights + (math.prod(s.out_shape[:1]) if s.kind == "linear" else 0)
+        ops.append(Op(f"{s.name} forward", 2 * macs * reps, act * (n_in + n_out + weights), True))
+        back_flops = 2 * macs * reps * (1 if from_data else 2)
+        back_bytes = act * (n_out + n_in + weights) + STATE_BYTES * weights + (0 if from_data else act * n_in)
+        ops.append(Op(f"{s.name} backward", back_flops, back_bytes, True))
+        if isinstance(spec, DSRNSpec) and s.kind == "conv":
+            n_bn = math.prod(s.out_shape) * reps
+            params += 2 * s.out_shape[0]
+            ops.append(Op(f"{s.name} tdBN forward", 4 * n_bn, STATE_BYTES * 2 * n_bn))
+            ops.append(Op(f"{s.name} tdBN backward", 6 * n_bn, STATE_BYTES * 3 * n_bn))
+    first = spec.layers()[0].name
+    for layer in spec.layers():
+        n = layer.size * T * B
+        # the first layer of a static-input task reads (and returns the gradient of) one copy per sample
+        n_in = layer.size * B if (static and layer.name == first) else n
+        ops.append(Op(f"{layer.name} forward", 5 * n, STATE_BYTES * n_in + act * n + STATE_BYTES * n))
+        ops.append(Op(f"{layer.name} backward", 10 * n, STATE_BYTES * (2 * n + n_in)))
+    if isinstance(spec, DSRNSpec):
+        for b in spec.blocks():
+            n = b.out_channels * b.out_size * b.out_size * T * B
+            ops.append(Op(f"{b.prefix} residual sum", n, STATE_BYTES * 3 * n))
+    if training:
+        ops.append(Op("Adam", 12 * params, STATE_BYTES * 7 * params))
+    return ops
+
+
+@dataclass(frozen=True)
+class Floor:
+    task: str
+    T: int
+    batch_size: int
+    precision: str
+    gpu: str
+    flops: float
+    bytes: float
+    seconds: float  # the floor
+    compute_seconds: float  # the sum of the FLOP terms alone
+    memory_seconds: float  # the sum of the byte terms alone
+
+
+def floor(spec: TaskSpec, precision: str, gpu: str = "h100", training: bool | None = None) -> Floor:
+    if gpu not in GPUS:
+        raise SpikebenchError(f"unknown GPU {gpu!r}; choose from {', '.join(GPUS)}")
+    g = GPUS[gpu]
+    ops = step_ops(spec, precision, spec.trainable if training is None else training)
+    compute = sum(op.flops / (g.peak_flops[precision] if op.tensor_core else g.peak_flops["fp32"]) for op in ops)
+    return Floor(
+        task=spec.name, T=spec.T, batch_size=spec.batch_size, precision=precision, gpu=g.name,
+        flops=sum(op.flops for op in ops), bytes=sum(op.bytes for op in ops),
+        seconds=sum(op.seconds(g, precision) for op in ops),
+        compute_seconds=compute, memory_seconds=sum(op.bytes for op in ops) / g.bandwidth,
+    )
+
+
+# The points docs/performance.md tabulates: each task at its recipe's batch
+# size; dsrn_tdbn over the memory-versus-T study's T; lif_layer over N.
+DOC_POINTS: list[tuple[str, dict]] = (
+    [("synthetic", {}), ("fc_mnist", {}), ("fc_mnist_poisson", {})]
+    + [("dsrn_tdbn", {"T": T}) for T in (1, 2, 4, 8, 16)]
+    + [("lif_layer", {"neurons": n}) for n in (512, 4096, 16384)]
+)
+
+
+def _label(spec: TaskSpec) -> str:
+    extra = f", N={spec.neurons}" if spec.name == "lif_layer" else ""  # type: ignore[attr-defined]
+    return f"{spec.name} (T={spec.T}, B={spec.batch_size}{extra})"
+
+
+def measured_times(results_dir: Path | None) -> dict[tuple, list[tuple[str, float]]]:
+    """Measured step times from ``tasks.measure`` records, keyed like the floor table."""
+    from .result import Result
+
+    found: dict[tuple, list[tuple[str, float]]] = {}
+    if results_dir is None:
+        return found
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        try:
+            r = Result.load(path)
+        except Exception:
+            continue  # parity files and others that are not result records
+        if r.status != "ok" or r.kind != "measurement" or (r.device or {}).get("type") != "cuda":
+            continue
+        # the floor's step: a training step, or forward + backward for lif_layer
+        t = r.metric("train_step_time")
+        t = r.metric("forward_backward_time") if t is None else t
+        if t is None:
+            continue
+        task = r.config.get("task", {})
+        key = (r.task, task.get("T"), task.get("batch_size"), task.get("neurons"), r.precision)
+        found.setdefault(key, []).append((r.backend, float(t)))
+    return found
+
+
+def table(precisions: Sequence[str], gpu: str, results_dir: Path | None = None) -> str:
+    """The markdown table of docs/performance.md (with measured multiples when results are given)."""
+    measured = measured_times(results_dir)
+    head = "| task | precision | GFLOP | MB moved | compute-bound | memory-bound | floor |"
+    rule = "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    if results_dir is not None:
+        head += " measured (multiple of the floor) |"
+        rule += " --- |"
+    lines = [head, rule]
+    for precision in precisions:
+        for task, overrides in DOC_POINTS:
+            spec = get_spec(task, **overrides)
+            f = floor(spec, precision, gpu)
+            row = (f"| {_label(spec)} | {precision} | {f.flops / 1e9:,.1f} | {f.bytes / 1e6:,.1f} | "
+                   f"{f.compute_seconds * 1e3:.3f} ms | {f.memory_seconds * 1e3:.3f} ms | {f.seconds * 1e3:.3f} ms |")
+            if results_dir is not None:
+                key = (spec.name, spec.T, spec.batch_size, getattr(spec, "neurons", None), precision)
+                cells = [f"{b} {t * 1e3:.2f} ms ({t / f.seconds:.1f}x)" for b, t in sorted(measured.get(key, []))]
+                row += f" {'; '.join(cells) or 'not measured'} |"
+            lines.append(row)
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .run import OneLineParser
+
+    p = OneLineParser(prog="python -m tasks.floor", description=__doc__.split("\n\n")[0])
+    p.add_argument("--gpu", default="h100", choices=sorted(GPUS))
+    p.add_argument("--precision", default="fp32,bf16", help=f"comma list of {', '.join(PRECISIONS)}")
+    p.add_argument("--results", metavar="DIR", help="add measured step times from these result records")
+    args = p.parse_args(argv)
+    try:
+        precisions = [x.strip() for x in args.precision.split(",") if x.strip()]
+        bad = [x for x in precisions if x not in PRECISIONS]
+        if bad or not precisions:
+            raise SpikebenchError(f"precision must be a comma list of {', '.join(PRECISIONS)}, got {args.precision!r}")
+        if args.results and not Path(args.results).is_dir():
+            raise SpikebenchError(f"--results {args.results} is not a directory")
+        print(table(precisions, args.gpu, Path(args.results) if args.results else None))
+    except SpikebenchError as exc:
+        sys.stderr.write(f"spikebench: error: {exc}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

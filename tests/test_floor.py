@@ -1,0 +1,102 @@
+"""The performance floor (tasks/floor.py): hand-counted work, the roofline, the
+table of docs/performance.md, and measured times as multiples."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tasks import floor
+from tasks.result import Result
+from tasks.specs import get_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_fc_mnist_work_counted_by_hand():
+    spec = get_spec("fc_mnist")
+    T, B = 25, 128
+    flops = (
+        2 * 784 * 1000 * B * 2  # fc1: a static image, once per sample; backward: weight gradient only
+        + 2 * 1000 * 10 * T * B * 3  # fc2: forward, weight and input gradients
+        + 15 * (1000 + 10) * T * B  # neurons: 5 forward, 10 backward per neuron-step
+        + 12 * (784 * 1000 + 1000 + 1000 * 10 + 10)  # Adam
+    )
+    assert sum(op.flops for op in floor.step_ops(spec, "fp32")) == flops
+    without_adam = sum(op.flops for op in floor.step_ops(spec, "fp32", training=False))
+    assert without_adam == flops - 12 * 795010
+
+
+def test_lif_layer_is_a_matrix_product_and_no_optimiser():
+    spec = get_spec("lif_layer", neurons=4096)
+    rows, n = 500 * 16, 4096
+    ops = floor.step_ops(spec, "bf16", training=spec.trainable)
+    assert not any(op.name == "Adam" for op in ops)
+    matmul = sum(op.flops for op in ops if op.tensor_core)
+    assert matmul == 2 * rows * n * n * 2  # forward and the weight gradient (the input is data)
+    fwd = next(op for op in ops if op.name == "fc forward")
+    assert fwd.bytes == 2 * (rows * n * 2 + n * n)  # bf16 operands: input, output, weights
+
+
+def test_bf16_moves_fewer_bytes_and_the_floor_is_a_roofline():
+    spec = get_spec("dsrn_tdbn")
+    f32, b16 = floor.floor(spec, "fp32"), floor.floor(spec, "bf16")
+    assert b16.flops == f32.flops and b16.bytes < f32.bytes
+    assert b16.seconds < f32.seconds
+    for f in (f32, b16):
+        assert max(f.compute_seconds, f.memory_seconds) <= f.seconds <= f.compute_seconds + f.memory_seconds
+    # fp32 is compute-bound on CUDA cores: about 1.3 TFLOP at T = 2, batch 64
+    assert 1.2e12 < f32.flops < 1.4e12
+    assert f32.compute_seconds > 5 * f32.memory_seconds
+    # the work is linear in T
+    f4 = floor.floor(get_spec("dsrn_tdbn", T=4), "fp32")
+    assert f4.flops == pytest.approx(2 * f32.flops, rel=0.01)
+
+
+def test_op_seconds_takes_the_larger_bound():
+    gpu = floor.GPUS["h100"]
+    compute = floor.Op("mm", flops=989.4e12, bytes=1.0, tensor_core=True)
+    assert compute.seconds(gpu, "bf16") == pytest.approx(1.0)
+    assert compute.seconds(gpu, "fp32") == pytest.approx(989.4 / 66.9)
+    memory = floor.Op("copy", flops=1.0, bytes=3.35e12)
+    assert memory.seconds(gpu, "bf16") == pytest.approx(1.0)
+
+
+def test_the_documented_table_is_the_tools_output():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    found = re.search(r"<!-- floor-table: python -m tasks.floor --gpu h100 --precision fp32,bf16 -->\n(.*?)\n"
+                      r"<!-- /floor-table -->", doc, re.S)
+    assert found, "docs/performance.md lost its floor table"
+    assert found.group(1).strip() == floor.table(["fp32", "bf16"], "h100")
+
+
+def _measurement(tmp_path: Path, backend: str, t: float, device: str = "cuda") -> Path:
+    spec = get_spec("dsrn_tdbn")
+    r = Result(task="dsrn_tdbn", backend=backend, kind="measurement", precision="fp32",
+               device={"type": device, "name": "NVIDIA H100 80GB HBM3"},
+               config={"task": spec.to_dict(), "run": {"device": device}})
+    r.set_metric("train_step_time", t, "s")
+    return r.save(tmp_path / f"{backend.replace(':', '-')}-{device}.json")
+
+
+def test_measured_times_become_multiples_of_the_floor(tmp_path):
+    _measurement(tmp_path, "stbp", 0.0434)
+    _measurement(tmp_path, "snntorch", 99.0, device="cpu")  # not a GPU measurement: left out
+    (tmp_path / "parity.json").write_text('{"rows": []}')  # not a result record: skipped
+    text = floor.table(["fp32"], "h100", tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| dsrn_tdbn (T=2, B=64)"))
+    f = floor.floor(get_spec("dsrn_tdbn"), "fp32")
+    assert f"stbp 43.40 ms ({0.0434 / f.seconds:.1f}x)" in row
+    assert "snntorch" not in text
+    assert "not measured" in text  # the other points
+
+
+def test_command_line(capsys, tmp_path):
+    assert floor.main(["--precision", "bf16"]) == 0
+    assert "| lif_layer (T=500, B=16, N=16384) | bf16 |" in capsys.readouterr().out
+    assert floor.main(["--precision", "fp8"]) == 2
+    assert "precision" in capsys.readouterr().err
+    assert floor.main(["--results", str(tmp_path / "missing")]) == 2
+    with pytest.raises(SystemExit) as exc:
+        floor.main(["--gpu", "a100"])
+    assert exc.value.code == 2
