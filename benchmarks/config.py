@@ -25,6 +25,9 @@ class SuiteConfig:
     overrides: dict[str, dict] = field(default_factory=dict)
     train_overrides: dict[str, dict] = field(default_factory=dict)
     dataset: str = "fashion-mnist"
+    # the single-layer benchmark (lif_layer): widths N, and spec overrides
+    layer_neurons: tuple[int, ...] = (512, 4096, 16384)
+    layer_overrides: dict = field(default_factory=dict)
 
 
 FULL = SuiteConfig(
@@ -51,6 +54,8 @@ SMALL = SuiteConfig(
         "dsrn_tdbn": {"batch_size": 8, "width": 1 / 16, "limit_train": 32, "limit_test": 16},
     },
     train_overrides={"synthetic": {"steps": 20}, "fc_mnist_poisson": {"epochs": 1}, "dsrn_tdbn": {"epochs": 1}},
+    layer_neurons=(64, 256),
+    layer_overrides={"T": 20, "batch_size": 4},
 )
 
 

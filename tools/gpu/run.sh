@@ -6,10 +6,12 @@
 #   bash tools/gpu/run.sh STAGE [STAGE ...]
 #
 # Stages: env, train-fc, train-poisson, train-synthetic, train-dsrn, sweep-dsrn,
-# sweep-fc, asv.  Each stage writes its result files under results/gpu/<stage>/
-# and packs them into $OUT/<stage>.tgz (the device tool brings back at most 8
-# files), then prints a short table.  SMOKE=1 runs every stage on the CPU at a
-# tiny size, to check this script without a GPU.
+# sweep-fc, bench-layer, asv.  Each stage writes its result files under
+# results/gpu/<precision>/<stage>/ and packs them into $OUT/<stage>.tgz (the
+# device tool brings back at most 8 files), then prints a short table.
+# PRECISION=bf16 (or tf32) runs a stage at that precision (default fp32).
+# SMOKE=1 runs every stage on the CPU at a tiny size, to check this script
+# without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,16 +32,19 @@ if [ "${SMOKE:-0}" = 1 ]; then
   DSRN="--width 0.0625 --batch-size 8 --limit-train 32 --limit-test 16"
   SYN="--steps 20 --T 20"
   TS=1,2
+  LAYER="--T 20 --batch-size 4 --neurons 64,256"
 else
   DEVICE=cuda
   FC=""
   DSRN=""
   SYN=""
   TS=1,2,4,8,16
+  LAYER="--neurons 512,4096,16384"
 fi
 PRECISION=${PRECISION:-fp32}
-COMMON="--device $DEVICE --precision $PRECISION --dataset fashion-mnist --no-progress --no-download"
-RES=results/gpu
+RUN="--device $DEVICE --precision $PRECISION --no-progress --no-download"
+COMMON="$RUN --dataset fashion-mnist"
+RES=results/gpu/$PRECISION
 
 pack() {  # pack results/gpu/<stage> into $OUT/<stage>.tgz
   tar -czf "$OUT/$1.tgz" -C "$RES" "$1" && ls -la "$OUT/$1.tgz"
@@ -71,6 +76,10 @@ for stage in "$@"; do
           $COMMON $FC --out $RES/$stage
       done
       pack $stage ;;
+    bench-layer)
+      # the field's single-layer benchmark: Linear(N, N) + LIF, batch 16, T = 500
+      python3 -m tasks.sweep --task lif_layer --backend all --measure memory,throughput $RUN $LAYER \
+        --out $RES/$stage; pack $stage ;;
     asv)
       [ "${SMOKE:-0}" = 1 ] && export SPIKEBENCH_ASV_SIZE=small
       python3 -m asv machine --yes >/dev/null
