@@ -33,7 +33,6 @@ dense figures: CUDA-core float32 for ``fp32`` (TF32 off), tensor cores for
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -69,9 +68,15 @@ class Op:
     bytes: float
     tensor_core: bool = False  # a matrix product (runs at the precision's matrix rate)
 
+    def compute_seconds(self, gpu: GPU, precision: str) -> float:
+        return self.flops / (gpu.peak_flops[precision] if self.tensor_core else gpu.peak_flops["fp32"])
+
+    def memory_seconds(self, gpu: GPU) -> float:
+        return self.bytes / gpu.bandwidth
+
     def seconds(self, gpu: GPU, precision: str) -> float:
-        rate = gpu.peak_flops[precision] if self.tensor_core else gpu.peak_flops["fp32"]
-        return max(self.flops / rate, self.bytes / gpu.bandwidth)
+        """The roofline: the larger of the two bounds."""
+        return max(self.compute_seconds(gpu, precision), self.memory_seconds(gpu))
 
 
 def operand_bytes(precision: str) -> int:
@@ -81,9 +86,9 @@ def operand_bytes(precision: str) -> int:
 def _synapse_macs(s: SynapseInfo) -> tuple[int, int]:
     """Multiply-accumulates per sample and step, and the weight count."""
     if s.kind == "linear":
-        return math.prod(s.in_shape) * math.prod(s.out_shape), math.prod(s.in_shape) * math.prod(s.out_shape)
-    c_in, c_out = s.in_shape[0], s.out_shape[0]
-    weights = c_out * c_in * s.kernel * s.kernel
+        weights = math.prod(s.in_shape) * math.prod(s.out_shape)
+        return weights, weights
+    weights = s.out_shape[0] * s.in_shape[0] * s.kernel * s.kernel
     return math.prod(s.out_shape[1:]) * weights, weights
 
 
@@ -101,7 +106,7 @@ def step_ops(spec: TaskSpec, precision: str, training: bool = True) -> list[Op]:
         from_data = s.source == "input"
         reps = B if (from_data and static) else T * B
         n_in, n_out = math.prod(s.in_shape) * reps, math.prod(s.out_shape) * reps
-        params += weights + (math.prod(s.out_shape[:1]) if s.kind == "linear" else 0)
+        params += weights + (s.out_shape[0] if s.bias else 0)
         ops.append(Op(f"{s.name} forward", 2 * macs * reps, act * (n_in + n_out + weights), True))
         back_flops = 2 * macs * reps * (1 if from_data else 2)
         back_bytes = act * (n_out + n_in + weights) + STATE_BYTES * weights + (0 if from_data else act * n_in)
@@ -146,12 +151,12 @@ def floor(spec: TaskSpec, precision: str, gpu: str = "h100", training: bool | No
         raise SpikebenchError(f"unknown GPU {gpu!r}; choose from {', '.join(GPUS)}")
     g = GPUS[gpu]
     ops = step_ops(spec, precision, spec.trainable if training is None else training)
-    compute = sum(op.flops / (g.peak_flops[precision] if op.tensor_core else g.peak_flops["fp32"]) for op in ops)
     return Floor(
         task=spec.name, T=spec.T, batch_size=spec.batch_size, precision=precision, gpu=g.name,
         flops=sum(op.flops for op in ops), bytes=sum(op.bytes for op in ops),
         seconds=sum(op.seconds(g, precision) for op in ops),
-        compute_seconds=compute, memory_seconds=sum(op.bytes for op in ops) / g.bandwidth,
+        compute_seconds=sum(op.compute_seconds(g, precision) for op in ops),
+        memory_seconds=sum(op.memory_seconds(g) for op in ops),
     )
 
 

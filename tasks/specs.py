@@ -56,6 +56,7 @@ class SynapseInfo:
     stride: int = 1
     padding: int = 0
     inputs: str = "spikes"
+    bias: bool = False  # a linear layer with a bias vector
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,8 +192,8 @@ class SyntheticSpec(TaskSpec):
 
     def synapses(self) -> list[SynapseInfo]:
         return [
-            SynapseInfo("fc1", "linear", "input", (self.n_in,), (self.n_hidden,)),
-            SynapseInfo("readout", "linear", "hidden", (self.n_hidden,), (self.n_classes,)),
+            SynapseInfo("fc1", "linear", "input", (self.n_in,), (self.n_hidden,), bias=True),
+            SynapseInfo("readout", "linear", "hidden", (self.n_hidden,), (self.n_classes,), bias=True),
         ]
 
     def input_shape(self) -> tuple[int, ...]:
@@ -232,8 +233,8 @@ class FCMnistSpec(_ImageSpec):
 
     def synapses(self) -> list[SynapseInfo]:
         return [
-            SynapseInfo("fc1", "linear", "input", (self.n_in,), (self.n_hidden,), inputs="real"),
-            SynapseInfo("fc2", "linear", "lif1", (self.n_hidden,), (self.n_classes,)),
+            SynapseInfo("fc1", "linear", "input", (self.n_in,), (self.n_hidden,), inputs="real", bias=True),
+            SynapseInfo("fc2", "linear", "lif1", (self.n_hidden,), (self.n_classes,), bias=True),
         ]
 
     def input_shape(self) -> tuple[int, ...]:
@@ -385,8 +386,9 @@ class DSRNSpec(_ImageSpec):
                 out.append(SynapseInfo(f"{b.prefix}.shortcut.conv", "conv", source, in_shape, shape, 1, b.stride, 0))
             source = f"{b.prefix}.lif2"
         # fc1 reads the spatial mean of the last block's spikes: real-valued
-        out.append(SynapseInfo("fc1", "linear", source, (self.final_channels,), (self.hidden_units,), inputs="dense"))
-        out.append(SynapseInfo("fc2", "linear", "fc1.lif", (self.hidden_units,), (self.n_classes,)))
+        out.append(SynapseInfo("fc1", "linear", source, (self.final_channels,), (self.hidden_units,), inputs="dense",
+                               bias=True))
+        out.append(SynapseInfo("fc2", "linear", "fc1.lif", (self.hidden_units,), (self.n_classes,), bias=True))
         return out
 
     def input_shape(self) -> tuple[int, ...]:
