@@ -55,6 +55,36 @@ class NetworkOutput:
     membranes: dict[str, torch.Tensor] | None = None  # with record=True
 
 
+def neuron_input(x: torch.Tensor) -> torch.Tensor:
+    """Neuron state and tdBN statistics stay float32 under bf16 autocast (the precision policy)."""
+    return x.float() if x.dtype == torch.bfloat16 else x
+
+
+def over_time(x: torch.Tensor, T: int, static: bool) -> torch.Tensor:
+    """A static ``[B, ...]`` input repeated to ``[T, B, ...]`` (a view); a time-major one unchanged."""
+    return x.unsqueeze(0).expand((T,) + tuple(x.shape)) if static else x
+
+
+class Recorder:
+    """Collects each spiking layer's spikes (and, with ``record``, membranes) during a forward pass."""
+
+    def __init__(self, record: bool):
+        self.record = record
+        self.spikes: dict[str, torch.Tensor] = {}
+        self.membranes: dict[str, torch.Tensor] | None = {} if record else None
+
+    def __call__(self, name: str, pair) -> torch.Tensor:
+        """Keep ``pair = (spikes, membranes)`` of layer ``name``; return the spikes."""
+        spikes, membranes = pair
+        self.spikes[name] = spikes
+        if self.record:
+            self.membranes[name] = membranes
+        return spikes
+
+    def output(self, readout: torch.Tensor) -> NetworkOutput:
+        return NetworkOutput(readout=readout, spikes=self.spikes, membranes=self.membranes)
+
+
 def torch_dtype(precision: str) -> torch.dtype:
     return torch.float64 if precision == "fp64" else torch.float32
 

@@ -17,31 +17,9 @@ from torch.nn import functional as F
 
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
-from ..torch_common import NetworkOutput
+from ..torch_common import NetworkOutput, Recorder, neuron_input
 from . import neurons
 from .neurons import Leaky, SoftResetSynaptic, constant
-
-
-def neuron_input(x: torch.Tensor) -> torch.Tensor:
-    """Neuron state stays in float32 under bf16 autocast (the precision policy)."""
-    return x.float() if x.dtype == torch.bfloat16 else x
-
-
-class _Recorder:
-    def __init__(self, record: bool):
-        self.record = record
-        self.spikes: dict[str, torch.Tensor] = {}
-        self.membranes: dict[str, torch.Tensor] | None = {} if record else None
-
-    def __call__(self, name: str, pair) -> torch.Tensor:
-        spikes, membranes = pair
-        self.spikes[name] = spikes
-        if self.record:
-            self.membranes[name] = membranes
-        return spikes
-
-    def output(self, readout: torch.Tensor) -> NetworkOutput:
-        return NetworkOutput(readout=readout, spikes=self.spikes, membranes=self.membranes)
 
 
 # ------------------------------------------------------------------ synthetic
@@ -75,7 +53,7 @@ class SyntheticNet(nn.Module):
         self.input_scale = 1.0 - spec.a_mem
 
     def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
-        spec, rec = self.spec, _Recorder(record)
+        spec, rec = self.spec, Recorder(record)
         steps = spec.T if static else None
         current = neuron_input(self.fc1(x)) * self.input_scale
         s = rec("hidden", neurons.run(self.lif, current, record, steps))
@@ -134,7 +112,7 @@ class FCNet(nn.Module):
         return x if self.input_scale is None else x * self.input_scale
 
     def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
-        rec = _Recorder(record)
+        rec = Recorder(record)
         # A static image gives the same W x + b at every step: computed once.
         steps = self.spec.T if static else None
         s1 = rec("lif1", neurons.run(self.lif1, self.current(self.fc1(x)), record, steps))
@@ -158,7 +136,7 @@ class LIFLayerNet(nn.Module):
         self.input_scale = 1.0 / spec.tau
 
     def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
-        rec = _Recorder(record)
+        rec = Recorder(record)
         steps = self.spec.T if static else None
         s = rec("lif", neurons.run(self.lif, neuron_input(self.fc(x)) * self.input_scale, record, steps))
         return rec.output(s)
@@ -234,7 +212,7 @@ class BasicBlock(nn.Module):
         self.lif1 = stbp_neuron(spec)
         self.lif2 = stbp_neuron(spec)
 
-    def forward(self, s: torch.Tensor, rec: _Recorder) -> torch.Tensor:
+    def forward(self, s: torch.Tensor, rec: Recorder) -> torch.Tensor:
         T, B = s.shape[:2]
         flat = s.flatten(0, 1)
         h = self.bn1(self.conv1(flat)).unflatten(0, (T, B))
@@ -263,7 +241,7 @@ class DSRN(nn.Module):
         self.fc2_lif = stbp_neuron(spec)
 
     def forward(self, x: torch.Tensor, static: bool = True, record: bool = False) -> NetworkOutput:
-        spec, rec = self.spec, _Recorder(record)
+        spec, rec = self.spec, Recorder(record)
         T = spec.T
         if static:
             # The same image at every step: convolve it once, then give tdBN

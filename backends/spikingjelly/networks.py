@@ -16,21 +16,11 @@ from torch import nn
 
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
-from ..torch_common import NetworkOutput
+from ..torch_common import NetworkOutput, neuron_input, over_time
 from .neurons import ChargeLIFNode, ChargeSimpleLIFNode, ExponentialSynapse, SubtractiveLeakyNode
 from .surrogates import ScaledTriangle, ShiftedRect, StrictATan
 
 LIF_KINDS = ("lif", "simple")
-
-
-def state_input(x: torch.Tensor) -> torch.Tensor:
-    """Neuron state and tdBN statistics stay float32 under bf16 autocast (the precision policy)."""
-    return x.float() if x.dtype == torch.bfloat16 else x
-
-
-def over_time(x: torch.Tensor, T: int, static: bool) -> torch.Tensor:
-    """A static ``[B, ...]`` input (or its image computed once) repeated to ``[T, B, ...]``."""
-    return x.unsqueeze(0).expand((T,) + tuple(x.shape)) if static else x
 
 
 def make_lif(kind: str, *, tau: float, decay_input: bool, v_threshold: float, v_reset: float | None,
@@ -81,7 +71,7 @@ class _Network(nn.Module):
         want = record or keep_membrane
         node.record_charge = want
         try:
-            spikes = node(state_input(x))
+            spikes = node(neuron_input(x))
             membrane = node.h_seq if want else None
         finally:
             node.record_charge = False
@@ -115,9 +105,9 @@ class SyntheticNet(_Network):
         self.syn_out = ExponentialSynapse(spec.a_syn)
 
     def run(self, x, static, record):
-        current = self.syn1(state_input(self.fc1(over_time(x, self.spec.T, static))))
+        current = self.syn1(neuron_input(self.fc1(over_time(x, self.spec.T, static))))
         s = self.fire("hidden", self.lif, current, record)
-        return self.syn_out(state_input(self.readout(s)))
+        return self.syn_out(neuron_input(self.readout(s)))
 
 
 class FCMnistNet(_Network):
@@ -185,7 +175,7 @@ class ConvBN(nn.Module):
         self.bn = tdbn(spec, c_out, alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(state_input(self.conv(x)))
+        return self.bn(neuron_input(self.conv(x)))
 
 
 class BasicBlock(nn.Module):
@@ -240,16 +230,16 @@ class DSRN(_Network):
             # One image at every step: the stem convolution runs once (a T = 1
             # sequence) and its output is repeated; tdBN still sees T copies.
             h = self.stem.conv(x.unsqueeze(0))
-            h = self.stem.bn(state_input(h).expand((spec.T,) + tuple(h.shape[1:])))
+            h = self.stem.bn(neuron_input(h).expand((spec.T,) + tuple(h.shape[1:])))
         else:
             h = self.stem(x)
         s = self.fire("stem.lif", self.stem_lif, h, record)
         for stage in range(1, len(spec.stages) + 1):
             for index, block in enumerate(getattr(self, f"layer{stage}")):
                 name = f"layer{stage}.{index}"
-                h = block.bn1(state_input(block.conv1(s)))
+                h = block.bn1(neuron_input(block.conv1(s)))
                 h = self.fire(f"{name}.lif1", block.lif1, h, record)
-                out = block.bn2(state_input(block.conv2(h)))
+                out = block.bn2(neuron_input(block.conv2(h)))
                 out = out + (block.shortcut(s) if block.shortcut is not None else s)
                 s = self.fire(f"{name}.lif2", block.lif2, out, record)
         pooled = s.mean(dim=(3, 4))

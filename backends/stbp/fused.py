@@ -28,9 +28,10 @@ from torch.nn import functional as F
 from tasks.specs import ALL_PRECISIONS, DSRNSpec, TASKS
 
 from ..base import Capabilities
+from ..torch_common import neuron_input
 from . import multistep
 from .backend import STBPBackend
-from .networks import Blocks, TdBN, build_network, neuron_input
+from .networks import Blocks, TdBN, build_network
 
 
 class FusedTdBN(TdBN):
@@ -51,12 +52,8 @@ class FusedTdBN(TdBN):
             # unbiased correction counts all steps * B * H * W values.
             y = F.batch_norm(flat, None, None, weight, self.bias, True, 0.0, self.eps)
             with torch.no_grad():
-                mean = flat.mean((0, 2, 3))
-                var = flat.var((0, 2, 3), unbiased=False)
-                n = flat.numel() // flat.shape[1] * steps
-                m = self.momentum
-                self.running_mean.mul_(1 - m).add_(m * mean)
-                self.running_var.mul_(1 - m).add_(m * var * n / (n - 1))
+                var, mean = torch.var_mean(flat, (0, 2, 3), unbiased=False)
+            self.update_running(mean, var, flat.numel() // flat.shape[1] * steps)
         return y if steps is not None else y.unflatten(0, x.shape[:2])
 
 
@@ -118,15 +115,8 @@ class FusedSTBPBackend(STBPBackend):
             model = model.to(memory_format=torch.channels_last)
         return model
 
-    def stage(self, batch):
-        staged = super().stage(batch)
-        if self.device == "cuda" and isinstance(self.spec, DSRNSpec):
-            staged.x = staged.x.contiguous(memory_format=torch.channels_last)
-        return staged
-
     def device_info(self):
         info = super().device_info()
-        info["neuron_engine"] = "triton" if self.device == "cuda" and self.precision != "fp64" \
-            and multistep.triton_installed() else "torch"
+        info["neuron_engine"] = multistep.engine(self.device == "cuda", self.dtype)
         return info
 

@@ -174,11 +174,14 @@ def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+def engine(cuda: bool, dtype: torch.dtype) -> str:
+    """``triton`` for float32 on a CUDA device (when installed), else ``torch``."""
+    return "triton" if cuda and dtype == torch.float32 and triton_installed() else "torch"
+
+
 def engine_for(x: torch.Tensor, forced: str | None = None) -> str:
-    """``triton`` for float32 CUDA tensors (when installed), else ``torch``."""
-    if forced is not None:
-        return forced
-    return "triton" if x.is_cuda and x.dtype == torch.float32 and triton_installed() else "torch"
+    """The engine for tensor ``x`` (``forced`` when given)."""
+    return forced if forced is not None else engine(x.is_cuda, x.dtype)
 
 
 def _kernels():

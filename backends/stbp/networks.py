@@ -19,20 +19,10 @@ from torch import nn
 
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
-from ..torch_common import NetworkOutput
+from ..torch_common import NetworkOutput, Recorder, neuron_input, over_time
 from . import neurons
 
 Pair = tuple[torch.Tensor, "torch.Tensor | None"]
-
-
-def neuron_input(x: torch.Tensor) -> torch.Tensor:
-    """Neuron state stays in float32 under bf16 autocast (the precision policy)."""
-    return x.float() if x.dtype == torch.bfloat16 else x
-
-
-def over_time(x: torch.Tensor, T: int, static: bool) -> torch.Tensor:
-    """A static ``[B, ...]`` input repeated to ``[T, B, ...]``; a time-major one unchanged."""
-    return x.unsqueeze(0).expand((T,) + tuple(x.shape)) if static else x
 
 
 class Blocks:
@@ -87,23 +77,6 @@ class ClearBlocks(Blocks):
 CLEAR = ClearBlocks()
 
 
-class _Recorder:
-    def __init__(self, record: bool):
-        self.record = record
-        self.spikes: dict[str, torch.Tensor] = {}
-        self.membranes: dict[str, torch.Tensor] | None = {} if record else None
-
-    def __call__(self, name: str, pair) -> torch.Tensor:
-        spikes, membranes = pair
-        self.spikes[name] = spikes
-        if self.record:
-            self.membranes[name] = membranes
-        return spikes
-
-    def output(self, readout: torch.Tensor) -> NetworkOutput:
-        return NetworkOutput(readout=readout, spikes=self.spikes, membranes=self.membranes)
-
-
 class SyntheticNet(nn.Module):
     """100 -> 4 soft-reset LIF with exponential synapses -> 2 filtered readout."""
 
@@ -114,7 +87,7 @@ class SyntheticNet(nn.Module):
         self.readout = nn.Linear(spec.n_hidden, spec.n_classes)
 
     def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
-        spec, rec, blocks = self.spec, _Recorder(record), self.blocks
+        spec, rec, blocks = self.spec, Recorder(record), self.blocks
         current = blocks.synapse(neuron_input(self.fc1(over_time(x, spec.T, static))), spec.a_syn)
         params = (spec.a_mem, spec.v_th, spec.surrogate_alpha, spec.surrogate_width)
         s = rec("hidden", blocks.neuron("soft", current, params, record))
@@ -140,7 +113,7 @@ class FCNet(nn.Module):
         return self.blocks.neuron("hard", neuron_input(x), (spec.tau, spec.v_th, spec.surrogate_alpha), record, steps)
 
     def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
-        rec = _Recorder(record)
+        rec = Recorder(record)
         # A static image gives the same W x + b at every step: computed once.
         s1 = rec("lif1", self.neuron(self.fc1(x), record, self.spec.T if static else None))
         # The output membrane is fc_mnist's readout, so it is always kept.
@@ -158,7 +131,7 @@ class LIFLayerNet(nn.Module):
         self.fc = nn.Linear(spec.neurons, spec.neurons, bias=False)
 
     def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
-        spec, rec = self.spec, _Recorder(record)
+        spec, rec = self.spec, Recorder(record)
         params = (spec.tau, spec.v_th, spec.surrogate_alpha)
         s = rec("lif", self.blocks.neuron("hard", neuron_input(self.fc(x)), params, record,
                                           spec.T if static else None))
@@ -189,17 +162,21 @@ class TdBN(nn.Module):
             dims = (0, 1, 3, 4)
             mean = x.mean(dims)
             var = x.var(dims, unbiased=False)
-            with torch.no_grad():
-                n = x.numel() // x.shape[2] * (steps or 1)
-                m = self.momentum
-                self.running_mean.mul_(1 - m).add_(m * mean)
-                self.running_var.mul_(1 - m).add_(m * var * n / (n - 1))
+            self.update_running(mean, var, x.numel() // x.shape[2] * (steps or 1))
         else:
             mean, var = self.running_mean, self.running_var
         c = (slice(None), None, None)
         scale = self.weight * (self.alpha * self.v_th) / torch.sqrt(var + self.eps)
         y = (x - mean[c]) * scale[c] + self.bias[c]
         return y if steps is None else y[0]
+
+    @torch.no_grad()
+    def update_running(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
+        """Running statistics after a batch of ``n`` values per channel (biased ``var``
+        in, unbiased running variance kept)."""
+        m = self.momentum
+        self.running_mean.mul_(1 - m).add_(m * mean)
+        self.running_var.mul_(1 - m).add_(m * var * n / (n - 1))
 
 
 def conv_over_time(conv: nn.Conv2d, x: torch.Tensor, steps: int | None) -> torch.Tensor:
@@ -259,7 +236,7 @@ class DSRN(nn.Module):
         self.fc2 = nn.Linear(spec.hidden_units, spec.n_classes)
 
     def forward(self, x: torch.Tensor, static: bool = True, record: bool = False) -> NetworkOutput:
-        spec, rec = self.spec, _Recorder(record)
+        spec, rec = self.spec, Recorder(record)
         center = 0.0 if spec.surrogate_center == "threshold" else -spec.v_th
         params = (spec.tau, spec.v_th, spec.surrogate_a, center)
 
