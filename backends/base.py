@@ -81,6 +81,9 @@ class Backend(abc.ABC):
 
     framework: ClassVar[str]
     variant: ClassVar[str | None] = None
+    # What peak_memory_bytes covers: "window" (since reset_peak_memory) or
+    # "process" (the framework cannot reset its peak: the process's lifetime).
+    peak_memory_scope: ClassVar[str] = "window"
 
     def __init__(self, spec: TaskSpec, weights: dict[str, np.ndarray], *, device: str = "cpu", precision: str = "fp32"):
         caps = self.capabilities()

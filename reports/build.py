@@ -291,9 +291,9 @@ def render(collection: Collection, report: Path, asv: str | None = None) -> str:
     )
 
 
-def build_report(results_dir: str | os.PathLike, output: str | os.PathLike = "report.html",
+def build_report(results_dir: str | os.PathLike | Sequence[str | os.PathLike], output: str | os.PathLike = "report.html",
                  asv: str | None = None, warn=None) -> Path:
-    """Read ``results_dir`` and write the report to ``output`` (atomically)."""
+    """Read ``results_dir`` (one directory or several) and write the report to ``output`` (atomically)."""
     output = Path(output)
     if output.is_dir():
         raise ReportError(f"-o {output} is a directory; give the HTML file to write")
@@ -306,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m reports.build",
                 description="Build the self-contained HTML comparison report from the result records "
                             "(and a tasks.parity --json file) under RESULTS_DIR.")
-    p.add_argument("results_dir", metavar="RESULTS_DIR", help="directory searched recursively for result JSON files")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", nargs="+",
+                   help="directories searched recursively for result JSON files")
     p.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
     p.add_argument("--asv", metavar="DIR", help="asv's HTML directory to link to (default: reports/asv/ next to "
                                                 "the report, when it exists)")

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from tasks.result import Result
 
@@ -87,18 +87,26 @@ def _check_parity_rows(rows: list[Any]) -> None:
             raise ValueError(f"parity row {row['task']}/{row['backend']}: tolerances are not numbers")
 
 
-def load_results(root: str | os.PathLike, warn: Callable[[str], None] | None = None) -> Collection:
-    """Read every result record under ``root``.
+def load_results(roots: str | os.PathLike | Sequence[str | os.PathLike],
+                 warn: Callable[[str], None] | None = None) -> Collection:
+    """Read every result record under ``roots`` (one directory or several).
 
-    Raises :class:`ReportError` when ``root`` is missing, not a directory, or
-    holds no result record.  A file that cannot be read as a result (or parity)
-    record is skipped and reported through ``warn`` in one line.
+    Raises :class:`ReportError` when a directory is missing, is not a
+    directory, or when none holds a result record.  A file that cannot be read
+    as a result (or parity) record is skipped and reported through ``warn`` in
+    one line.  Paths are shown relative to the directory (or, for several, to
+    their common parent).
     """
-    root = Path(root)
-    if not root.exists():
-        raise ReportError(f"results directory {root} does not exist")
-    if not root.is_dir():
-        raise ReportError(f"{root} is not a directory")
+    dirs = [Path(roots)] if isinstance(roots, (str, os.PathLike)) else [Path(r) for r in roots]
+    if not dirs:
+        raise ReportError("no results directory given")
+    for root in dirs:
+        if not root.exists():
+            raise ReportError(f"results directory {root} does not exist")
+        if not root.is_dir():
+            raise ReportError(f"{root} is not a directory")
+    base = dirs[0] if len(dirs) == 1 else Path(os.path.commonpath([d.resolve() for d in dirs]))
+    root = dirs[0] if len(dirs) == 1 else Path(", ".join(str(d) for d in dirs))
     collection = Collection(root=root)
     parity_files: list[tuple[float, str, dict]] = []
 
@@ -107,8 +115,8 @@ def load_results(root: str | os.PathLike, warn: Callable[[str], None] | None = N
         if warn is not None:
             warn(f"skipped {rel}: {why}")
 
-    for path in _json_files(root):
-        rel = path.relative_to(root).as_posix()
+    for path in [f for d in dirs for f in _json_files(d)]:
+        rel = (path if len(dirs) == 1 else path.resolve()).relative_to(base).as_posix()
         try:
             text = path.read_text(encoding="utf-8")
             mtime = path.stat().st_mtime

@@ -16,7 +16,9 @@ Every figure is taken the same way for every backend:
 * **memory** — the allocator's peak device memory, reset before and read after
   (inference is measured first, then training: JAX's peak cannot be reset, so
   each point runs in a fresh process and the training peak is the larger);
-  plus the host's peak resident memory;
+  on the CPU, the host memory each step needs (``*_host_memory``,
+  :mod:`tasks.hostmem`), measured the same way for every framework after the
+  timings; plus the host's peak resident memory;
 * **activity** — firing rate per layer, activation sparsity and synaptic
   operations on the evaluation split, at the initial weights.
 """
@@ -28,6 +30,7 @@ import sys
 import time
 from typing import Callable, Sequence
 
+from . import hostmem
 from .data import Batch, TaskData
 from .errors import SpikebenchError
 from .metrics import EvalAccumulator
@@ -62,29 +65,33 @@ def first_batch(data: TaskData, split: str) -> Batch:
 
 
 def _measure(spec: TaskSpec, measures: set[str], repeats: int, warmup: int, epoch_steps: int | None,
-             backend, data: TaskData, result: Result) -> None:
+             backend, data: TaskData, result: Result, device: str = "cpu") -> None:
     m = result.set_metric
     batch = first_batch(data, "train")
     B = batch.size
     if measures & {"throughput", "memory"}:
         n = repeats if "throughput" in measures else 1
+        host_memory = []  # measured after every timing: it slows allocation down
 
         def point(key: str, call: Callable[[], object], size: int, what: str, peak: str, peak_what: str) -> None:
             backend.reset_peak_memory()
             t = time_calls(call, backend.synchronize, n, warmup)
-            m(peak, backend.peak_memory_bytes(), "bytes", peak_what)
+            scope = getattr(backend, "peak_memory_scope", "window")
+            m(peak, backend.peak_memory_bytes(), "bytes", peak_what if scope == "window" else
+              f"{peak_what}; this framework cannot reset its peak: the process's peak (a fresh process per point)")
             if "throughput" in measures:
                 t.what = what
                 result.timings[key] = t
                 m(f"{key}_time", t.median, "s", "median over repeats; see timings for min and max")
                 m(f"{key}_throughput", size / t.median, "samples/s")
                 m(f"{key}_spread", t.spread, "max/min")
+            if "memory" in measures and device == "cpu":
+                host_memory.append((key, call))
 
         test = backend.stage(first_batch(data, "test"))
         point("inference", lambda: backend.infer(test), test.size,
               "one forward pass without gradients, batch on the device",
               "peak_device_memory_inference", "allocator peak over inference")
-        del test
         staged = backend.stage(batch)
         point("forward_backward", lambda: backend.forward_backward(staged), B,
               "forward and backward pass, gradients left on the device, no optimiser step; batch on the device",
@@ -93,6 +100,11 @@ def _measure(spec: TaskSpec, measures: set[str], repeats: int, warmup: int, epoc
             point("train_step", lambda: backend.train_step(staged), B,
                   "forward, backward and Adam step, batch on the device",
                   "peak_device_memory", "allocator peak over training steps")
+        result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
+        for key, call in host_memory:
+            value, why = hostmem.step_memory(call, backend.synchronize)
+            m(f"{key}_host_memory", value, "bytes", why or hostmem.DESCRIPTION.format(steps=hostmem.STEPS))
+        del test
     if "epoch" in measures and spec.trainable:
         steps = []
         samples = 0
@@ -131,7 +143,8 @@ def measure(spec: TaskSpec, config: RunConfig, measures: Sequence[str], repeats:
             warmup: int = 3, epoch_steps: int | None = None, data: TaskData | None = None) -> Result:
     """Measure one point; failures (OOM included) become the result's status."""
     chosen = set(measures)
-    body = lambda backend, d, result: _measure(spec, chosen, repeats, warmup, epoch_steps, backend, d, result)  # noqa: E731
+    body = lambda backend, d, result: _measure(spec, chosen, repeats, warmup, epoch_steps, backend, d, result,  # noqa: E731
+                                               config.device)
     return execute(spec, config, body, data, kind="measurement")
 
 

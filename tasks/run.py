@@ -30,6 +30,11 @@ from .specs import DATASETS, DEVICES, PRECISIONS, SURROGATE_CENTERS, TASKS, TRAI
 
 EXIT_CODES = {"ok": 0, "error": 1, "unavailable": 2, "diverged": 3, "oom": 4}
 
+# The default job (no arguments): a first comparison of every available
+# backend that takes minutes, not the recipe's tens of minutes on 2 cores.
+QUICK_STEPS = 500
+FULL_COMPARISON = "python -m tasks.suite --profile cpu"
+
 # command-line flag -> task-spec field
 OVERRIDES = {
     "T": "T",
@@ -169,10 +174,23 @@ def child_argv(args: argparse.Namespace, backend: str, out: Path) -> list[str]:
     return argv
 
 
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a file, or None: whether a child wrote it since."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 def run_in_child(args, spec, name: str, path: Path) -> Result:
-    """Run one backend in its own process; a crash becomes an ``error`` result."""
+    """Run one backend in its own process; a crash becomes an ``error`` result.
+
+    A file already at ``path`` (an earlier run's) is never taken for this
+    run's: only a file the child wrote counts."""
+    before = file_stamp(path)
     proc = subprocess.run(child_argv(args, name, path), stdout=sys.stderr, stderr=None)
-    if path.exists():
+    if file_stamp(path) != before:
         try:
             return Result.load(path)
         except (ValueError, KeyError, json.JSONDecodeError):
@@ -247,6 +265,12 @@ def print_list() -> None:
             print(f"  {'':18s}   differs, {part}: {diff}")
 
 
+def argv_is_default(args: argparse.Namespace) -> bool:
+    """No task setting, task or backend given: the quick default job."""
+    defaults = build_parser().parse_args([])
+    return all(getattr(args, k) == getattr(defaults, k) for k in ("task", "backend", *OVERRIDES))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -263,6 +287,9 @@ def _main(args: argparse.Namespace) -> int:
     if args.list:
         print_list()
         return 0
+    quick = argv_is_default(args)
+    if quick:
+        args.steps = QUICK_STEPS  # forwarded to each backend's process like any --steps
     spec = get_spec(args.task, **spec_overrides(args))
     if not spec.trainable:
         raise UsageError(
@@ -302,6 +329,11 @@ def _main(args: argparse.Namespace) -> int:
         results.append(result)
     print(comparison_table(results))
     print(f"results: {paths[names[0]].parent}")
+    if quick:
+        full = get_spec(args.task).steps
+        print(f"This was the quick comparison: {spec.steps} of the recipe's {full} steps of {spec.name}, one seed; "
+              f"timings from a training run are not ranked. The full comparison (every task, 3 seeds, "
+              f"synchronised timings, memory versus T, parity, the HTML report): {FULL_COMPARISON}")
     codes = [EXIT_CODES[r.status] for r in results if r.status != "unavailable" or explicit]
     return next((c for c in codes if c != 0), 0)
 

@@ -1,0 +1,275 @@
+"""The suite's profiles (``tasks/profiles.toml``): read, checked, expanded into points.
+
+A profile is data: which tasks, backends, sizes, seeds, T and N lists.  This
+module turns one into the list of :class:`Point` s that ``python -m
+tasks.suite`` runs (each in a process of its own) and that the asv suite
+parameterises over.  It imports no backend: the backend names come from the
+registry's list alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .specs import DATASETS, DEVICES, PRECISIONS, TASKS, get_spec
+
+PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+PARTS = ("timing", "parity", "train")  # the order a whole run takes them in
+# the settings a profile may give: the task-spec fields the command line overrides
+SETTINGS = ("T", "epochs", "steps", "batch_size", "lr", "dataset", "limit_train", "limit_test", "width",
+            "surrogate_center", "neurons")
+TIMING_MEASURES = "throughput,memory"
+
+
+@dataclass(frozen=True)
+class TrainRow:
+    task: str
+    seeds: tuple[int, ...]
+    settings: dict[str, Any]
+    minutes: float
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    task: str
+    Ts: tuple[int, ...]  # empty: the spec's T
+    neurons: tuple[int, ...]  # lif_layer widths (empty: the spec's)
+    settings: dict[str, Any]
+    repeats: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    device: str
+    precisions: tuple[str, ...]
+    backends: tuple[str, ...] | str  # "all" or names
+    dataset: str
+    budget_minutes: float
+    train: tuple[TrainRow, ...] = ()
+    timing: tuple[TimingRow, ...] = ()
+    parity_tasks: tuple[str, ...] = ()
+    parity_seconds: float = 40.0
+
+    def backend_names(self, registered: list[str]) -> list[str]:
+        if self.backends == "all":
+            return list(registered)
+        unknown = [b for b in self.backends if b not in registered]
+        if unknown:
+            raise UsageError(f"profile {self.name}: unknown backend(s) {', '.join(unknown)}")
+        return list(self.backends)
+
+    def task_settings(self, task: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """``settings`` with the profile's data set for an image task."""
+        out = dict(settings)
+        if "dataset" in {f for f in TASKS[task].__dataclass_fields__} and "dataset" not in out:
+            out["dataset"] = self.dataset
+        return out
+
+
+@dataclass(frozen=True)
+class Point:
+    """One thing the suite runs in a process of its own and finds again by its file."""
+
+    part: str  # "train" | "timing" | "parity"
+    key: str  # the output file, relative to the suite's directory
+    backend: str
+    label: str  # for the progress line
+    module: str  # python -m <module>
+    args: tuple[str, ...]
+    estimate_s: float
+    task: str | None = None
+    # what a finished record must hold (train/timing): the task configuration and the run's
+    expected_task: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    device: str = "cpu"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_keys(where: str, table: dict, allowed: set[str]) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _ints(where: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise UsageError(f"{where} must be a list of non-negative integers, got {value!r}")
+    return tuple(value)
+
+
+def _settings(where: str, task: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}.settings must be a table, got {value!r}")
+    _check_keys(f"{where}.settings", value, set(SETTINGS))
+    get_spec(task, **value)  # every value checked by the spec itself
+    return dict(value)
+
+
+def _task(where: str, row: dict) -> str:
+    task = row.get("task")
+    if task not in TASKS:
+        raise UsageError(f"{where}: unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    return task
+
+
+def parse_profile(name: str, table: dict) -> Profile:
+    where = f"profile {name}"
+    _check_keys(where, table, {"description", "device", "precisions", "backends", "dataset", "budget_minutes",
+                               "train", "timing", "parity"})
+    device = table.get("device", "cpu")
+    if device not in DEVICES:
+        raise UsageError(f"{where}: device must be one of {', '.join(DEVICES)}, got {device!r}")
+    precisions = tuple(table.get("precisions", ["fp32"]))
+    if not precisions or any(p not in PRECISIONS for p in precisions):
+        raise UsageError(f"{where}: precisions must be a non-empty list of {', '.join(PRECISIONS)}")
+    backends = table.get("backends", "all")
+    if backends != "all" and not (isinstance(backends, list) and backends and all(isinstance(b, str) for b in backends)):
+        raise UsageError(f"{where}: backends must be \"all\" or a list of names")
+    dataset = table.get("dataset", "fashion-mnist")
+    if dataset not in DATASETS:
+        raise UsageError(f"{where}: dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    train = []
+    for i, row in enumerate(table.get("train", [])):
+        w = f"{where} train[{i}]"
+        _check_keys(w, row, {"task", "seeds", "settings", "minutes"})
+        task = _task(w, row)
+        if not TASKS[task].trainable:
+            raise UsageError(f"{w}: {task} is measured, not trained")
+        seeds = _ints(f"{w}.seeds", row.get("seeds", [0]))
+        if not seeds:
+            raise UsageError(f"{w}.seeds is empty")
+        train.append(TrainRow(task, seeds, _settings(w, task, row.get("settings", {})), float(row.get("minutes", 1.0))))
+    timing = []
+    for i, row in enumerate(table.get("timing", [])):
+        w = f"{where} timing[{i}]"
+        _check_keys(w, row, {"task", "T", "neurons", "settings", "repeats", "seconds"})
+        task = _task(w, row)
+        settings = _settings(w, task, row.get("settings", {}))
+        Ts = _ints(f"{w}.T", row.get("T", []))
+        neurons = _ints(f"{w}.neurons", row.get("neurons", []))
+        for T in Ts:
+            get_spec(task, **{**settings, "T": T})
+        for n in neurons:
+            get_spec(task, **{**settings, "neurons": n})  # a task without N says so here
+        repeats = row.get("repeats", 10)
+        if not isinstance(repeats, int) or repeats < 10:
+            raise UsageError(f"{w}.repeats must be an integer of at least 10, got {repeats!r}")
+        timing.append(TimingRow(task, Ts, neurons, settings, repeats, float(row.get("seconds", 20.0))))
+    parity = table.get("parity", {})
+    _check_keys(f"{where} parity", parity, {"tasks", "seconds"})
+    ptasks = parity.get("tasks", [])
+    ptasks = list(TASKS) if ptasks == "all" else ptasks
+    for t in ptasks:
+        if t not in TASKS:
+            raise UsageError(f"{where} parity: unknown task {t!r}")
+    return Profile(
+        name=name, description=str(table.get("description", "")), device=device, precisions=precisions,
+        backends="all" if backends == "all" else tuple(backends), dataset=dataset,
+        budget_minutes=float(table.get("budget_minutes", 0)), train=tuple(train), timing=tuple(timing),
+        parity_tasks=tuple(ptasks), parity_seconds=float(parity.get("seconds", 40.0)),
+    )
+
+
+def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, Profile]:
+    try:
+        tables = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read the profiles {path}: {exc}") from None
+    return {name: parse_profile(name, table) for name, table in tables.items()}
+
+
+def get_profile(name: str, path: str | Path = PROFILES_FILE) -> Profile:
+    profiles = load_profiles(path)
+    if name not in profiles:
+        raise UsageError(f"unknown profile {name!r}; profiles: {', '.join(profiles)}")
+    return profiles[name]
+
+
+def _safe(backend: str) -> str:
+    return backend.replace(":", "-")
+
+
+def normalised(spec_dict: dict) -> dict:
+    return json.loads(json.dumps(spec_dict))  # tuples as lists, as a record reads back
+
+
+def run_args(profile: Profile, precision: str) -> tuple[str, ...]:
+    return ("--device", profile.device, "--precision", precision, "--no-progress")
+
+
+def train_points(profile: Profile, names: list[str]) -> list[Point]:
+    precision = profile.precisions[0]
+    points = []
+    # seed-major: a suite stopped half-way has every task on every backend at the first seed
+    seeds = sorted({s for row in profile.train for s in row.seeds})
+    for seed in seeds:
+        for row in profile.train:
+            if seed not in row.seeds:
+                continue
+            settings = profile.task_settings(row.task, row.settings)
+            spec = get_spec(row.task, **settings, seed=seed)
+            flags = [a for k, v in settings.items() for a in (_flag(k), str(v))]
+            for name in names:
+                key = f"train/{row.task}-{_safe(name)}-s{seed}.json"
+                points.append(Point(
+                    part="train", key=key, backend=name, label=f"train {row.task} {name} seed {seed}",
+                    module="tasks.run", task=row.task, estimate_s=row.minutes * 60,
+                    args=("--task", row.task, "--backend", name, *flags, "--seed", str(seed),
+                          *run_args(profile, precision)),
+                    expected_task=normalised(spec.to_dict()), precision=precision, device=profile.device,
+                ))
+    return points
+
+
+def timing_points(profile: Profile, names: list[str]) -> list[Point]:
+    points = []
+    for precision in profile.precisions:
+        for row in profile.timing:
+            settings = profile.task_settings(row.task, row.settings)
+            base = get_spec(row.task, **settings)
+            Ts = row.Ts or (base.T,)
+            widths = row.neurons or (None,)
+            for T in Ts:
+                for n in widths:
+                    spec = base.with_overrides(T=T, neurons=n)
+                    flags = [a for k, v in settings.items() if k not in ("T", "neurons") for a in (_flag(k), str(v))]
+                    flags += ["--T", str(T)] + (["--neurons", str(n)] if n is not None else [])
+                    where = f"T={T}" + ("" if n is None else f" N={n}")
+                    for name in names:
+                        key = f"timing-{precision}/{row.task}-{_safe(name)}-T{T}" + ("" if n is None else f"-N{n}") + ".json"
+                        points.append(Point(
+                            part="timing", key=key, backend=name, label=f"time {row.task} {name} {where} {precision}",
+                            module="tasks.measure", task=row.task, estimate_s=row.seconds,
+                            args=("--task", row.task, "--backend", name, *flags, "--measure", TIMING_MEASURES,
+                                  "--repeats", str(row.repeats), *run_args(profile, precision)),
+                            expected_task=normalised(spec.to_dict()), precision=precision, device=profile.device,
+                        ))
+    return points
+
+
+def parity_points(profile: Profile, names: list[str]) -> list[Point]:
+    if not profile.parity_tasks:
+        return []
+    tasks = ",".join(profile.parity_tasks)
+    return [Point(part="parity", key=f"parity/{_safe(name)}.json", backend=name, label=f"parity {name}",
+                  module="tasks.parity", estimate_s=profile.parity_seconds,
+                  args=("--backend", name, "--task", tasks)) for name in names]
+
+
+def points(profile: Profile, names: list[str], parts: list[str]) -> list[Point]:
+    make = {"train": train_points, "timing": timing_points, "parity": parity_points}
+    out: list[Point] = []
+    for part in parts:
+        out += make[part](profile, names)
+    return out
