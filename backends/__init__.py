@@ -20,6 +20,11 @@ class BackendEntry:
     target: str  # "package.module:Class"
     requires: tuple[str, ...]  # top-level modules that must be importable
     description: str
+    # the pyproject extra that installs it (pip install "spikebench[EXTRA]")
+    extra: str = ""
+    # its colour in every table and figure (Okabe-Ito, safe for colour-blind
+    # readers; a variant shares its framework's hue, lighter)
+    color: str = ""
     # Environment variables that must be set before the framework is imported
     # (the variant then needs a process of its own).
     env: dict[str, str] = field(default_factory=dict)
@@ -33,30 +38,40 @@ REGISTRY: dict[str, BackendEntry] = {
             "backends.stbp.backend:STBPBackend",
             ("torch",),
             "our STBP/tdBN code in plain PyTorch, written from the equations",
+            "stbp",
+            "#0072B2",
         ),
         BackendEntry(
             "stbp:fused",
             "backends.stbp.fused:FusedSTBPBackend",
             ("torch",),
             "our STBP/tdBN networks with fused multi-step neurons (Triton kernels on CUDA)",
+            "fused",
+            "#56B4E9",
         ),
         BackendEntry(
             "snntorch",
             "backends.snntorch.backend:SnnTorchBackend",
             ("torch", "snntorch"),
             "snnTorch (snn.Leaky and its surrogates) on PyTorch",
+            "snntorch",
+            "#E69F00",
         ),
         BackendEntry(
             "spikingjelly",
             "backends.spikingjelly.backend:SpikingJellyBackend",
             ("torch", "spikingjelly"),
             "SpikingJelly 2.x activation_based, multi-step, the library's default kernel for the device",
+            "spikingjelly",
+            "#009E73",
         ),
         BackendEntry(
             "spikingjelly:torch",
             "backends.spikingjelly.backend:SpikingJellyTorchBackend",
             ("torch", "spikingjelly"),
             "SpikingJelly 2.x with its pure-PyTorch LIF kernel",
+            "spikingjelly",
+            "#5CC8A6",
             env={"SJ_LIF_CUDA_IMPLEMENTATION": "torch"},
         ),
         BackendEntry(
@@ -64,6 +79,8 @@ REGISTRY: dict[str, BackendEntry] = {
             "backends.brainstate.backend:BrainstateBackend",
             ("jax", "brainstate", "brainpy", "braintools"),
             "brainstate + brainpy.state + braintools on JAX, whole step jit-compiled",
+            "brainstate",
+            "#CC79A7",
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         ),
     )
@@ -89,7 +106,7 @@ def availability(name: str) -> tuple[bool, str]:
         return False, f"module {module_file} is missing"
     missing = [m for m in e.requires if importlib.util.find_spec(m) is None]
     if missing:
-        return False, f"{', '.join(missing)} not installed (pip install \"spikebench[{e.name.split(':')[0]}]\")"
+        return False, f"{', '.join(missing)} not installed (pip install \"spikebench[{e.extra or e.name.split(':')[0]}]\")"
     return True, "available"
 
 

@@ -2,37 +2,35 @@
 
 asv times the calls itself (repeats, warm-up, statistics); each call ends
 synchronised: ``train_step`` returns the loss as a Python float, and
-``time_inference`` waits for the device explicitly.
+``time_inference`` waits for the device explicitly.  The points are the
+profile's timing rows (``benchmarks/config.py``).
 """
 
 from __future__ import annotations
 
-import backends as registry
-from tasks.data import make_data
-from tasks.measure import first_batch
-from tasks.specs import get_spec
-from tasks.weights import initial_weights
-
-from .config import BACKENDS, CONFIG, task_overrides
+from .config import BACKENDS, STEP_TASKS, STEP_TS, step_settings
+from .opening import open_backend
 
 
 class StepSuite:
-    params = (BACKENDS, list(CONFIG.tasks), list(CONFIG.Ts))
+    params = (BACKENDS, STEP_TASKS, STEP_TS)
     param_names = ["backend", "task", "T"]
     timeout = 600
-    warmup_time = 0.5
+    # setup already warmed up (and compiled); one round of 5 to 10 single calls
+    # keeps a history run of the cpu profile within minutes per commit
+    warmup_time = 0.0
+    number = 1
+    rounds = 1
+    repeat = (5, 10, 20.0)
 
     def setup(self, backend: str, task: str, T: int) -> None:
-        ok, why = registry.availability(backend)
-        if not ok:
-            raise NotImplementedError(why)
-        spec = get_spec(task, **task_overrides(CONFIG, task, T))
+        from tasks.data import make_data
+        from tasks.measure import first_batch
+        from tasks.specs import get_spec
+
+        spec = get_spec(task, **step_settings(task, T))
+        self.backend = open_backend(backend, spec)  # unavailable: skipped; anything else fails visibly
         data = make_data(spec, allow_download=False)
-        cls = registry.load(backend)  # the framework is imported here, never at module top
-        caps = cls.capabilities()
-        if task not in caps.tasks or CONFIG.device not in caps.devices:
-            raise NotImplementedError(f"{backend} does not run {task} on {CONFIG.device}")
-        self.backend = cls(spec, initial_weights(spec), device=CONFIG.device, precision=CONFIG.precision)
         self.train_batch = self.backend.stage(first_batch(data, "train"))
         self.test_batch = self.backend.stage(first_batch(data, "test"))
         # Compile and warm up outside the timed region (JAX compiles on the first call).

@@ -1,10 +1,11 @@
-"""Tracked figures of a training run, for every backend x task x T.
+"""Tracked figures of a training run, for every backend x task of the profile.
 
 Training happens once per combination, in ``setup_cache``, through the same
-runner as ``python -m tasks.run`` (each backend in a process of its own); the
-``track_*`` benchmarks only read the cached results.  The training budget is
-the configuration's (``benchmarks/config.py``): one epoch per image task in the
-full configuration, a few steps in the small one.
+command as the suite's training points (``python -m tasks.run``, each backend
+in a process of its own); the ``track_*`` benchmarks only read the cached
+results.  The training budget is the profile's training row, at its first
+seed.  A run that failed (error, out of memory, diverged) fails its
+benchmarks visibly; only an unavailable backend or task is skipped.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import math
 import tempfile
 from pathlib import Path
 
-import backends as registry
-
-from .config import BACKENDS, CONFIG, task_overrides
+from .config import BACKENDS, DEVICE, PRECISION, TRAIN_ROWS
 
 FIGURES = ("accuracy", "firing_rate_mean", "peak_device_memory", "train_throughput", "time_to_accuracy")
 
@@ -25,8 +24,8 @@ def _flag(name: str) -> str:
 
 
 class TrainingSuite:
-    params = (BACKENDS, list(CONFIG.tasks), list(CONFIG.Ts))
-    param_names = ["backend", "task", "T"]
+    params = (BACKENDS, list(TRAIN_ROWS))
+    param_names = ["backend", "task"]
     timeout = 600
 
     def setup_cache(self) -> dict:
@@ -35,61 +34,57 @@ class TrainingSuite:
 
         cache: dict = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for task in CONFIG.tasks:
-                for T in CONFIG.Ts:
-                    out = Path(tmp) / f"{task}-T{T}"
-                    argv = ["--task", task, "--backend", ",".join(BACKENDS), "--out", str(out),
-                            "--device", CONFIG.device, "--precision", CONFIG.precision,
-                            "--no-progress", "--no-download"]
-                    for key, value in task_overrides(CONFIG, task, T, training=True).items():
-                        argv += [_flag(key), str(value)]
-                    main(argv)
-                    for path in out.glob("*.json"):
-                        r = Result.load(path)
-                        cache[f"{r.backend}|{task}|{T}"] = {
-                            "status": r.status,
-                            "message": r.message,
-                            **{name: r.metric(name) for name in FIGURES},
-                        }
+            for task, settings in TRAIN_ROWS.items():
+                out = Path(tmp) / task
+                argv = ["--task", task, "--backend", ",".join(BACKENDS), "--out", str(out),
+                        "--device", DEVICE, "--precision", PRECISION, "--no-progress", "--no-download"]
+                for key, value in settings.items():
+                    argv += [_flag(key), str(value)]
+                main(argv)
+                for path in out.glob("*.json"):
+                    r = Result.load(path)
+                    cache[f"{r.backend}|{task}"] = {
+                        "status": r.status,
+                        "message": r.message,
+                        **{name: r.metric(name) for name in FIGURES},
+                    }
         return cache
 
     setup_cache.timeout = 6 * 3600
 
-    def setup(self, cache: dict, backend: str, task: str, T: int) -> None:
-        ok, why = registry.availability(backend)
-        if not ok:
-            raise NotImplementedError(why)
-        entry = cache.get(f"{backend}|{task}|{T}")
+    def setup(self, cache: dict, backend: str, task: str) -> None:
+        entry = cache.get(f"{backend}|{task}")
         if entry is None or entry["status"] == "unavailable":
             raise NotImplementedError(entry["message"] if entry else "not run")
         self.entry = entry
 
     def _figure(self, name: str) -> float:
-        # A failed run (oom, diverged, error) or a figure not reached shows as n/a.
-        value = self.entry[name] if self.entry["status"] == "ok" else None
-        return math.nan if value is None else float(value)
+        if self.entry["status"] != "ok":  # error, oom, diverged: a failure, not an n/a
+            raise RuntimeError(f"the training run ended {self.entry['status']}: {self.entry['message']}")
+        value = self.entry[name]
+        return math.nan if value is None else float(value)  # a figure not reached (e.g. time to accuracy)
 
-    def track_test_accuracy(self, cache, backend, task, T):
+    def track_test_accuracy(self, cache, backend, task):
         return self._figure("accuracy")
 
     track_test_accuracy.unit = "fraction"
 
-    def track_firing_rate(self, cache, backend, task, T):
+    def track_firing_rate(self, cache, backend, task):
         return self._figure("firing_rate_mean")
 
     track_firing_rate.unit = "spikes/neuron/step"
 
-    def track_peak_device_memory(self, cache, backend, task, T):
+    def track_peak_device_memory(self, cache, backend, task):
         return self._figure("peak_device_memory")
 
     track_peak_device_memory.unit = "bytes"
 
-    def track_throughput(self, cache, backend, task, T):
+    def track_throughput(self, cache, backend, task):
         return self._figure("train_throughput")
 
     track_throughput.unit = "samples/s"
 
-    def track_time_to_accuracy(self, cache, backend, task, T):
+    def track_time_to_accuracy(self, cache, backend, task):
         return self._figure("time_to_accuracy")
 
     track_time_to_accuracy.unit = "s"

@@ -1,84 +1,73 @@
-"""The two asv configurations: ``full`` (default, a GPU) and ``small`` (CI's CPU).
+"""What asv measures: the suite's profiles (``tasks/profiles.toml``), one list for both.
 
-Chosen by the environment variable ``SPIKEBENCH_ASV_SIZE``. Data comes from the
-usual search path (``--data-dir`` is ``$SPIKEBENCH_DATA`` here); the suite uses
-Fashion-MNIST, which Debian installs offline (``dataset-fashion-mnist``), unless
-``SPIKEBENCH_ASV_DATASET`` says ``mnist``.
+``SPIKEBENCH_ASV_PROFILE`` names the profile (``smoke``, ``cpu`` or ``gpu``);
+unset, it is ``gpu`` on a machine with an NVIDIA GPU and ``cpu`` elsewhere
+(found without importing a framework).  ``SPIKEBENCH_ASV_PRECISION`` picks one
+of the profile's precisions (default its first).  Data comes from the usual
+search path (``$SPIKEBENCH_DATA`` first); the profiles use Fashion-MNIST, which
+Debian installs offline (``dataset-fashion-mnist``).
+
+The step suites take the profile's timing rows (task x T, and lif_layer x N);
+a backend x task x T combination the profile does not list is skipped in
+``setup`` (``NotImplementedError``), as numpy's suites skip.  The training
+suite takes the profile's training rows at their first seed.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass
 
 import backends
+from tasks.profiles import Profile, get_profile
+from tasks.specs import get_spec
+
+
+def has_nvidia_gpu() -> bool:
+    return os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
+
+
+def current_profile() -> Profile:
+    name = os.environ.get("SPIKEBENCH_ASV_PROFILE") or ("gpu" if has_nvidia_gpu() else "cpu")
+    return get_profile(name)
 
 
 @dataclass(frozen=True)
-class SuiteConfig:
-    name: str
-    device: str
-    precision: str
-    tasks: tuple[str, ...]
-    Ts: tuple[int, ...]
-    # per-task overrides of the task spec (sizes, and training budget for track_*)
-    overrides: dict[str, dict] = field(default_factory=dict)
-    train_overrides: dict[str, dict] = field(default_factory=dict)
-    dataset: str = "fashion-mnist"
-    # the single-layer benchmark (lif_layer): widths N, and spec overrides
-    layer_neurons: tuple[int, ...] = (512, 4096, 16384)
-    layer_overrides: dict = field(default_factory=dict)
+class StepPoint:
+    task: str
+    T: int
+    settings: dict
 
 
-FULL = SuiteConfig(
-    name="full",
-    device="cuda",
-    precision=os.environ.get("SPIKEBENCH_ASV_PRECISION", "fp32"),
-    tasks=("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn"),
-    Ts=(2, 8, 32),
-    overrides={},
-    # the track_* figures train one epoch of each image task (synthetic: its 3000 steps)
-    train_overrides={"fc_mnist_poisson": {"epochs": 1}, "dsrn_tdbn": {"epochs": 1}},
-)
+PROFILE = current_profile()
+DEVICE = PROFILE.device
+PRECISION = os.environ.get("SPIKEBENCH_ASV_PRECISION", PROFILE.precisions[0])
+if PRECISION not in PROFILE.precisions:
+    raise ValueError(f"SPIKEBENCH_ASV_PRECISION={PRECISION} is not a precision of profile {PROFILE.name}")
+BACKENDS = PROFILE.backend_names(backends.names())
 
-SMALL = SuiteConfig(
-    name="small",
-    device="cpu",
-    precision="fp32",
-    tasks=("fc_mnist", "dsrn_tdbn"),
-    Ts=(2,),
-    overrides={
-        "synthetic": {"batch_size": 16},
-        "fc_mnist": {"batch_size": 16, "limit_train": 64, "limit_test": 32},
-        "fc_mnist_poisson": {"batch_size": 16, "limit_train": 64, "limit_test": 32},
-        "dsrn_tdbn": {"batch_size": 8, "width": 1 / 16, "limit_train": 32, "limit_test": 16},
-    },
-    train_overrides={"synthetic": {"steps": 20}, "fc_mnist_poisson": {"epochs": 1}, "dsrn_tdbn": {"epochs": 1}},
-    layer_neurons=(64, 256),
-    layer_overrides={"T": 20, "batch_size": 4},
-)
+# task x T of the trained tasks' timing rows
+STEP_POINTS: dict[tuple[str, int], StepPoint] = {}
+# N of lif_layer, with its settings
+LAYER_POINTS: dict[int, dict] = {}
+for row in PROFILE.timing:
+    settings = PROFILE.task_settings(row.task, row.settings)
+    if row.task == "lif_layer":
+        for n in row.neurons or (get_spec("lif_layer", **settings).neurons,):
+            LAYER_POINTS[n] = {**settings, "neurons": n}
+        continue
+    for T in row.Ts or (get_spec(row.task, **settings).T,):
+        STEP_POINTS[(row.task, T)] = StepPoint(row.task, T, {**settings, "T": T})
+
+STEP_TASKS = sorted({t for t, _ in STEP_POINTS}, key=lambda t: list(dict.fromkeys(r.task for r in PROFILE.timing)).index(t))
+STEP_TS = sorted({T for _, T in STEP_POINTS})
+TRAIN_ROWS = {row.task: PROFILE.task_settings(row.task, {**row.settings, "seed": row.seeds[0]}) for row in PROFILE.train}
 
 
-def current() -> SuiteConfig:
-    size = os.environ.get("SPIKEBENCH_ASV_SIZE", "full")
-    if size not in ("full", "small"):
-        raise ValueError(f"SPIKEBENCH_ASV_SIZE must be 'full' or 'small', got {size!r}")
-    return SMALL if size == "small" else FULL
-
-
-def dataset(config: SuiteConfig) -> str:
-    return os.environ.get("SPIKEBENCH_ASV_DATASET", config.dataset)
-
-
-def task_overrides(config: SuiteConfig, task: str, T: int, training: bool = False) -> dict:
-    out = dict(config.overrides.get(task, {}))
-    if training:
-        out.update(config.train_overrides.get(task, {}))
-    out["T"] = T
-    if task != "synthetic":
-        out["dataset"] = dataset(config)
-    return out
-
-
-CONFIG = current()
-BACKENDS = backends.names()
+def step_settings(task: str, T: int) -> dict:
+    """The settings of a listed point; NotImplementedError (asv: skipped) for one the profile does not list."""
+    point = STEP_POINTS.get((task, T))
+    if point is None:
+        raise NotImplementedError(f"profile {PROFILE.name} does not time {task} at T = {T}")
+    return point.settings

@@ -31,6 +31,7 @@ from tasks.specs import TASKS
 from . import figures as F
 from .format import human
 from .load import Collection, ReportError, load_results
+from .verdict import verdict
 from .model import (
     STATUS_TEXT, Setting, Sweep, Table, backend_color, backend_sort_key, build_table, describe_config, environment,
     group_settings, matching_sweep, reference_T, slug, task_sort_key,
@@ -238,7 +239,8 @@ def _parity_view(collection: Collection, figs: _Figures) -> dict[str, Any] | Non
             "documented": r.get("documented_difference", ""),
             "spikes": None if r.get("spike_mismatches") is None else
             f"{r['spike_mismatches']:,} / {r.get('spikes_compared') or 0:,}",
-            "values": [(k, r.get(k), tol.get(k)) for k in ("membrane_rel", "gradient_rel", "loss_curve_rel")],
+            "values": [(k, r.get(k), tol.get(k), F.is_reference(r, k))
+                       for k in ("membrane_rel", "gradient_rel", "loss_curve_rel")],
         })
     return {"figure": fig_id, "rows": shown, "paths": parity.paths, "tolerances": parity.tolerances,
             "states": F.PARITY_STATES}
@@ -279,6 +281,7 @@ def render(collection: Collection, report: Path, asv: str | None = None) -> str:
     template = _environment().get_template("report.html.j2")
     return template.render(
         env=env,
+        verdict=verdict(settings),
         tasks=task_views,
         parity=parity,
         asv_href=asv_link(report, asv),
@@ -292,12 +295,13 @@ def render(collection: Collection, report: Path, asv: str | None = None) -> str:
 
 
 def build_report(results_dir: str | os.PathLike | Sequence[str | os.PathLike], output: str | os.PathLike = "report.html",
-                 asv: str | None = None, warn=None) -> Path:
-    """Read ``results_dir`` (one directory or several) and write the report to ``output`` (atomically)."""
+                 asv: str | None = None, warn=None, base: str | os.PathLike | None = None) -> Path:
+    """Read ``results_dir`` (one directory or several) and write the report to ``output`` (atomically);
+    the page names each record by its path relative to ``base`` (default: the directory)."""
     output = Path(output)
     if output.is_dir():
         raise ReportError(f"-o {output} is a directory; give the HTML file to write")
-    collection = load_results(results_dir, warn=warn)
+    collection = load_results(results_dir, warn=warn, base=base)
     html = render(collection, output, asv)
     return write_atomic(output, html)
 
@@ -311,10 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
     p.add_argument("--asv", metavar="DIR", help="asv's HTML directory to link to (default: reports/asv/ next to "
                                                 "the report, when it exists)")
+    p.add_argument("--base", metavar="DIR", help="name the records by their path relative to DIR "
+                                                 "(default: the results directory, or several's common parent)")
     args = p.parse_args(argv)
     warn = lambda text: sys.stderr.write(f"spikebench: warning: {text}\n")  # noqa: E731
     try:
-        path = build_report(args.results_dir, args.output, args.asv, warn=warn)
+        path = build_report(args.results_dir, args.output, args.asv, warn=warn, base=args.base)
     except ReportError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return 2

@@ -20,6 +20,8 @@ from plotly.utils import PlotlyJSONEncoder
 
 from tasks.result import Result
 
+from tasks.parity import GRADIENT_REFERENCE, REFERENCED
+
 from .format import GiB, MiB, RATE_UNIT, human, nice_log_ticks, tick_text
 from .frame import column, records_frame, throughput_with_range
 from .load import Parity
@@ -350,16 +352,23 @@ def _sweep_panels(sweep: Sweep, panels: list[tuple[str, str, str | None]], y_tit
 
 
 def memory_figure(sweep: Sweep) -> tuple[go.Figure | None, str]:
-    """Peak device memory versus T (training step and inference); on a
-    device without an allocator peak, the host's peak resident memory."""
+    """Memory versus T: the device allocator's peak (CUDA); on the CPU, the host
+    memory each step needs (``*_host_memory``); failing both, the measuring
+    process's peak resident memory.  Returns the figure and which it is."""
     ok = records_frame(sweep.points.values())
-    largest = np.nanmax(np.r_[column(ok, "peak_device_memory").to_numpy(), 0.0])
-    divisor, unit = (GiB, "GiB") if largest >= 4 * GiB else (MiB, "MiB")
-    fig = _sweep_panels(sweep, [("Training step", "peak_device_memory", None),
-                                ("Inference", "peak_device_memory_inference", None)],
-                        f"peak device memory ({unit}, log scale)", divisor, unit)
-    if fig is not None:
-        return fig, "device"
+    for kind, panels in (
+        ("device", [("Training step", "peak_device_memory"), ("Forward + backward", "peak_device_memory_forward_backward"),
+                    ("Inference", "peak_device_memory_inference")]),
+        ("host-step", [("Training step", "train_step_host_memory"), ("Forward + backward", "forward_backward_host_memory"),
+                       ("Inference", "inference_host_memory")]),
+    ):
+        chosen = [(t, m, None) for t, m in panels]  # a panel with no value is left out
+        largest = np.nanmax(np.r_[np.concatenate([column(ok, m).to_numpy() for _, m, _ in chosen]), 0.0])
+        divisor, unit = (GiB, "GiB") if largest >= 4 * GiB else (MiB, "MiB")
+        what = "peak device memory" if kind == "device" else "host memory of the step"
+        fig = _sweep_panels(sweep, chosen, f"{what} ({unit}, log scale)", divisor, unit)
+        if fig is not None:
+            return fig, kind
     fig = _sweep_panels(sweep, [("Whole measurement process", "host_peak_rss", None)],
                         "host peak resident memory (MiB, log scale)", MiB, "MiB")
     return fig, "host"
@@ -379,6 +388,11 @@ def parity_code(row: dict[str, Any]) -> int:
     return {"fail": 2, "error": 3}.get(status, 4)
 
 
+def is_reference(row: dict[str, Any], key: str) -> bool:
+    """Whether ``row``'s backend is the reference of column ``key`` (its own value there proves nothing)."""
+    return key in REFERENCED and row.get("backend") == GRADIENT_REFERENCE
+
+
 def _sci(value: Any) -> str:
     return "—" if value is None else f"{float(value):.1e}"
 
@@ -391,7 +405,8 @@ def parity_cell_text(row: dict[str, Any]) -> str:
         label = "ok" if status == "ok" else "FAIL"
         if status == "ok" and row.get("documented_difference"):
             label = "ok (documented)"
-        return f"<b>{label}</b><br>spikes differ {spikes}<br>grad {_sci(row.get('gradient_rel'))}"
+        grad = "reference" if is_reference(row, "gradient_rel") else _sci(row.get("gradient_rel"))
+        return f"<b>{label}</b><br>spikes differ {spikes}<br>grad {grad}"
     return f"<b>{STATUS_TEXT.get(status, status)}</b>"
 
 
@@ -428,7 +443,9 @@ def parity_hover(row: dict[str, Any]) -> str:
     if row.get("spikes_compared") is not None:
         parts.append(f"spike mismatches: {row.get('spike_mismatches')} of {row.get('spikes_compared'):,}")
     for key, label in (("membrane_rel", "membrane"), ("gradient_rel", "gradient"), ("loss_curve_rel", "loss curve")):
-        if row.get(key) is not None:
+        if is_reference(row, key):
+            parts.append(f"{label}: the reference of this column (the others are compared with it)")
+        elif row.get(key) is not None:
             tol = (row.get("tolerances") or {}).get(key)
             parts.append(f"{label} rel. diff: {_sci(row.get(key))}" + (f" (tolerance {tol:g})" if tol is not None else ""))
     if row.get("message"):

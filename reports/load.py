@@ -88,14 +88,14 @@ def _check_parity_rows(rows: list[Any]) -> None:
 
 
 def load_results(roots: str | os.PathLike | Sequence[str | os.PathLike],
-                 warn: Callable[[str], None] | None = None) -> Collection:
+                 warn: Callable[[str], None] | None = None, base: str | os.PathLike | None = None) -> Collection:
     """Read every result record under ``roots`` (one directory or several).
 
     Raises :class:`ReportError` when a directory is missing, is not a
     directory, or when none holds a result record.  A file that cannot be read
     as a result (or parity) record is skipped and reported through ``warn`` in
-    one line.  Paths are shown relative to the directory (or, for several, to
-    their common parent).
+    one line.  Paths are shown relative to ``base`` when given, else to the
+    directory (or, for several, to their common parent).
     """
     dirs = [Path(roots)] if isinstance(roots, (str, os.PathLike)) else [Path(r) for r in roots]
     if not dirs:
@@ -105,7 +105,10 @@ def load_results(roots: str | os.PathLike | Sequence[str | os.PathLike],
             raise ReportError(f"results directory {root} does not exist")
         if not root.is_dir():
             raise ReportError(f"{root} is not a directory")
-    base = dirs[0] if len(dirs) == 1 else Path(os.path.commonpath([d.resolve() for d in dirs]))
+    if base is not None:
+        base = Path(base).resolve()
+    else:
+        base = dirs[0].resolve() if len(dirs) == 1 else Path(os.path.commonpath([d.resolve() for d in dirs]))
     root = dirs[0] if len(dirs) == 1 else Path(", ".join(str(d) for d in dirs))
     collection = Collection(root=root)
     parity_files: list[tuple[float, str, dict]] = []
@@ -116,7 +119,7 @@ def load_results(roots: str | os.PathLike | Sequence[str | os.PathLike],
             warn(f"skipped {rel}: {why}")
 
     for path in [f for d in dirs for f in _json_files(d)]:
-        rel = (path if len(dirs) == 1 else path.resolve()).relative_to(base).as_posix()
+        rel = path.resolve().relative_to(base).as_posix()
         try:
             text = path.read_text(encoding="utf-8")
             mtime = path.stat().st_mtime

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import backends as registry  # names, order and colours only: no framework is imported
+from tasks.catalogue import CATALOGUE
 from tasks.result import Result, Timing
 from tasks.specs import TASKS, get_spec
 
@@ -27,19 +29,11 @@ from .format import RATE_UNIT, Scale, column_scale, human, ratio_text, scaled, s
 from .frame import best_and_ratios
 from .load import Collection, Loaded
 
-BACKEND_ORDER = ["stbp", "snntorch", "spikingjelly", "spikingjelly:torch", "brainstate"]
+# Order and colours come from the registry (one place for a backend's facts);
+# a backend that is not registered (an old record) takes a spare colour.
+BACKEND_ORDER = registry.names()
 TASK_ORDER = list(TASKS)
-
-# Okabe-Ito colours (safe for colour-blind readers); a variant shares its
-# framework's hue, lighter.
-BACKEND_COLORS = {
-    "stbp": "#0072B2",
-    "snntorch": "#E69F00",
-    "spikingjelly": "#009E73",
-    "spikingjelly:torch": "#5CC8A6",
-    "brainstate": "#CC79A7",
-}
-SPARE_COLORS = ["#D55E00", "#56B4E9", "#8C6D31", "#444444", "#B8A100", "#7F3C8D"]
+SPARE_COLORS = ["#D55E00", "#8C6D31", "#444444", "#B8A100", "#7F3C8D"]
 
 STATUS_TEXT = {
     "ok": "ok",
@@ -76,8 +70,8 @@ def precision_sort_key(precision: str) -> tuple[int, str]:
 
 def backend_color(name: str) -> str:
     """The backend's colour, the same in every table and figure of the page."""
-    if name in BACKEND_COLORS:
-        return BACKEND_COLORS[name]
+    if name in registry.REGISTRY and registry.REGISTRY[name].color:
+        return registry.REGISTRY[name].color
     return SPARE_COLORS[sum(name.encode()) % len(SPARE_COLORS)]  # stable across runs, unlike hash()
 
 
@@ -156,54 +150,45 @@ def accuracy_target(r: Result) -> float | None:
 # ------------------------------------------------------------------- columns
 @dataclass
 class Column:
-    key: str  # metric name
+    key: str  # metric name (tasks/catalogue.py)
     label: str
     unit: str  # the metric's unit in the records
     better: str  # "higher" | "lower"
     help: str
     timing: str | None = None  # Result.timings key with the repeats
+    ranked: bool = True  # a framework controls it: best marks and ratios
     scale: Scale | None = None
     all_equal: bool = False  # every row has the same value: nothing is best
+    unranked_why: str = ""  # why this column has no best mark
 
     @property
     def unit_label(self) -> str:
         return self.scale.unit if self.scale else self.unit
 
 
+def catalogue_column(name: str, label: str | None = None) -> Column:
+    m = CATALOGUE[name]
+    return Column(name, label or m.label, m.unit, m.better, m.description, timing=m.timing, ranked=m.ranked)
+
+
 def training_columns(target: float | None) -> list[Column]:
-    tta = f"Time to {target * 100:g}\u00a0%" if target is not None else "Time to accuracy"
-    return [
-        Column("accuracy", "Test accuracy", "fraction", "higher",
-               "Test accuracy after training, tie-aware: a sample whose label is among k tied top classes counts 1/k. "
-               "Below it, the share of test samples with a tie at the top."),
-        Column("time_to_accuracy", tta, "s", "lower",
-               "Training wall time (evaluation excluded) until the test accuracy first reached the task's target."),
-        Column("train_throughput", "Training throughput", "samples/s", "higher",
-               "Training samples over the training wall time of the whole run (data path included, "
-               "one synchronisation per step). One run: no repeats."),
-        Column("peak_device_memory", "Peak device memory", "bytes", "lower",
-               "The device allocator's peak over the whole training run (recorded on CUDA only)."),
-        Column("firing_rate_mean", "Mean firing rate", RATE_UNIT, "lower",
-               "Mean over the spiking layers of each layer's rate on the test set after training. "
-               "Lowest is marked: the sparsest activity, not by itself a better network."),
-    ]
+    tta = f"Time to {target * 100:g}\u00a0%" if target is not None else None
+    return [catalogue_column("accuracy"), catalogue_column("time_to_accuracy", tta),
+            catalogue_column("train_throughput"), catalogue_column("peak_device_memory"),
+            catalogue_column("firing_rate_mean")]
 
 
-def measurement_columns() -> list[Column]:
-    return [
-        Column("train_step_throughput", "Train-step throughput", "samples/s", "higher",
-               "Forward, backward and Adam on a batch already on the device, device synchronised; "
-               "median of the repeats. Below it, the spread (max/min) of the repeats.",
-               timing="train_step"),
-        Column("forward_backward_throughput", "Forward + backward throughput", "samples/s", "higher",
-               "Forward and backward pass, no optimiser step, on a batch already on the device; median of the "
-               "repeats (the single-layer benchmark's figure). Below it, the spread (max/min) of the repeats.",
-               timing="forward_backward"),
-        Column("inference_throughput", "Inference throughput", "samples/s", "higher",
-               "One forward pass without gradients on a batch already on the device; median of the repeats. "
-               "Below it, the spread (max/min) of the repeats.",
-               timing="inference"),
-    ]
+def measurement_columns(trainable: bool = True, dtype: str = "cuda") -> list[Column]:
+    """The measured step (train step, or forward + backward for a task that is
+    not trained), inference, and the memory of the step: the device allocator's
+    peak on CUDA, the host memory the step needs on the CPU."""
+    step = "train_step" if trainable else "forward_backward"
+    if dtype == "cuda":
+        memory = "peak_device_memory" if trainable else "peak_device_memory_forward_backward"
+    else:
+        memory = f"{step}_host_memory"
+    return [catalogue_column(f"{step}_time"), catalogue_column(f"{step}_throughput"),
+            catalogue_column("inference_time"), catalogue_column(memory)]
 
 
 # --------------------------------------------------------------------- cells
@@ -219,6 +204,9 @@ class Cell:
     ratio: str = ""
     missing: bool = False
     source: str = ""  # the record file the value comes from
+    sources: list[str] = field(default_factory=list)  # several: the value aggregates them over seeds
+    aggregate: str = ""  # "mean" | "median" over ``sources``
+    flag: str = ""  # a suspected defect (an accuracy outside the others' seed spread)
 
 
 @dataclass
@@ -236,6 +224,7 @@ class Row:
     variant: str | None = None
     training: Loaded | None = None
     measurement: Loaded | None = None
+    seed_runs: list[Loaded] = field(default_factory=list)  # every finished seed of the training run
     train_cells: list[Cell] = field(default_factory=list)
     meas_cells: list[Cell] = field(default_factory=list)
     train_failure: Failure | None = None
@@ -243,7 +232,8 @@ class Row:
 
     @property
     def sources(self) -> list[str]:
-        return [x.path for x in (self.training, self.measurement) if x is not None]
+        runs = self.seed_runs or ([self.training] if self.training is not None else [])
+        return [x.path for x in runs + ([self.measurement] if self.measurement is not None else [])]
 
     @property
     def statuses(self) -> list[str]:
@@ -292,59 +282,131 @@ def _missing_title(r: Result, column: Column) -> str:
     return f"{column.key} is not in this result"
 
 
+def peak_scope(r: Result) -> str:
+    """What a record's peak device memory covers: "window" or "process" (JAX)."""
+    scope = r.extra.get("peak_memory_scope")
+    if scope in ("window", "process"):
+        return scope
+    return "process" if r.framework == "brainstate" else "window"
+
+
+SCOPE_WHY = ("not ranked: JAX cannot reset its allocator peak, so its figure is the process's lifetime peak "
+             "(a fresh process per run), PyTorch's the peak of the measured window; not the same measure")
+
+
+def _aggregate(values: list[float], how: str) -> float:
+    return float(np.mean(values)) if how == "mean" else float(np.median(values))
+
+
+def _how(column: Column) -> str:
+    """Checks (accuracy, firing rate) are averaged over seeds; timings take the median."""
+    return "mean" if not column.ranked and column.unit in ("fraction", RATE_UNIT) else "median"
+
+
 def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
     """Make the cells of ``columns`` for every row that finished, marking the
-    best of each column and every value's ratio to it."""
-    finished: dict[str, Loaded] = {}
+    best of each ranked column and every value's ratio to it.  Training runs
+    over several seeds show their mean (checks) or median (timings), with the
+    spread."""
+    finished: dict[str, list[Loaded]] = {}
     for row in rows:
         loaded = row.training if which == "train" else row.measurement
         failure = row.train_failure if which == "train" else row.meas_failure
         if loaded is not None and failure is None:
-            finished[row.backend] = loaded
-    def comparable(r: Result, column: Column) -> float | None:
-        """The value, when the record states it in the column's unit."""
-        metric = r.metrics.get(column.key)
-        return metric.value if metric is not None and metric.unit == column.unit else None
+            finished[row.backend] = (row.seed_runs or [loaded]) if which == "train" else [loaded]
 
-    frame = pd.DataFrame(
-        {c.key: [comparable(finished[b].result, c) for b in finished] for c in columns}, index=list(finished),
-        dtype=float,
-    )
+    def comparable(runs: list[Loaded], column: Column) -> list[float]:
+        """The values of the runs that state it in the column's unit."""
+        out = []
+        for l in runs:
+            metric = l.result.metrics.get(column.key)
+            if metric is not None and metric.unit == column.unit and metric.value is not None:
+                out.append(metric.value)
+        return out
+
     for column in columns:
-        values = frame[column.key] if len(frame) else pd.Series(dtype=float)
+        per_backend = {b: comparable(runs, column) for b, runs in finished.items()}
+        how = _how(column)
+        values = pd.Series({b: _aggregate(v, how) if v else np.nan for b, v in per_backend.items()}, dtype=float)
         column.scale = column_scale(column.unit, [v for v in values if np.isfinite(v)])
-        is_best, ratios, column.all_equal = best_and_ratios(values, column.better)
+        if column.key.startswith("peak_device_memory"):
+            scopes = {peak_scope(runs[0].result) for b, runs in finished.items() if per_backend[b]}
+            if len(scopes) > 1:
+                column.ranked, column.unranked_why = False, SCOPE_WHY
+        if column.ranked:
+            is_best, ratios, column.all_equal = best_and_ratios(values, column.better)
+        else:
+            is_best, ratios = pd.Series(False, index=values.index), pd.Series(np.nan, index=values.index)
+            column.all_equal = len(values.dropna()) > 1 and bool(np.allclose(values.dropna(), values.dropna().iloc[0],
+                                                                              rtol=1e-12, atol=0.0))
+            column.unranked_why = column.unranked_why or ("not ranked: a check that every framework computes the same "
+                                                          "thing, or a single unsynchronised run")
         for row in rows:
             if row.backend not in finished:
                 continue
-            r = finished[row.backend].result
-            v = r.metric(column.key)
+            runs = finished[row.backend]
+            r = runs[0].result
+            got = per_backend[row.backend]
             metric = r.metrics.get(column.key)
-            if v is None:
+            if not got and (metric is None or metric.value is None):
                 has_target = column.key == "time_to_accuracy" and column.key in r.metrics and accuracy_target(r) is not None
                 cell = Cell(column.key, None, "not reached" if has_target else "—", column.unit,
                             title=_missing_title(r, column), missing=True)
-            elif metric.unit != column.unit:  # not comparable: shown with its own unit, never ranked
-                cell = Cell(column.key, v, human(v, metric.unit), metric.unit,
+            elif not got:  # not comparable: shown with its own unit, never ranked
+                cell = Cell(column.key, metric.value, human(metric.value, metric.unit), metric.unit,
                             title=f"recorded in {metric.unit!r}, not {column.unit!r}: not compared")
             else:
-                cell = Cell(column.key, v, scaled(v, column.scale), metric.unit, title=human(v, column.unit))
+                v = float(values[row.backend])
+                cell = Cell(column.key, v, scaled(v, column.scale), column.unit, title=human(v, column.unit))
                 if metric and metric.description:
                     cell.title += f" — {metric.description}"
-                if column.timing:
+                if len(runs) > 1:
+                    cell.sources = [l.path for l in runs if l.result.metric(column.key) is not None]
+                    cell.aggregate = how
+                    seeds = ", ".join(f"seed {l.result.seed}: {human(l.result.metric(column.key), column.unit)}"
+                                      for l in runs if l.result.metric(column.key) is not None)
+                    cell.title += f"; {how} of {len(got)} seed{'s' if len(got) != 1 else ''} ({seeds})"
+                    if how == "mean" and len(got) > 1:
+                        sd = float(np.std(got, ddof=1))
+                        cell.sub = f"± {scaled(sd, column.scale)} · {len(got)} seeds"
+                    else:
+                        cell.sub = f"{len(got)} seeds, {scaled(min(got), column.scale)}–{scaled(max(got), column.scale)}"
+                elif column.timing:
                     cell.sub, cell.title = _timing_detail(r, column, v)
                 if column.key == "accuracy":
-                    ties = r.metric("tie_rate")
+                    ties = float(np.mean([l.result.metric("tie_rate") or 0.0 for l in runs]))
                     if ties:
-                        cell.sub = f"ties {ties * 100:.1f} %"
+                        cell.sub = (cell.sub + " · " if cell.sub else "") + f"ties {ties * 100:.1f} %"
+                    cell.flag = accuracy_flag(row.backend, per_backend, column)
                 if is_best.get(row.backend, False):
                     cell.best = True
                     cell.ratio = "best"
                 elif np.isfinite(ratios.get(row.backend, np.nan)):
                     cell.ratio = ratio_text(float(ratios[row.backend]))
                     cell.title += f"; {cell.ratio} the best of this column"
-            cell.source = finished[row.backend].path
+                if not column.ranked:
+                    cell.title += f" ({column.unranked_why})"
+            cell.source = runs[0].path
             (row.train_cells if which == "train" else row.meas_cells).append(cell)
+
+
+MIN_SEEDS_FOR_FLAG = 3  # values of the other backends needed to speak of their spread
+
+
+def accuracy_flag(backend: str, per_backend: dict[str, list[float]], column: Column) -> str:
+    """A backend whose mean accuracy lies outside the range of every other
+    backend's seed runs is flagged as a suspected defect, not crowned: the
+    backends start from the same weights and see the same batches."""
+    mine = per_backend.get(backend) or []
+    others = [v for b, vs in per_backend.items() if b != backend for v in vs]
+    if not mine or len(others) < MIN_SEEDS_FOR_FLAG:
+        return ""
+    mean, low, high = float(np.mean(mine)), min(others), max(others)
+    if low <= mean <= high:
+        return ""
+    where = "below" if mean < low else "above"
+    return (f"mean {human(mean, column.unit)} is {where} every other backend's seed run "
+            f"({human(low, column.unit)} to {human(high, column.unit)}): a suspected defect, not a better framework")
 
 
 def _failure(loaded: Loaded | None) -> Failure | None:
@@ -390,10 +452,29 @@ class Sweep:
 
 @dataclass
 class TrainingGroup:
+    """Training runs of one configuration, every seed of every backend."""
+
     id: str
-    config: dict[str, Any]
-    runs: dict[str, Loaded] = field(default_factory=dict)
+    config: dict[str, Any]  # without the seed
+    seed_runs: dict[str, dict[int, Loaded]] = field(default_factory=dict)  # backend -> seed -> run
     superseded: list[str] = field(default_factory=list)
+
+    @property
+    def runs(self) -> dict[str, Loaded]:
+        """One run per backend (its lowest finished seed, else its lowest seed): curves and layers."""
+        out = {}
+        for name, by_seed in self.seed_runs.items():
+            ok = [by_seed[s] for s in sorted(by_seed) if by_seed[s].result.status == "ok"]
+            out[name] = ok[0] if ok else by_seed[min(by_seed)]
+        return out
+
+    def finished(self, backend: str) -> list[Loaded]:
+        by_seed = self.seed_runs.get(backend, {})
+        return [by_seed[s] for s in sorted(by_seed) if by_seed[s].result.status == "ok"]
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({s for by_seed in self.seed_runs.values() for s in by_seed})
 
 
 @dataclass
@@ -474,18 +555,21 @@ def group_settings(collection: Collection) -> list[Setting]:
             else:
                 sweep.points[(r.backend, T)] = loaded
         else:
-            ckey = config_key(r)
+            ckey = config_key(r, {"seed"})
             group = next((g for g in setting.trainings if canonical(g.config) == ckey), None)
             if group is None:
-                group = TrainingGroup(id=f"{setting.id}-run{len(setting.trainings) + 1}", config=task_config(r))
+                config = {k: v for k, v in task_config(r).items() if k != "seed"}
+                group = TrainingGroup(id=f"{setting.id}-run{len(setting.trainings) + 1}", config=config)
                 setting.trainings.append(group)
-            old = group.runs.get(r.backend)
+            by_seed = group.seed_runs.setdefault(r.backend, {})
+            seed = r.seed if isinstance(r.seed, int) else 0
+            old = by_seed.get(seed)
             if old is not None:
                 keep, drop = _newest(old, loaded)
-                group.runs[r.backend] = keep
+                by_seed[seed] = keep
                 group.superseded.append(drop.path)
             else:
-                group.runs[r.backend] = loaded
+                by_seed[seed] = loaded
     ordered = sorted(settings.values(), key=lambda s: (task_sort_key(s.task), s.dtype != "cuda", s.dtype,
                                                        s.dname or "", precision_sort_key(s.precision)))
     return ordered
@@ -540,6 +624,8 @@ def build_table(setting: Setting, group: TrainingGroup | None, sweep: Sweep | No
         target = accuracy_target(first)
         data = next((l.result.data for l in group.runs.values() if l.result.data), {})
         facts = describe_config(group.config, "training", data)
+        seeds = group.seeds
+        facts.append(f"seed{'s' if len(seeds) != 1 else ''} {', '.join(str(x) for x in seeds)}")
         train_source = ", ".join(facts)
         if group.superseded:
             notes.append(f"{len(group.superseded)} older training record(s) of the same runs are superseded by "
@@ -562,7 +648,14 @@ def build_table(setting: Setting, group: TrainingGroup | None, sweep: Sweep | No
             training=training,
             measurement=measurement,
         )
-        row.train_failure = _failure(training)
+        if group is not None and name in group.seed_runs:
+            row.seed_runs = group.finished(name)
+            failed = [l for l in group.seed_runs[name].values() if l.result.status != "ok"]
+            if row.seed_runs and failed:
+                notes.append(f"{name}: " + "; ".join(f"seed {l.result.seed} {STATUS_TEXT.get(l.result.status)} "
+                                                    f"({l.result.message})" for l in failed)
+                             + " — the row shows the other seeds.")
+        row.train_failure = None if row.seed_runs else _failure(training)
         row.meas_failure = _failure(measurement)
         rows.append(row)
     if group is None and sweep is not None:
@@ -572,7 +665,8 @@ def build_table(setting: Setting, group: TrainingGroup | None, sweep: Sweep | No
         except Exception:
             target = None
     train_columns = training_columns(target)
-    meas_columns = measurement_columns()
+    trainable = getattr(TASKS.get(setting.task), "trainable", True)
+    meas_columns = measurement_columns(trainable, setting.dtype)
     _fill_cells(rows, train_columns, "train")
     _fill_cells(rows, meas_columns, "meas")
     caption = "Comparison"

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
+from .catalogue import FRACTION, RATE_UNIT
 from .data import TaskData, make_data
 from .errors import BackendUnavailable, DeviceOutOfMemory, Diverged
 from .metrics import EvalAccumulator
@@ -34,8 +35,6 @@ from .result import Curve, LayerStat, Result
 from .specs import PRECISIONS, TaskSpec
 from .weights import initial_weights
 
-FRACTION = "fraction"
-RATE_UNIT = "spikes/neuron/step"
 
 
 @dataclass(frozen=True)
@@ -370,6 +369,7 @@ def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: R
     m("train_throughput", samples / train_time if train_time > 0 else None, "samples/s",
       "training samples over training wall time (one synchronisation per step)")
     m("peak_device_memory", backend.peak_memory_bytes(), "bytes", "allocator peak over the whole run")
+    result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
     m("time_to_accuracy", time_to_accuracy, "s",
       f"training wall time until test accuracy first reached {target}" if target is not None else "no target")
     if best_epoch > 0:

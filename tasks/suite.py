@@ -174,7 +174,7 @@ def build(out: Path, published: bool) -> Path:
     warn = lambda text: sys.stderr.write(f"spikebench: warning: {text}\n")  # noqa: E731
     if published:
         sources = [Path(p) for p in PUBLISHED.values() if Path(p).is_dir()]
-        return build_report(sources, PUBLISHED_REPORT, warn=warn)
+        return build_report(sources, PUBLISHED_REPORT, warn=warn, base=".")
     return build_report([out], out / "report.html", warn=warn)
 
 

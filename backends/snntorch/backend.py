@@ -63,10 +63,9 @@ class SnnTorchBackend(TorchBackend):
                 "surrogate:fc_mnist_poisson": (
                     "custom: subclass of surrogate.Sigmoid (slope=4, forward snnTorch's) whose backward is "
                     "4 sigmoid(4x) sigmoid(-4x), the same function, because snnTorch's "
-                    "4 e^(-4x) / (e^(-4x) + 1)^2 is inf/inf = NaN in float32 for x < -22: on Fashion-MNIST "
-                    "(default recipe) the stock formula turned the weights of 43 of 196 hidden neurons NaN "
-                    "within 2 epochs (first at step 480) and ended 10 epochs at 10% accuracy, where stbp "
-                    "reaches 68% with membranes down to x = -118"
+                    "4 e^(-4x) / (e^(-4x) + 1)^2 is inf/inf = NaN in float32 for x < -22, a membrane this "
+                    "task's hidden neurons reach in training (the NaN gradient then poisons their weights; "
+                    "tests/test_backend_snntorch.py pins both formulas)"
                 ),
                 "surrogate:lif_layer": (
                     "custom: the overflow-free subclass of surrogate.Sigmoid (slope=4) of fc_mnist_poisson"

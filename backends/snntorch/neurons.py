@@ -63,10 +63,9 @@ class Sigmoid(_in_input_dtype(surrogate.Sigmoid)):
     snnTorch computes ``slope e^(-slope x) / (e^(-slope x) + 1)^2``: in float32
     e^(-slope x) overflows once slope * x < -88 (x < -22 at slope 4) and the
     gradient becomes inf / inf = NaN, where the true value is ~0.  Hidden
-    membranes of fc_mnist_poisson go far below that in training (x = -118
-    after 10 Fashion-MNIST epochs with stbp); with the stock formula the first
-    hidden neuron's weights turned NaN at step 480 (the neuron then never
-    fires again) and 43 of 196 by the end of epoch 2.  The same
+    membranes of fc_mnist_poisson go far below that in training, and with the
+    stock formula a NaN gradient turns a neuron's weights NaN (it then never
+    fires again), one neuron after another.  The same
     function, written slope sigmoid(z) sigmoid(-z) with z = slope x, never
     overflows (and, unlike s (1 - s), keeps full relative precision for
     large positive x).  Forward (and what it saves) is snnTorch's.

@@ -150,12 +150,10 @@ _DIFFERENCES = {
     "lif_layer": (
         "SpikingJelly's LIFNode fires at H >= V_th, the spec at H > V_th, and in lif_layer exact ties occur: "
         "the neuron input W x is a bfloat16 number under bf16 and tau = 2 halves exactly, so H = V + (X - V)/2 "
-        "lands on 1.0. Measured on the default case (N = 4096, T = 500, batch 16, seed 0, initial weights, CPU): "
-        "bf16: 7370 of 32.8M neuron-steps are ties (2.2e-4), where SpikingJelly fires and stbp, snnTorch and "
-        "brainstate do not (they agree spike for spike); with the trajectories that then diverge 23352 spikes "
-        "differ from stbp (7.1e-4 of the neuron-steps, 1.7% of its 1.37M spikes); fp32: 2 ties, 5 spikes differ; "
-        "fp64 (parity): none. Kept: a strict surrogate (as fc_mnist's StrictATan) has no fused kernel, which "
-        "would take LIFNode off the sj_lif operator this benchmark measures"
+        "lands on 1.0: there SpikingJelly fires and stbp, snnTorch and brainstate do not, and the trajectories "
+        "then diverge. Rare in fp32, none in fp64 (parity is exact); tests/test_backend_spikingjelly.py pins the "
+        "tie. Kept: a strict surrogate (as fc_mnist's StrictATan) has no fused kernel, which would take LIFNode "
+        "off the sj_lif operator this benchmark measures"
     ),
 }
 

@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# The GPU runs whose results are committed under results/, in stages that each
-# fit one device-tool call (10 minutes).  Run from the repository root on the
-# GPU machine, with .whl and .data carried (tools/gpu/fetch_wheels.sh):
+# The GPU edition of the comparison: the suite's `gpu` profile (tasks/profiles.toml),
+# run from the repository root on the GPU machine, with .whl and .data carried
+# (tools/gpu/fetch_wheels.sh):
 #
-#   bash tools/gpu/run.sh STAGE [STAGE ...]
+#   bash tools/gpu/run.sh [PART ...]      # parts: env timing parity train (default: env timing train)
 #
-# Stages: env, train-fc, train-poisson, train-synthetic, train-dsrn, sweep-dsrn,
-# sweep-fc, bench-layer, asv.  Each stage writes its result files under
-# results/gpu/<precision>/<stage>/ and packs them into $OUT/<stage>.tgz (the
-# device tool brings back at most 8 files), then prints a short table.
-# PRECISION=bf16 (or tf32) runs a stage at that precision (default fp32).
-# SMOKE=1 runs every stage on the CPU at a tiny size, to check this script
-# without a GPU.
+# The list of what runs is the profile's, not this script's: this only installs
+# the carried wheels, points the data search at .data, and runs
+# `python -m tasks.suite --profile gpu --part PART` for each part in order of
+# value.  Results land in results/gpu/ and are packed into $OUT/gpu.tgz every
+# minute and at the end, so what finished comes back even if the time runs out.
+# SMOKE=1 runs the smoke profile on the CPU instead, to rehearse the script.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,68 +24,27 @@ fi
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/spikebench-out}
 mkdir -p "$OUT"
+PROFILE=gpu
+[ "${SMOKE:-0}" = 1 ] && PROFILE=smoke
+RES=results/$PROFILE
 
-if [ "${SMOKE:-0}" = 1 ]; then
-  DEVICE=cpu
-  FC="--T 4 --batch-size 16 --limit-train 64 --limit-test 32"
-  DSRN="--width 0.0625 --batch-size 8 --limit-train 32 --limit-test 16"
-  SYN="--steps 20 --T 20"
-  TS=1,2
-  LAYER="--T 20 --batch-size 4 --neurons 64,256"
-else
-  DEVICE=cuda
-  FC=""
-  DSRN=""
-  SYN=""
-  TS=1,2,4,8,16
-  LAYER="--neurons 512,4096,16384"
-fi
-PRECISION=${PRECISION:-fp32}
-RUN="--device $DEVICE --precision $PRECISION --no-progress --no-download"
-COMMON="$RUN --dataset fashion-mnist"
-RES=results/gpu/$PRECISION
+pack() { [ -d "$RES" ] && tar -czf "$OUT/$PROFILE.tgz.part" -C results "$PROFILE" && mv "$OUT/$PROFILE.tgz.part" "$OUT/$PROFILE.tgz"; }
+( while sleep 60; do pack; done ) &
+packer=$!
+trap 'kill $packer 2>/dev/null; pack' EXIT
 
-pack() {  # pack results/gpu/<stage> into $OUT/<stage>.tgz
-  tar -czf "$OUT/$1.tgz" -C "$RES" "$1" && ls -la "$OUT/$1.tgz"
-}
-
-for stage in "$@"; do
-  echo "=== $stage"
-  case $stage in
+parts=("$@")
+[ ${#parts[@]} = 0 ] && parts=(env timing train)
+for part in "${parts[@]}"; do
+  echo "=== $part"
+  case $part in
     env)
       nvidia-smi || true
       python3 -c "import torch, jax; print('torch', torch.__version__, torch.cuda.is_available(), 'jax', jax.__version__, jax.devices())"
-      python3 -m tasks.run --list
-      ;;
-    train-fc)
-      python3 -m tasks.run --task fc_mnist --backend all $COMMON $FC --out $RES/$stage; pack $stage ;;
-    train-poisson)
-      python3 -m tasks.run --task fc_mnist_poisson --backend all --epochs 1 $COMMON $FC --out $RES/$stage; pack $stage ;;
-    train-synthetic)
-      python3 -m tasks.run --task synthetic --backend all --device $DEVICE --precision $PRECISION --no-progress $SYN \
-        --out $RES/$stage; pack $stage ;;
-    train-dsrn)
-      python3 -m tasks.run --task dsrn_tdbn --backend all --epochs 1 $COMMON $DSRN --out $RES/$stage; pack $stage ;;
-    sweep-dsrn)
-      python3 -m tasks.sweep --task dsrn_tdbn --backend all --T $TS --measure memory,throughput $COMMON $DSRN \
-        --out $RES/$stage; pack $stage ;;
-    sweep-fc)
-      for task in fc_mnist fc_mnist_poisson; do
-        python3 -m tasks.sweep --task $task --backend all --measure memory,throughput,epoch --epoch-steps 50 \
-          $COMMON $FC --out $RES/$stage
-      done
-      pack $stage ;;
-    bench-layer)
-      # the field's single-layer benchmark: Linear(N, N) + LIF, batch 16, T = 500
-      python3 -m tasks.sweep --task lif_layer --backend all --measure memory,throughput $RUN $LAYER \
-        --out $RES/$stage; pack $stage ;;
-    asv)
-      [ "${SMOKE:-0}" = 1 ] && export SPIKEBENCH_ASV_SIZE=small
-      python3 -m asv machine --yes >/dev/null
-      python3 -m asv run --python=same --set-commit-hash "$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
-        ${ASV_ARGS:-}
-      mkdir -p $RES/asv && cp -r .asv/results $RES/asv/ && pack asv ;;
+      python3 -m tasks.run --list ;;
+    timing|parity|train)
+      python3 -m tasks.suite --profile $PROFILE --part $part --out "$RES" --no-progress --no-report ;;
     *)
-      echo "unknown stage $stage" >&2; exit 2 ;;
+      echo "unknown part $part (env, timing, parity, train)" >&2; exit 2 ;;
   esac
 done

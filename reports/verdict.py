@@ -1,0 +1,147 @@
+"""The verdict at the top of the report: per task and setting, who is fastest and
+by how much, who needs the least memory per added time step, and any accuracy
+flag, each with its conditions (device, precision, size).
+
+Only what a framework controls is ranked (tasks/catalogue.py): the measured
+step time and the memory of the step.  Accuracy gets no winner, only a flag
+when one backend's mean lies outside every other backend's seed runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+
+from tasks.specs import TASKS
+
+from .format import human
+from .model import CATALOGUE, Setting, Sweep, accuracy_flag, backend_color, catalogue_column, describe_config, \
+    reference_T
+
+
+@dataclass
+class Finding:
+    backend: str | None
+    color: str
+    text: str  # what it says, with the number
+    detail: str = ""  # the runner-up, the condition
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerdictRow:
+    task: str
+    conditions: str
+    fastest: Finding | None = None
+    memory: Finding | None = None
+    accuracy: Finding | None = None
+
+
+def step_metric(task: str) -> str:
+    trainable = getattr(TASKS.get(task), "trainable", True)
+    return "train_step_time" if trainable else "forward_backward_time"
+
+
+def memory_metric(task: str, dtype: str) -> str:
+    trainable = getattr(TASKS.get(task), "trainable", True)
+    step = "train_step" if trainable else "forward_backward"
+    if dtype == "cuda":
+        return "peak_device_memory" if trainable else "peak_device_memory_forward_backward"
+    return f"{step}_host_memory"
+
+
+def _values(sweep: Sweep, T: int, metric: str) -> dict[str, tuple[float, str]]:
+    out = {}
+    for (name, t), loaded in sweep.points.items():
+        if t == T and loaded.result.status == "ok":
+            v = loaded.result.metric(metric)
+            if v is not None and v > 0:
+                out[name] = (v, loaded.path)
+    return out
+
+
+def fastest(setting: Setting, sweep: Sweep) -> Finding | None:
+    T = reference_T(setting.task, sweep)
+    metric = step_metric(setting.task)
+    values = _values(sweep, T, metric) if T is not None else {}
+    if len(values) < 2:
+        return None
+    ranked = sorted(values.items(), key=lambda kv: kv[1][0])
+    (best, (t_best, src)), (second, (t_second, _)) = ranked[0], ranked[1]
+    slowest, (t_slow, _) = ranked[-1]
+    label = CATALOGUE[metric].label.lower()
+    return Finding(best, backend_color(best),
+                   f"{best}: {human(t_best, 's')} per {label}, {t_second / t_best:.2f}× faster than {second}",
+                   f"{t_slow / t_best:.1f}× faster than the slowest ({slowest}); at T = {T}", [src])
+
+
+def memory_slopes(sweep: Sweep, metric: str) -> dict[str, float]:
+    """Least-squares bytes per added time step, per backend with at least two finished T."""
+    out = {}
+    for name in sweep.backends:
+        pts = [(T, p.result.metric(metric)) for (b, T), p in sweep.points.items()
+               if b == name and p.result.status == "ok" and p.result.metric(metric) is not None]
+        if len({T for T, _ in pts}) >= 2:
+            Ts, ms = np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
+            out[name] = float(np.polyfit(Ts, ms, 1)[0])
+    return out
+
+
+def least_memory(setting: Setting, sweep: Sweep) -> Finding | None:
+    metric = memory_metric(setting.task, setting.dtype)
+    slopes = memory_slopes(sweep, metric)
+    if len(slopes) < 2:
+        return None
+    ranked = sorted(slopes.items(), key=lambda kv: kv[1])
+    (best, s_best), (second, s_second) = ranked[0], ranked[1]
+    what = CATALOGUE[metric].label.lower()
+    ratio = f", {s_second / s_best:.2f}× less than {second} ({human(s_second, 'bytes')})" if s_best > 0 else \
+        f"; {second}: {human(s_second, 'bytes')}"
+    return Finding(best, backend_color(best), f"{best}: {human(s_best, 'bytes')} per added time step{ratio}",
+                   f"slope of the {what} over T = {', '.join(str(T) for T in sweep.Ts)}")
+
+
+def accuracy_finding(setting: Setting) -> Finding | None:
+    if not setting.trainings:
+        return None
+    group = max(setting.trainings, key=lambda g: sum(len(g.finished(b)) for b in g.seed_runs))
+    column = catalogue_column("accuracy")
+    per_backend = {b: [l.result.metric("accuracy") for l in group.finished(b) if l.result.metric("accuracy") is not None]
+                   for b in group.seed_runs}
+    per_backend = {b: v for b, v in per_backend.items() if v}
+    if not per_backend:
+        return None
+    flags = [(b, accuracy_flag(b, per_backend, column)) for b in per_backend]
+    flags = [(b, f) for b, f in flags if f]
+    seeds = len(group.seeds)
+    everything = [v for vs in per_backend.values() for v in vs]
+    if flags:
+        b, text = flags[0]
+        more = f" (and {len(flags) - 1} more)" if len(flags) > 1 else ""
+        return Finding(b, backend_color(b), f"⚠ {b}: {text}{more}", f"{seeds} seed(s) per backend")
+    return Finding(None, "", f"no flag: {len(per_backend)} backends, {human(min(everything), 'fraction')} to "
+                              f"{human(max(everything), 'fraction')} over {seeds} seed(s) each",
+                   ", ".join(describe_config(group.config, "training", {})))
+
+
+def verdict(settings: list[Setting]) -> list[VerdictRow]:
+    rows = []
+    for setting in settings:
+        sweeps = setting.sweeps or [None]
+        for i, sweep in enumerate(sweeps):
+            facts = [setting.device_label, setting.precision]
+            if sweep is not None:
+                T = reference_T(setting.task, sweep)
+                facts += [f for f in describe_config(sweep.config, "sweep")]
+                if T is not None:
+                    facts.append(f"T = {T}")
+            row = VerdictRow(task=setting.task, conditions=" · ".join(facts))
+            if sweep is not None:
+                row.fastest = fastest(setting, sweep)
+                row.memory = least_memory(setting, sweep)
+            if i == 0:
+                row.accuracy = accuracy_finding(setting)
+            if row.fastest or row.memory or row.accuracy:
+                rows.append(row)
+    return rows
+

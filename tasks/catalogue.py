@@ -1,0 +1,85 @@
+"""The metric catalogue: one place for what each figure is.
+
+name -> unit, which direction is better, a short label, a description, and
+whether a framework controls it (``ranked``): only those get "best" marks
+and ratios.  Accuracy, losses and firing rates are checks that every
+framework computes the same thing (every backend starts from the same
+weights and sees the same batches, and parity proves the equations), so a
+difference between backends there is floating-point divergence over
+training, shown with its seed spread, never crowned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FRACTION = "fraction"
+RATE_UNIT = "spikes/neuron/step"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    unit: str
+    better: str  # "higher" | "lower"
+    label: str
+    description: str
+    ranked: bool  # controlled by the framework: may be marked best and given ratios
+    timing: str | None = None  # the Result.timings entry holding its repeats
+
+
+def _m(name, unit, better, label, description, ranked, timing=None) -> MetricInfo:
+    return MetricInfo(name, unit, better, label, description, ranked, timing)
+
+
+CATALOGUE: dict[str, MetricInfo] = {m.name: m for m in (
+    # ---- checks (not ranked)
+    _m("accuracy", FRACTION, "higher", "Test accuracy",
+       "Test accuracy after training, tie-aware: a sample whose label is among k tied top classes counts 1/k. "
+       "Mean over seeds, ± the standard deviation; the seeds are the same for every backend.", False),
+    _m("firing_rate_mean", RATE_UNIT, "lower", "Mean firing rate",
+       "Mean over the spiking layers of each layer's rate on the test set after training; mean over seeds.", False),
+    _m("final_train_loss", "loss", "lower", "Final loss", "Loss of the last training step.", False),
+    # ---- training runs: timed once per seed, unsynchronised, data path included
+    _m("time_to_accuracy", "s", "lower", "Time to accuracy",
+       "Training wall time (evaluation excluded) until the test accuracy first reached the task's target; "
+       "median over seeds. One unsynchronised run per seed, data path included: shown, not ranked "
+       "(the measured step times are).", False),
+    _m("train_throughput", "samples/s", "higher", "Training throughput",
+       "Training samples over the training wall time of the whole run (data path included, one "
+       "synchronisation per step); median over seeds. Shown, not ranked (the measured step times are).", False),
+    _m("peak_device_memory", "bytes", "lower", "Peak device memory",
+       "The device allocator's peak (CUDA only).", True),
+    # ---- measurement points: synchronised, repeated
+    _m("train_step_time", "s", "lower", "Train step",
+       "Forward, backward and Adam on a batch already on the device, device synchronised; median of the "
+       "repeats. Below it, the spread (max/min) of the repeats.", True, "train_step"),
+    _m("forward_backward_time", "s", "lower", "Forward + backward",
+       "Forward and backward pass, no optimiser step, on a batch already on the device; median of the repeats "
+       "(the single-layer benchmark's figure). Below it, the spread (max/min).", True, "forward_backward"),
+    _m("inference_time", "s", "lower", "Inference",
+       "One forward pass without gradients on a batch already on the device; median of the repeats. "
+       "Below it, the spread (max/min).", True, "inference"),
+    _m("train_step_throughput", "samples/s", "higher", "Train-step throughput",
+       "Batch size over the median train-step time.", True, "train_step"),
+    _m("forward_backward_throughput", "samples/s", "higher", "Forward + backward throughput",
+       "Batch size over the median forward + backward time.", True, "forward_backward"),
+    _m("inference_throughput", "samples/s", "higher", "Inference throughput",
+       "Batch size over the median inference time.", True, "inference"),
+    _m("train_step_host_memory", "bytes", "lower", "Train-step memory (host)",
+       "Host memory a training step needs on the CPU: the peak resident memory over 3 steps minus the resident "
+       "memory just before them, in a fresh process per point (tasks/hostmem.py); the same measure for every "
+       "framework.", True),
+    _m("forward_backward_host_memory", "bytes", "lower", "Forward + backward memory (host)",
+       "Host memory a forward + backward pass needs on the CPU, measured like the train-step memory.", True),
+    _m("inference_host_memory", "bytes", "lower", "Inference memory (host)",
+       "Host memory an inference pass needs on the CPU, measured like the train-step memory.", True),
+    _m("peak_device_memory_forward_backward", "bytes", "lower", "Forward + backward peak device memory",
+       "The device allocator's peak over forward + backward passes (CUDA only).", True),
+    _m("host_peak_rss", "bytes", "lower", "Process peak RSS",
+       "The measuring process's peak resident memory, framework, data and compilation included.", False),
+)}
+
+
+def info(name: str) -> MetricInfo:
+    return CATALOGUE[name]

@@ -1,0 +1,217 @@
+"""python -m tasks.suite and its profiles: data in, points out, resumable, one report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import backends
+from tasks import profiles
+from tasks.errors import UsageError
+from tasks.profiles import PARTS, get_profile, load_profiles, points
+from tasks.result import Result
+from tests.conftest import ROOT, subprocess_env
+
+TINY = """
+[tiny]
+description = "a test profile"
+device = "cpu"
+precisions = ["fp32"]
+backends = ["stbp"]
+dataset = "fashion-mnist"
+budget_minutes = 1
+
+[[tiny.train]]
+task = "synthetic"
+seeds = [0, 1]
+settings = { T = 10, steps = 3, batch_size = 8 }
+
+[[tiny.timing]]
+task = "lif_layer"
+neurons = [16]
+settings = { T = 5, batch_size = 2 }
+
+[tiny.parity]
+tasks = ["lif_layer"]
+"""
+
+
+def suite(*args: str, profile_file: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tasks.suite", "--profiles", str(profile_file), *args],
+                          capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=timeout)
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    path = tmp_path / "profiles.toml"
+    path.write_text(TINY)
+    return path
+
+
+# ---------------------------------------------------------------- profiles
+def test_the_shipped_profiles_are_valid_and_every_point_has_its_own_file():
+    shipped = load_profiles()
+    assert {"smoke", "cpu", "gpu"} <= set(shipped)
+    names = backends.names()
+    for profile in shipped.values():
+        pts = points(profile, profile.backend_names(names), list(PARTS))
+        keys = [p.key for p in pts]
+        assert len(keys) == len(set(keys)), profile.name
+        assert {p.part for p in pts} == set(PARTS), profile.name
+
+
+def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
+    cpu = get_profile("cpu")
+    names = cpu.backend_names(backends.names())
+    assert names == backends.names()  # every backend
+    pts = points(cpu, names, list(PARTS))
+    trained = {p.task for p in pts if p.part == "train"}
+    timed = {p.task for p in pts if p.part == "timing"}
+    assert trained == {"synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn"}
+    assert timed == trained | {"lif_layer"}
+    assert all(len(r.seeds) >= 3 for r in cpu.train)  # accuracy is a mean over seeds
+    fc = next(r for r in cpu.train if r.task == "fc_mnist")
+    assert "limit_train" not in fc.settings and fc.settings.get("epochs") == 1  # the full data set, one epoch
+    assert next(r for r in cpu.train if r.task == "synthetic").settings == {}  # the full recipe
+    T_rows = {r.task: r.Ts for r in cpu.timing}
+    assert len(T_rows["fc_mnist"]) >= 3 and len(T_rows["dsrn_tdbn"]) >= 3  # memory versus T
+    assert next(r for r in cpu.timing if r.task == "lif_layer").neurons == (512, 2048)
+    assert sum(p.estimate_s for p in pts) <= cpu.budget_minutes * 60 <= 150 * 60
+
+
+def test_seeds_are_the_same_for_every_backend():
+    cpu = get_profile("cpu")
+    pts = [p for p in points(cpu, backends.names(), ["train"])]
+    by_task: dict[str, dict[str, set[int]]] = {}
+    for p in pts:
+        seed = int(p.args[p.args.index("--seed") + 1])
+        by_task.setdefault(p.task, {}).setdefault(p.backend, set()).add(seed)
+    for task, seeds in by_task.items():
+        assert len({frozenset(s) for s in seeds.values()}) == 1, task
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[p]\nbogus = 1\n", "unknown key"),
+    ("[p]\n[[p.train]]\ntask = 'nope'\n", "unknown task"),
+    ("[p]\n[[p.train]]\ntask = 'lif_layer'\n", "measured, not trained"),
+    ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nsettings = { T = -1 }\n", "T must be a positive integer"),
+    ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nsettings = { colour = 1 }\n", "unknown key"),
+    ("[p]\n[[p.timing]]\ntask = 'fc_mnist'\nneurons = [8]\n", "no setting 'neurons'"),
+    ("[p]\n[[p.timing]]\ntask = 'fc_mnist'\nrepeats = 3\n", "at least 10"),
+    ("[p]\nprecisions = ['fp16']\n", "precisions"),
+    ("[p\n", "cannot read"),
+])
+def test_a_bad_profile_is_named_in_one_line(tmp_path, text, needle):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=needle):
+        get_profile("p", path)
+
+
+def test_bad_input_is_one_line_and_exit_2(tiny, tmp_path):
+    for args, needle in ((["--profile", "nope"], "unknown profile"),
+                         (["--profile", "tiny", "--part", "everything"], "unknown part"),
+                         (["--profile", "tiny", "--backend", "nope"], "unknown backend")):
+        proc = suite(*args, "--out", str(tmp_path / "o"), profile_file=tiny)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+    (tmp_path / "file").write_text("x")
+    proc = suite("--profile", "tiny", "--out", str(tmp_path / "file"), profile_file=tiny)
+    assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+# ---------------------------------------------------------------- running
+def _files(out: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(out)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in out.rglob("*.json")}
+
+
+@pytest.mark.slow
+def test_a_suite_runs_resumes_and_redoes_only_what_did_not_finish(tiny, tmp_path, data_root):
+    out = tmp_path / "out"
+    proc = suite("--profile", "tiny", "--out", str(out), "--no-progress", "--data-dir", str(data_root),
+                 profile_file=tiny)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "4 to run" in proc.stderr and "report:" in proc.stdout
+    first = _files(out)
+    assert set(first) == {"train/synthetic-stbp-s0.json", "train/synthetic-stbp-s1.json",
+                          "timing-fp32/lif_layer-stbp-T5-N16.json", "parity/stbp.json"}
+    assert {Result.load(out / "train/synthetic-stbp-s1.json").seed} == {1}
+    timing = Result.load(out / "timing-fp32/lif_layer-stbp-T5-N16.json")
+    assert timing.metrics["forward_backward_host_memory"].unit == "bytes"
+    assert (out / "report.html").is_file()
+    assert (out / "logs").is_dir()
+
+    # run again: nothing to do, nothing rewritten
+    proc = suite("--profile", "tiny", "--out", str(out), "--no-progress", "--no-report", profile_file=tiny)
+    assert proc.returncode == 0 and "0 to run" in proc.stderr
+    assert _files(out) == first
+
+    # a corrupt file and a record of other settings are redone; the rest is kept
+    (out / "train/synthetic-stbp-s0.json").write_text("{ not json")
+    other = Result.load(out / "train/synthetic-stbp-s1.json")
+    other.config["task"]["steps"] = 999
+    other.save(out / "train/synthetic-stbp-s1.json")
+    proc = suite("--profile", "tiny", "--out", str(out), "--no-progress", "--no-report", "--part", "train",
+                 "--data-dir", str(data_root), profile_file=tiny)
+    assert proc.returncode == 0 and "2 to run" in proc.stderr, proc.stderr
+    now = _files(out)
+    assert now["timing-fp32/lif_layer-stbp-T5-N16.json"] == first["timing-fp32/lif_layer-stbp-T5-N16.json"]
+    assert Result.load(out / "train/synthetic-stbp-s1.json").config["task"]["steps"] == 3
+
+
+@pytest.mark.slow
+def test_a_killed_suite_finishes_when_run_again(tiny, tmp_path, data_root):
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "tasks.suite", "--profiles", str(tiny), "--profile", "tiny", "--out", str(out),
+            "--no-progress", "--no-report", "--data-dir", str(data_root)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.rglob("*.json")):
+        time.sleep(0.2)
+    time.sleep(1.0)  # somewhere inside the next point
+    os.killpg(proc.pid, signal.SIGKILL)  # the suite and its child, mid-point
+    proc.wait()
+    kept = _files(out)
+    assert kept, "the first point should have finished before the kill"
+    for name in kept:  # whatever is there is complete JSON
+        json.loads((out / name).read_text())
+    rerun = suite("--profile", "tiny", "--out", str(out), "--no-progress", "--no-report", "--data-dir",
+                  str(data_root), profile_file=tiny)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after = _files(out)
+    assert len(after) == 4
+    for name, stamp in kept.items():  # finished points were not redone
+        assert after[name] == stamp
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_a_point_whose_process_dies_leaves_nothing_and_is_redone(tiny, tmp_path, monkeypatch):
+    from tasks import suite as suite_module
+
+    profile = get_profile("tiny", tiny)
+    (pt,) = [p for p in points(profile, ["stbp"], ["timing"])]
+    out = tmp_path / "o"
+    stale = Result(task="lif_layer", backend="stbp", kind="measurement")
+    stale.save(out / pt.key)  # an older record with other settings is at the path
+    before = (out / pt.key).read_text()
+    dying = dataclasses.replace(pt, module="tasks.no_such_module")
+    status, _ = suite_module.run_point(dying, out, None)
+    assert status.startswith("crashed")
+    assert (out / pt.key).read_text() == before  # not taken for this run's result, not replaced
+    assert not suite_module.is_done(pt, out / pt.key)
+
+
+def test_list_shows_the_points_and_the_estimate(tiny, tmp_path):
+    proc = suite("--profile", "tiny", "--out", str(tmp_path / "o"), "--list", profile_file=tiny)
+    assert proc.returncode == 0
+    assert "4 points" in proc.stdout and "todo  parity/stbp.json" in proc.stdout
+    assert not (tmp_path / "o").exists()  # --list writes nothing
