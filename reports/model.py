@@ -104,6 +104,8 @@ def describe_config(cfg: dict[str, Any], kind: str, data: dict[str, Any] | None 
         facts.append(f"batch {cfg['batch_size']}")
     if cfg.get("width") not in (None, 1, 1.0):
         facts.append(f"width × {cfg['width']:g}")
+    if cfg.get("neurons") is not None:
+        facts.append(f"N = {cfg['neurons']:,}")
     if kind == "training":
         if cfg.get("steps"):
             facts.append(f"{cfg['steps']} steps")
@@ -207,6 +209,7 @@ class Cell:
     sources: list[str] = field(default_factory=list)  # several: the value aggregates them over seeds
     aggregate: str = ""  # "mean" | "median" over ``sources``
     flag: str = ""  # a suspected defect (an accuracy outside the others' seed spread)
+    group: str = "train"  # "train" (training runs) or "meas" (measurement points): ranked separately
 
 
 @dataclass
@@ -387,6 +390,7 @@ def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
                 if not column.ranked:
                     cell.title += f" ({column.unranked_why})"
             cell.source = runs[0].path
+            cell.group = which
             (row.train_cells if which == "train" else row.meas_cells).append(cell)
 
 
