@@ -359,8 +359,8 @@ def memory_figure(sweep: Sweep) -> tuple[go.Figure | None, str]:
     for kind, panels in (
         ("device", [("Training step", "peak_device_memory"), ("Forward + backward", "peak_device_memory_forward_backward"),
                     ("Inference", "peak_device_memory_inference")]),
-        ("host-step", [("Training step", "train_step_host_memory"), ("Forward + backward", "forward_backward_host_memory"),
-                       ("Inference", "inference_host_memory")]),
+        # (an inference pass needs almost nothing beyond what is resident: not drawn)
+        ("host-step", [("Training step", "train_step_host_memory"), ("Forward + backward", "forward_backward_host_memory")]),
     ):
         chosen = [(t, m, None) for t, m in panels]  # a panel with no value is left out
         largest = np.nanmax(np.r_[np.concatenate([column(ok, m).to_numpy() for _, m, _ in chosen]), 0.0])

@@ -38,20 +38,12 @@ import backends as registry
 from .errors import SpikebenchError, UsageError
 from .profiles import PARTS, PROFILES_FILE, TIMING_MEASURES, Point, Profile, get_profile, points
 from .result import Result
-from .run import OneLineParser
+from .run import OneLineParser, file_stamp
 
 DONE_STATUSES = ("ok", "oom", "diverged")
 # the committed comparison: the cpu and gpu profiles' default folders feed one report
 PUBLISHED = {"cpu": "results/cpu", "gpu": "results/gpu"}
 PUBLISHED_REPORT = "reports/index.html"
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 def is_done(point: Point, path: Path) -> bool:
@@ -150,14 +142,14 @@ def run_point(point: Point, out: Path, data_dir: str | None) -> tuple[str, float
     argv += ["--json", str(path)] if point.part == "parity" else ["--out", str(path)]
     if data_dir and point.part != "parity":
         argv += ["--data-dir", data_dir]
-    before = _stamp(path)
+    before = file_stamp(path)
     t0 = time.perf_counter()
     with open(log, "w") as handle:
         handle.write(" ".join(argv) + "\n")
         handle.flush()
         proc = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     seconds = time.perf_counter() - t0
-    if _stamp(path) == before:
+    if file_stamp(path) == before:
         # the process died before writing: nothing recorded, so the point is redone next time
         return f"crashed (exit status {proc.returncode}; see {log})", seconds
     return point_status(point, path), seconds

@@ -563,6 +563,28 @@ def artifacts_dir() -> Path:
     return Path(os.environ.get("SPIKEBENCH_ARTIFACTS") or Path(__file__).resolve().parent / "artifacts")
 
 
+def open_in_chromium(binary: str, url: str) -> tuple[Node, Node, list[Node]]:
+    """The page as Chromium drew it: no console message, every figure drawn and not empty."""
+    proc = run_chromium(binary, url, f"--window-size={WIDTH},1000", "--enable-logging=stderr", "--v=0",
+                        "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [l for l in proc.stderr.splitlines() if ":CONSOLE" in l]
+    assert not console, "console messages:\n" + "\n".join(console)
+    root = parse(proc.stdout)
+    body = root.find("body")
+    divs = root.find_all("div", cls="plot")
+    assert divs and body.attrs.get("data-plots-total") == str(len(divs))
+    assert body.attrs.get("data-plots-drawn") == str(len(divs)), "not every figure was drawn"
+    assert body.attrs.get("data-plots-failed") == "0"
+    for div in divs:
+        svg = div.find("svg", cls="main-svg")
+        assert svg is not None, f"{div.attrs['id']}: no SVG drawn"
+        drawn = div.find_all("g", cls="trace") + [g for g in div.find_all("g", cls="hm") if g.find("image")]
+        assert drawn, f"{div.attrs['id']}: an empty plot"
+        assert not div.find_all("p", cls="plot-error")
+    return root, body, divs
+
+
 def test_the_page_renders_in_headless_chromium(tmp_path):
     binary = find_chromium()
     if binary is None:
@@ -573,24 +595,8 @@ def test_the_page_renders_in_headless_chromium(tmp_path):
     out = build_report(FIXTURES, tmp_path / "report.html")
     url = out.resolve().as_uri()
 
-    proc = run_chromium(binary, url, f"--window-size={WIDTH},1000", "--enable-logging=stderr", "--v=0",
-                        "--dump-dom")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    console = [l for l in proc.stderr.splitlines() if ":CONSOLE" in l]
-    assert not console, "console messages:\n" + "\n".join(console)
-    root = parse(proc.stdout)
-    body = root.find("body")
-    divs = root.find_all("div", cls="plot")
+    root, body, divs = open_in_chromium(binary, url)
     assert len(divs) == 10
-    assert body.attrs.get("data-plots-total") == str(len(divs))
-    assert body.attrs.get("data-plots-drawn") == str(len(divs)), "not every figure was drawn"
-    assert body.attrs.get("data-plots-failed") == "0"
-    for div in divs:
-        svg = div.find("svg", cls="main-svg")
-        assert svg is not None, f"{div.attrs['id']}: no SVG drawn"
-        drawn = div.find_all("g", cls="trace") + [g for g in div.find_all("g", cls="hm") if g.find("image")]
-        assert drawn, f"{div.attrs['id']}: an empty plot"
-        assert not div.find_all("p", cls="plot-error")
     assert len(root.find_all("table", data_table="comparison")) == 4  # synthetic, fc_mnist fp32 and bf16, dsrn_tdbn
 
     height = min(int(body.attrs.get("data-page-height", "8000")) + 20, 16000)
