@@ -389,7 +389,13 @@ def parity_code(row: dict[str, Any]) -> int:
 
 
 def is_reference(row: dict[str, Any], key: str) -> bool:
-    """Whether ``row``'s backend is the reference of column ``key`` (its own value there proves nothing)."""
+    """Whether ``row``'s backend is the reference of column ``key`` (its own value there proves nothing).
+
+    The gradient and loss-curve columns are compared with
+    :mod:`tasks.reference_grad`, which is not a backend (``GRADIENT_REFERENCE``
+    names none), so no row is its own reference and this is False for every
+    backend: each cell is a check with its tolerance.
+    """
     return key in REFERENCED and row.get("backend") == GRADIENT_REFERENCE
 
 
