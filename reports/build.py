@@ -239,8 +239,7 @@ def _parity_view(collection: Collection, figs: _Figures) -> dict[str, Any] | Non
             "documented": r.get("documented_difference", ""),
             "spikes": None if r.get("spike_mismatches") is None else
             f"{r['spike_mismatches']:,} / {r.get('spikes_compared') or 0:,}",
-            "values": [(k, r.get(k), tol.get(k), F.is_reference(r, k))
-                       for k in ("membrane_rel", "gradient_rel", "loss_curve_rel")],
+            "values": [(k, r.get(k), tol.get(k)) for k in ("membrane_rel", "gradient_rel", "loss_curve_rel")],
         })
     return {"figure": fig_id, "rows": shown, "paths": parity.paths, "tolerances": parity.tolerances,
             "states": F.PARITY_STATES}

@@ -20,8 +20,6 @@ from plotly.utils import PlotlyJSONEncoder
 
 from tasks.result import Result
 
-from tasks.parity import GRADIENT_REFERENCE, REFERENCED
-
 from .format import GiB, MiB, RATE_UNIT, human, nice_log_ticks, tick_text
 from .frame import column, records_frame, throughput_with_range
 from .load import Parity
@@ -388,17 +386,6 @@ def parity_code(row: dict[str, Any]) -> int:
     return {"fail": 2, "error": 3}.get(status, 4)
 
 
-def is_reference(row: dict[str, Any], key: str) -> bool:
-    """Whether ``row``'s backend is the reference of column ``key`` (its own value there proves nothing).
-
-    The gradient and loss-curve columns are compared with
-    :mod:`tasks.reference_grad`, which is not a backend (``GRADIENT_REFERENCE``
-    names none), so no row is its own reference and this is False for every
-    backend: each cell is a check with its tolerance.
-    """
-    return key in REFERENCED and row.get("backend") == GRADIENT_REFERENCE
-
-
 def _sci(value: Any) -> str:
     return "—" if value is None else f"{float(value):.1e}"
 
@@ -411,8 +398,7 @@ def parity_cell_text(row: dict[str, Any]) -> str:
         label = "ok" if status == "ok" else "FAIL"
         if status == "ok" and row.get("documented_difference"):
             label = "ok (documented)"
-        grad = "reference" if is_reference(row, "gradient_rel") else _sci(row.get("gradient_rel"))
-        return f"<b>{label}</b><br>spikes differ {spikes}<br>grad {grad}"
+        return f"<b>{label}</b><br>spikes differ {spikes}<br>grad {_sci(row.get('gradient_rel'))}"
     return f"<b>{STATUS_TEXT.get(status, status)}</b>"
 
 
@@ -449,9 +435,7 @@ def parity_hover(row: dict[str, Any]) -> str:
     if row.get("spikes_compared") is not None:
         parts.append(f"spike mismatches: {row.get('spike_mismatches')} of {row.get('spikes_compared'):,}")
     for key, label in (("membrane_rel", "membrane"), ("gradient_rel", "gradient"), ("loss_curve_rel", "loss curve")):
-        if is_reference(row, key):
-            parts.append(f"{label}: the reference of this column (the others are compared with it)")
-        elif row.get(key) is not None:
+        if row.get(key) is not None:
             tol = (row.get("tolerances") or {}).get(key)
             parts.append(f"{label} rel. diff: {_sci(row.get(key))}" + (f" (tolerance {tol:g})" if tol is not None else ""))
     if row.get("message"):

@@ -56,12 +56,6 @@ TOLERANCES = {
     "fp32": {"spike_mismatches": 0, "membrane_rel": 1e-5, "gradient_rel": 1e-4, "loss_curve_rel": 1e-4},
 }
 TRAINING_STEPS = 20
-# The gradient and loss-curve columns compare every backend with
-# tasks.reference_grad, which is no backend: no row is its own reference.
-# (The report asks is_reference() of these names; with a reference that is
-# not a backend name it answers False for every row.)
-GRADIENT_REFERENCE = "numpy-float64"
-REFERENCED = ("gradient_rel", "loss_curve_rel")
 
 # Each parity case: the task at a small size, and gains on linear/conv weights
 # so that every layer fires at a useful rate (a layer that never spikes
@@ -128,10 +122,6 @@ class ParityRow:
     tolerances: dict = field(default_factory=dict)
     documented_difference: str = ""
     failures: list[str] = field(default_factory=list)
-    # columns in which this backend is the reference (its own value there proves
-    # nothing); empty since the NumPy reference took over the gradient columns,
-    # kept so that older parity files still load
-    reference_for: list[str] = field(default_factory=list)
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -204,8 +194,6 @@ def check_backend(task: str, name: str, precision: str = "fp64", seed: int = 0) 
         row.status, row.message = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return row
     for key, limit in tolerances.items():
-        if key in row.reference_for:
-            continue
         value = getattr(row, key)
         if value is None or value > limit:
             row.failures.append(f"{key} {value:.3g} > {limit:g}")
@@ -219,13 +207,13 @@ def format_table(rows: list[ParityRow]) -> str:
     head = ["task", "backend", "prec", "spike mismatches", "membrane rel", "gradient rel", "loss curve rel", "status"]
     lines = []
     for r in rows:
-        fmt = lambda v, key="": "reference" if key in r.reference_for else "-" if v is None else f"{v:.2e}"  # noqa: E731
+        fmt = lambda v: "-" if v is None else f"{v:.2e}"  # noqa: E731
         mism = "-" if r.spike_mismatches is None else f"{r.spike_mismatches}/{r.spikes_compared}"
         status = r.status + (" (documented difference)" if r.documented_difference and r.status == "ok" else "")
         if r.status in ("unavailable", "error"):
             status += f": {r.message}"
-        lines.append([r.task, r.backend, r.precision, mism, fmt(r.membrane_rel), fmt(r.gradient_rel, "gradient_rel"),
-                      fmt(r.loss_curve_rel, "loss_curve_rel"), status])
+        lines.append([r.task, r.backend, r.precision, mism, fmt(r.membrane_rel), fmt(r.gradient_rel),
+                      fmt(r.loss_curve_rel), status])
     widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(head)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip() for l in lines]
