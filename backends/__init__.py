@@ -126,6 +126,11 @@ def load(name: str):
     module_name, class_name = e.target.split(":")
     try:
         module = importlib.import_module(module_name)
+        return getattr(module, class_name)
     except ImportError as exc:
         raise BackendUnavailable(f"backend {name} is unavailable: {exc}") from None
-    return getattr(module, class_name)
+    except Exception as exc:  # a broken install raises anything at import; it must not break the others
+        text = " ".join(str(exc).split())[:300]
+        raise BackendUnavailable(
+            f"backend {name} is unavailable: importing it failed ({type(exc).__name__}: {text})"
+        ) from None

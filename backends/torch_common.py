@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from tasks.data import Batch
+from tasks.errors import DeviceUnavailable
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 from tasks.weights import trainable_names
 
@@ -168,7 +169,7 @@ class TorchBackend(Backend):
     def __init__(self, spec: TaskSpec, weights: dict[str, np.ndarray], *, device: str = "cpu", precision: str = "fp32"):
         super().__init__(spec, weights, device=device, precision=precision)
         if device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA device")
+            raise DeviceUnavailable("--device cuda asked for, but PyTorch sees no CUDA device")
         self.torch_device = torch.device(device)
         self.dtype = torch_dtype(precision)
         configure_precision(precision)

@@ -131,6 +131,9 @@ def load_results(roots: str | os.PathLike | Sequence[str | os.PathLike],
         except json.JSONDecodeError as exc:
             skip(rel, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})")
             continue
+        except (ValueError, RecursionError) as exc:  # a number of too many digits; nesting too deep
+            skip(rel, f"not readable JSON ({_one_line(exc)})")
+            continue
         if _is_parity(data):
             try:
                 _check_parity_rows(data["rows"])
@@ -145,7 +148,7 @@ def load_results(roots: str | os.PathLike | Sequence[str | os.PathLike],
         try:
             result = Result.from_dict(data)
             _check_result(result)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
             skip(rel, f"not a valid result record ({_one_line(exc)})")
             continue
         collection.results.append(Loaded(result, rel, mtime))
@@ -166,6 +169,15 @@ def _check_result(result: Result) -> None:
     for name in ("config", "device", "versions", "host", "extra"):
         if not isinstance(getattr(result, name), dict):
             raise ValueError(f"{name} must be an object")
+    for name in ("started_at", "finished_at"):  # records are ordered by them
+        if not isinstance(getattr(result, name), str):
+            raise ValueError(f"{name} must be a timestamp string, got {getattr(result, name)!r}")
+    task = result.config.get("task")
+    if not isinstance(task, dict):
+        raise ValueError("config.task must be an object")
+    T = task.get("T")  # every task has one; sweeps are drawn against it on a log axis
+    if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
+        raise ValueError(f"config.task.T must be a positive integer, got {T!r}")
     for name, curve in result.curves.items():
         if len(curve.x) != len(curve.y):
             raise ValueError(f"curve {name} has x and y of different lengths")
@@ -180,6 +192,7 @@ def _numbers(values: list, what: str) -> None:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"{what} holds {v!r}, not a number")
+        float(v)  # an integer too large for a float raises OverflowError: skipped, not a crash later
 
 
 def _merge_parity(files: list[tuple[float, str, dict]]) -> Parity:

@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from . import rng
+from .errors import UsageError
 from .idx import ImageDataset, load_dataset
 from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
@@ -228,17 +229,72 @@ class AugmentedImageData(ImageData):
         return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
+# Tasks whose input is drawn, not read: the whole batch is made up front.
+GENERATED = {SyntheticSpec: SyntheticData, LIFLayerSpec: LayerBenchmarkData}
+IMAGE_PIPELINES = {FCMnistSpec: FlatImageData, FCPoissonSpec: PoissonImageData, DSRNSpec: AugmentedImageData}
+
+
+def batch_bytes(spec: TaskSpec, batch: int) -> int:
+    """Bytes of one float32 input batch of ``batch`` samples (``[T, B, ...]``
+    unless the input is one image fed at every step)."""
+    steps = 1 if spec.static_input else spec.T
+    return 4 * steps * batch * math.prod(spec.input_shape())
+
+
+def host_memory_bytes() -> int | None:
+    """This machine's physical memory, where the system says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def _too_large(spec: TaskSpec, batch: int, why: str) -> UsageError:
+    size = f"T={spec.T}, batch {batch}" + (f", N={spec.neurons}" if isinstance(spec, LIFLayerSpec) else "")
+    return UsageError(f"{spec.name} with {size}: one input batch needs {_gib(batch_bytes(spec, batch))} "
+                      f"of host memory, {why}; lower --T or --batch-size")
+
+
+def check_batch_fits(spec: TaskSpec, batch: int) -> None:
+    """Refuse, before allocating, a batch larger than this machine's memory:
+    what it would need, in one line, rather than NumPy's MemoryError."""
+    total = host_memory_bytes()
+    if total is not None and batch_bytes(spec, batch) > total:
+        raise _too_large(spec, batch, f"more than this machine's {_gib(total)}")
+
+
 def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> TaskData:
-    """The data pipeline of ``spec``."""
-    if isinstance(spec, SyntheticSpec):
-        return SyntheticData(spec)
-    if isinstance(spec, LIFLayerSpec):
-        return LayerBenchmarkData(spec)
+    """The data pipeline of ``spec``; a data set, size or limit it cannot run
+    with raises :class:`UsageError` or :class:`DataError` (exit 2)."""
+    kind = type(spec)
+    if kind in GENERATED:
+        check_batch_fits(spec, spec.batch_size)
+        try:
+            return GENERATED[kind](spec)
+        except MemoryError:  # fits the machine, not what this process may have
+            raise _too_large(spec, spec.batch_size, "more than this process could allocate") from None
+    if kind not in IMAGE_PIPELINES:
+        raise TypeError(f"no data pipeline for {kind.__name__}")
     dataset = load_dataset(spec.dataset, data_dir, allow_download=allow_download)  # type: ignore[attr-defined]
-    if isinstance(spec, FCMnistSpec):
-        return FlatImageData(spec, dataset)
-    if isinstance(spec, FCPoissonSpec):
-        return PoissonImageData(spec, dataset)
-    if isinstance(spec, DSRNSpec):
-        return AugmentedImageData(spec, dataset)
-    raise TypeError(f"no data pipeline for {type(spec).__name__}")
+    data = IMAGE_PIPELINES[kind](spec, dataset)  # indices only: batches are made as they are read
+    check_batch_fits(spec, min(spec.batch_size, max(len(data.train_index), len(data.test_index))))
+    if data.n_train_batches() == 0:
+        # batches are full (the last partial one is dropped): no step could be taken
+        raise UsageError(
+            f"{spec.name}: {len(data.train_index)} training images of {dataset.name} make no batch of "
+            f"{spec.batch_size}, so no training step could be taken; lower --batch-size or raise --limit-train"
+        )
+    return data
+
+
+def check_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> None:
+    """What :func:`make_data` would refuse, found without drawing a batch (a
+    sweep checks every point before it starts one)."""
+    if type(spec) in GENERATED:
+        check_batch_fits(spec, spec.batch_size)
+    else:
+        make_data(spec, data_dir, allow_download)  # an image pipeline makes no batch up front

@@ -24,6 +24,11 @@ class BackendUnavailable(SpikebenchError):
     """The framework a backend needs is not installed (or fails to import)."""
 
 
+class DeviceUnavailable(Exception):
+    """The device asked for is not on this machine (``--device cuda`` without a
+    GPU the framework can see): the backend is ``unavailable`` there."""
+
+
 class Diverged(Exception):
     """The training loss became NaN or infinite."""
 

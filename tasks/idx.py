@@ -15,8 +15,10 @@ checked against the published MD5 checksums (with pooch).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,9 +90,11 @@ def cache_dir() -> Path:
 
 def candidate_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
     """Directories searched for ``name``, in order."""
-    roots: list[Path] = []
     if data_dir:
-        roots.append(Path(data_dir))
+        # an explicit --data-dir is used alone: falling back silently would
+        # train on data the user did not name
+        return [Path(data_dir) / name, Path(data_dir)]
+    roots: list[Path] = []
     env = os.environ.get("SPIKEBENCH_DATA")
     if env:
         roots.append(Path(env))
@@ -118,6 +122,17 @@ def find_files(name: str, data_dir: str | os.PathLike | None) -> dict[str, Path]
     return None
 
 
+def _missing_in_data_dir(name: str, data_dir: str | os.PathLike) -> str:
+    """Why ``data_dir`` does not hold ``name``: what is missing where."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        return f"--data-dir {root} {'is not a directory' if root.exists() else 'does not exist'}"
+    best = min(candidate_dirs(name, root), key=lambda d: sum(_find_file(d, s) is None for s in FILES.values()))
+    missing = [stem for stem in FILES.values() if _find_file(best, stem) is None]
+    return (f"--data-dir {root} does not hold data set {name}: {best} lacks {', '.join(missing)} "
+            f"(each may be gzipped; looked in {root / name} and {root})")
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one idx file (raw or gzipped); a bad file raises :class:`DataError` naming it."""
     path = Path(path)
@@ -127,7 +142,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                 data = handle.read()
         else:
             data = path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # zlib: a corrupt deflate body
         raise DataError(f"cannot read {path}: {exc}") from None
     if len(data) < 4:
         raise DataError(f"corrupt idx file {path}: only {len(data)} bytes")
@@ -139,7 +154,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"truncated idx file {path}: header cut short")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(_IDX_TYPES[dtype_code])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot overflow
     if len(data) - header != expected:
         raise DataError(
             f"truncated or corrupt idx file {path}: expected {expected} data bytes for shape "
@@ -204,6 +219,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, allow_dow
         raise DataError(f"unknown data set {name!r}; choose from {', '.join(SOURCES)}")
     files = find_files(name, data_dir)
     if files is None:
+        if data_dir:
+            raise DataError(_missing_in_data_dir(name, data_dir))
         if not allow_download:
             raise DataError(_missing_message(name, "downloading is switched off"))
         files = download(name)
@@ -211,12 +228,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, allow_dow
     if key not in _LOADED:
         arrays = {k: read_idx(p) for k, p in files.items()}
         for split in ("train", "test"):
-            images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-                raise DataError(
-                    f"{files[f'{split}_images']} and {files[f'{split}_labels']} do not match: "
-                    f"images {images.shape}, labels {labels.shape}"
-                )
+            check_split(arrays[f"{split}_images"], arrays[f"{split}_labels"],
+                        files[f"{split}_images"], files[f"{split}_labels"])
         _LOADED[key] = ImageDataset(
             name=name,
             train_images=arrays["train_images"],
@@ -226,6 +239,33 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, allow_dow
             location=str(files["train_images"].parent),
         )
     return _LOADED[key]
+
+
+# What every task expects of an MNIST-format data set.
+IMAGE_SIZE = (28, 28)
+N_CLASSES = 10
+
+
+def check_split(images: np.ndarray, labels: np.ndarray, images_path: Path, labels_path: Path) -> None:
+    """The contents of one split are what the tasks read; a bad one is named.
+
+    Checked here, once, so that no backend meets a label out of range (an
+    IndexError in one framework, a NaN loss in another) or an image of the
+    wrong size."""
+    if images.dtype != np.uint8:
+        raise DataError(f"{images_path} holds {images.dtype} values; MNIST-format images are unsigned bytes (0-255)")
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SIZE:
+        raise DataError(f"{images_path} holds images of shape {images.shape[1:]}; the tasks read "
+                        f"{IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} images ([N, 28, 28])")
+    if len(images) == 0:
+        raise DataError(f"{images_path} holds no images")
+    if labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{images_path} and {labels_path} do not match: images {images.shape}, labels {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{labels_path} holds {labels.dtype} values; labels are integers 0-{N_CLASSES - 1}")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= N_CLASSES:
+        raise DataError(f"{labels_path} holds labels from {low} to {high}; the classes are 0-{N_CLASSES - 1}")
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:

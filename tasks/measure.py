@@ -172,7 +172,9 @@ def check_measure_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .run import EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, run_config, spec_overrides
+    from .run import (
+        EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, check_output, run_config, spec_overrides,
+    )
     import backends as registry
 
     p = OneLineParser(prog="python -m tasks.measure", description="Measure one task on one backend.")
@@ -187,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         measures = check_measure_arguments(args)
         spec = get_spec(args.task, **spec_overrides(args))
         registry.entry(args.backend)
+        check_output(args.out)  # before any work: a measurement is never lost at the end
         data = None
         if registry.availability(args.backend)[0]:
             from .data import make_data

@@ -12,6 +12,7 @@ file is standard JSON.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -19,6 +20,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .errors import UsageError
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "unavailable", "oom", "diverged", "error")
@@ -186,3 +189,46 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
             pass
         raise
     return path
+
+
+def check_writable(path: str | os.PathLike, directory: bool = False) -> None:
+    """Raise :class:`UsageError` unless a result can be written at ``path`` (a
+    file, or with ``directory`` a folder of them).
+
+    Called before any work, so that a run never finishes only to lose its
+    result.  The nearest existing folder is probed with a temporary file (removed
+    at once): permissions alone do not tell, e.g. for root or in ``/proc``."""
+    path = Path(path)
+    if path.exists():
+        if directory and not path.is_dir():
+            raise UsageError(f"{path} exists and is not a directory")
+        if not directory and path.is_dir():
+            raise UsageError(f"{path} is a directory, not a result file")
+    existing = path if directory else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot write {path}: {existing} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {existing}: {exc.strerror or exc}") from None
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Remove the temporary files that killed writes of ``path`` left behind
+    (:func:`write_atomic`'s ``.NAME.*.tmp``); the number removed.
+
+    Only ``path``'s own temporaries: another process may be writing other
+    files in the same folder."""
+    path = Path(path)
+    removed = 0
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed

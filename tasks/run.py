@@ -24,7 +24,7 @@ import backends as registry
 
 from .data import make_data
 from .errors import SpikebenchError, UsageError
-from .result import Result
+from .result import Result, check_writable, remove_stale_temporaries
 from .runner import RunConfig, failed_result, run
 from .specs import DATASETS, DEVICES, PRECISIONS, SURROGATE_CENTERS, TASKS, TRAINABLE_TASKS, get_spec
 
@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_backends(text: str) -> list[str]:
     if text == "all":
         return registry.names()
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    # a name given twice is run once: two runs would write one file
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     if not names:
         raise UsageError(f"no backend given; valid backends: {', '.join(registry.names())}")
     for name in names:
@@ -126,12 +127,20 @@ def output_paths(out: str | None, task: str, names: list[str]) -> dict[str, Path
     if out and out.endswith(".json"):
         if len(names) > 1:
             raise UsageError("--out names one .json file, but several backends were asked for; give a directory")
+        check_output(out)
         return {names[0]: Path(out)}
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     directory = Path(out) if out else Path("results") / stamp
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"--out {directory} exists and is not a directory")
+    check_output(directory, directory=True)
     return {name: directory / file_name(task, name) for name in names}
+
+
+def check_output(path: str | Path, directory: bool = False) -> None:
+    """--out must be writable before any work starts: a result is never lost at the end."""
+    try:
+        check_writable(path, directory)
+    except UsageError as exc:
+        raise UsageError(f"--out: {exc}") from None
 
 
 def spec_overrides(args: argparse.Namespace) -> dict:
@@ -190,6 +199,7 @@ def run_in_child(args, spec, name: str, path: Path) -> Result:
     run's: only a file the child wrote counts."""
     before = file_stamp(path)
     proc = subprocess.run(child_argv(args, name, path), stdout=sys.stderr, stderr=None)
+    remove_stale_temporaries(path)  # the child is gone: a write it left half done is an orphan
     if file_stamp(path) != before:
         try:
             return Result.load(path)
@@ -227,8 +237,9 @@ def comparison_table(results: list[Result]) -> str:
         ])
     widths = [len(h) for h in header]
     for row in rows:
-        if len(row) == len(header):
-            widths = [max(w, len(c)) for w, c in zip(widths, row)]
+        # backend and status are in every row, a failed run's too
+        cells = row if len(row) == len(header) else row[:2]
+        widths = [max(w, len(c)) for w, c in zip(widths, cells)] + widths[len(cells):]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     for row in rows:
         if len(row) == len(header):
@@ -247,17 +258,14 @@ def print_list() -> None:
         print(f"  {name:18s} {cls.description} (T={spec.T}, batch {spec.batch_size}{extra})")
     print("backends:")
     for name in registry.names():
-        ok, why = registry.availability(name)
         e = registry.entry(name)
-        print(f"  {name:18s} {'available  ' if ok else 'unavailable'} {e.description}")
-        if not ok:
-            print(f"  {'':18s} ({why})")
-            continue
-        try:
+        try:  # only a backend that loads is available: its framework may be installed but broken
             caps = registry.load(name).capabilities()
         except Exception as exc:  # listing must not fail because one backend does
-            print(f"  {'':18s} (cannot load: {exc})")
+            print(f"  {name:18s} unavailable {e.description}")
+            print(f"  {'':18s} ({exc})")
             continue
+        print(f"  {name:18s} available   {e.description}")
         print(f"  {'':18s} tasks: {', '.join(caps.tasks)}; devices: {', '.join(caps.devices)}")
         for part, how in caps.components.items():
             print(f"  {'':18s}   {part}: {how}")
@@ -302,6 +310,7 @@ def _main(args: argparse.Namespace) -> int:
 
     if len(names) == 1:
         name = names[0]
+        remove_stale_temporaries(paths[name])  # an earlier run of this file that was killed mid-write
         data = None
         if registry.availability(name)[0]:
             data = make_data(spec, args.data_dir, not args.no_download)  # bad data: exit 2, nothing written

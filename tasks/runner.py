@@ -9,6 +9,7 @@ identical for all of them.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import math
 import os
@@ -28,7 +29,7 @@ import numpy as np
 from . import __version__
 from .catalogue import FRACTION, RATE_UNIT
 from .data import TaskData, make_data
-from .errors import BackendUnavailable, DeviceOutOfMemory, Diverged
+from .errors import BackendUnavailable, DeviceOutOfMemory, DeviceUnavailable, Diverged
 from .metrics import EvalAccumulator
 from .neuro import input_counts
 from .result import Curve, LayerStat, Result
@@ -191,6 +192,8 @@ def execute(
             backend = cls(spec, initial_weights(spec), device=config.device, precision=config.precision)
         except NotImplementedError as exc:
             return finish(result, "unavailable", str(exc) or f"{config.backend} cannot run {spec.name}", t_start)
+        except DeviceUnavailable as exc:  # an unsupported device is not a failure of the backend
+            return finish(result, "unavailable", str(exc), t_start)
         result.device = backend.device_info()
         result.wall_times["setup"] = time.perf_counter() - t_start
         body(backend, data, result)
@@ -200,7 +203,8 @@ def execute(
     except (DeviceOutOfMemory, MemoryError) as exc:
         finish(result, "oom", one_line(exc), t_start)
     except Exception as exc:  # a backend's failure is a result, not a crash
-        status = "oom" if backend is not None and backend.is_out_of_memory(exc) else "error"
+        oom = is_host_out_of_memory(exc) or (backend is not None and backend.is_out_of_memory(exc))
+        status = "oom" if oom else "error"
         result.extra["traceback"] = traceback.format_exc()
         finish(result, status, one_line(exc), t_start)
     finally:
@@ -210,6 +214,20 @@ def execute(
             except Exception:
                 pass
     return result
+
+
+# How running out of host memory reads when a framework's C++ allocator, not
+# Python, fails: PyTorch's DefaultCPUAllocator, a C++ std::bad_alloc turned into
+# a RuntimeError, the C library's ENOMEM text.
+HOST_OOM_TEXTS = ("can't allocate memory", "std::bad_alloc", "cannot allocate memory")
+
+
+def is_host_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means the host (CPU) memory ran out, for any framework."""
+    if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in HOST_OOM_TEXTS)
 
 
 def record_activity(result: Result, acc: EvalAccumulator) -> None:

@@ -21,6 +21,12 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 ALL_PRECISIONS = PRECISIONS + ("fp64",)
 DEVICES = ("cpu", "cuda")
 DATASETS = ("mnist", "fashion-mnist")
+# Bounds of the float settings: finite is not enough.  Adam moves each weight
+# by about lr a step, so an lr beyond this cannot train (and near float32's
+# largest value, 3.4e38, it overflows inside the optimiser); a channel
+# multiplier beyond this is larger than any GPU holds.
+LR_MAX = 10.0
+WIDTH_MAX = 64.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,9 @@ class TaskSpec:
                 raise UsageError(f"{key} must be a positive integer, got {value!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise UsageError(f"lr must be a positive number, got {self.lr!r}")
+        if self.lr > LR_MAX:
+            raise UsageError(f"lr must be at most {LR_MAX:g} (Adam moves each weight by about lr a step), "
+                             f"got {self.lr!r}")
         for key in ("steps", "limit_train", "limit_test", "eval_every_steps"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -329,6 +338,9 @@ class DSRNSpec(_ImageSpec):
         super().validate()
         if not (isinstance(self.width, (int, float)) and self.width > 0 and math.isfinite(self.width)):
             raise UsageError(f"width must be a positive number, got {self.width!r}")
+        if self.width > WIDTH_MAX:
+            raise UsageError(f"width must be at most {WIDTH_MAX:g} ({WIDTH_MAX * self.stages[-1][0]:g} channels), "
+                             f"got {self.width!r}")
         if self.surrogate_center not in SURROGATE_CENTERS:
             raise UsageError(
                 f"surrogate centre must be one of {', '.join(SURROGATE_CENTERS)}, got {self.surrogate_center!r}"

@@ -6,10 +6,14 @@
 Each point (backend, T[, N]) runs ``python -m tasks.measure`` in a process of its
 own — a clean memory peak, and an out-of-memory or crash that takes only that
 point down — and writes one result file.  Running out of device memory is a
-recorded point (status ``oom``), not a failure of the sweep.  Points already
-done (a result with the same settings and status ``ok``, ``oom`` or
-``unavailable``) are skipped, so a killed sweep resumes where it stopped when
-it is run again with the same arguments.
+recorded point (status ``oom``, written by the point's process when its
+framework says so), not a failure of the sweep.  Points already done (a result
+with the same settings and status ``ok`` or ``oom``) are skipped, so a killed
+sweep resumes where it stopped when it is run again with the same arguments.
+A point whose process died (killed by a signal, the kernel's OOM killer
+included, or crashed) leaves no new file and is run again next time; an
+``unavailable`` point is asked again too (the framework may have been
+installed since).
 """
 
 from __future__ import annotations
@@ -20,17 +24,19 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import backends as registry
+
+from .data import check_data
 from .errors import SpikebenchError
 from .measure import add_measure_arguments, check_measure_arguments
-from .result import Result
+from .result import Result, remove_stale_temporaries
 from .run import (
-    EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, forwarded_arguments, resolve_backends,
-    run_config, spec_overrides,
+    EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, check_output, file_stamp,
+    forwarded_arguments, resolve_backends, spec_overrides,
 )
-from .runner import failed_result
 from .specs import get_spec
 
-DONE = ("ok", "oom", "unavailable")
+DONE = ("ok", "oom")
 
 
 def parse_ints(text: str, what: str) -> list[int]:
@@ -77,7 +83,7 @@ def measure_argv(args, backend: str, T: int, path: Path, measures: list[str], ne
     return argv
 
 
-def table(results: dict[tuple, Result], names: list[str], points: list[tuple]) -> str:
+def table(results: dict[tuple, Result | str], names: list[str], points: list[tuple]) -> str:
     """Rows: backends; columns: points (T, or T and N); cells: step time and peak memory.
 
     The step is the training step, or forward + backward for a task that is
@@ -90,6 +96,8 @@ def table(results: dict[tuple, Result], names: list[str], points: list[tuple]) -
             r = results.get((name,) + point)
             if r is None:
                 row.append("-")
+            elif isinstance(r, str):  # the point's process died: nothing recorded
+                row.append(r)
             elif r.status != "ok":
                 row.append(r.status)
             else:
@@ -126,18 +134,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             widths = parse_ints(args.neurons, "--neurons")  # type: ignore[assignment]
             base.with_overrides(neurons=widths[0])  # a task without N says so here
         points = [(T, n) for T in Ts for n in widths]
+        out = Path(args.out) if args.out else Path("results") / "sweeps" / f"{base.name}-{args.device}-{args.precision}"
+        check_output(out, directory=True)
+        specs = {point: base.with_overrides(T=point[0], neurons=point[1]) for point in points}
+        if any(registry.availability(name)[0] for name in names):
+            # bad data or a point too large fails here, once, before any point is run
+            for spec in specs.values():
+                check_data(spec, args.data_dir, not args.no_download)
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return exc.exit_code
-    out = Path(args.out) if args.out else Path("results") / "sweeps" / f"{base.name}-{args.device}-{args.precision}"
     out.mkdir(parents=True, exist_ok=True)
 
-    results: dict[tuple, Result] = {}
+    results: dict[tuple, Result | str] = {}
     ran = skipped = 0
     for name in names:
-        for T, n in points:
+        for point, spec in specs.items():
+            T, n = point
             key = (name, T, n)
-            spec = base.with_overrides(T=T, neurons=n)
             path = point_path(out, spec.name, name, T, n)
             if is_done(path, spec.to_dict(), measures, args.precision, args.device):
                 results[key] = Result.load(path)
@@ -145,22 +159,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             where = f"T={T}" + ("" if n is None else f", N={n}")
             sys.stderr.write(f"spikebench: measuring {spec.name} on {name} at {where}\n")
+            before = file_stamp(path)
             proc = subprocess.run(measure_argv(args, name, T, path, measures, n), stdout=sys.stderr)
-            try:
-                results[key] = Result.load(path)
-            except Exception:
-                # The process died without writing (killed by the kernel's OOM killer, a crash).
-                status = "oom" if proc.returncode in (-9, 137) else "error"
-                r = failed_result(spec, run_config(args, name), status,
-                                  f"the measurement process ended with exit status {proc.returncode}",
-                                  kind="measurement")
-                r.save(path)
-                results[key] = r
+            remove_stale_temporaries(path)  # a write the dead process left half done
             ran += 1
+            if file_stamp(path) != before:
+                try:
+                    results[key] = Result.load(path)
+                    continue
+                except Exception:
+                    pass
+            # The process died without writing its result (a signal, the kernel's OOM
+            # killer, a crash): nothing is recorded, so the point is run again next time.
+            results[key] = f"crashed ({proc.returncode})"
+            sys.stderr.write(f"spikebench: the process measuring {spec.name} on {name} at {where} ended with "
+                             f"exit status {proc.returncode} and wrote no result; run the sweep again to redo it\n")
     print(table(results, names, points))
     print(f"points: {out} ({ran} measured, {skipped} already done)")
-    statuses = [r.status for r in results.values()]
-    return EXIT_CODES["error"] if any(s in ("error", "diverged") for s in statuses) else 0
+    failed = [r for r in results.values() if isinstance(r, str) or r.status in ("error", "diverged")]
+    return EXIT_CODES["error"] if failed else 0
 
 
 if __name__ == "__main__":

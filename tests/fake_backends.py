@@ -25,3 +25,22 @@ class OutOfMemory(STBPBackend):
 
     def train_step(self, batch):
         raise DeviceOutOfMemory("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+class HostOutOfMemory(STBPBackend):
+    """PyTorch's CPU allocator failing (what ``ulimit -v`` or a full machine gives)."""
+
+    framework = "hostoom"
+    text = ("DefaultCPUAllocator: can't allocate memory: you tried to allocate 3600000000 bytes. "
+            "Error code 12 (Cannot allocate memory)")
+
+    def train_step(self, batch):
+        raise RuntimeError(self.text)
+
+    def forward_backward(self, batch):
+        raise RuntimeError(self.text)
+
+
+class BadAlloc(HostOutOfMemory):
+    framework = "badalloc"
+    text = "std::bad_alloc"

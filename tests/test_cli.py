@@ -195,7 +195,7 @@ def test_tensorboard_scalars(data_root, tmp_path, capsys):
 
 def test_result_json_is_standard_json(data_root, tmp_path, capsys):
     path = tmp_path / "r.json"
-    assert main(["--task", "fc_mnist", "--backend", "stbp", "--T", "3", "--data-dir", str(data_root),
+    assert main(["--task", "fc_mnist", "--backend", "stbp", "--T", "3", "--batch-size", "32", "--data-dir", str(data_root),
                  "--out", str(path), "--no-progress"]) == 0
     json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
 

@@ -42,6 +42,7 @@ import brainpy
 import brainpy.state  # noqa: F401  (the subpackage: brainpy.state.LIF, .Expon, .Neuron)
 
 from tasks.data import Batch
+from tasks.errors import DeviceUnavailable
 from tasks.specs import (
     ALL_PRECISIONS, DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TASKS, TaskSpec,
 )
@@ -169,7 +170,7 @@ class BrainstateBackend(Backend):
         except RuntimeError:
             gpus = []
         if not gpus:
-            raise RuntimeError("--device cuda asked for, but JAX sees no GPU (is jax[cuda] installed?)")
+            raise DeviceUnavailable("--device cuda asked for, but JAX sees no GPU (is jax[cuda] installed?)")
         return gpus[0]
 
     def _scope(self):
