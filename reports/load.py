@@ -172,11 +172,11 @@ def _check_result(result: Result) -> None:
     for name in ("started_at", "finished_at"):  # records are ordered by them
         if not isinstance(getattr(result, name), str):
             raise ValueError(f"{name} must be a timestamp string, got {getattr(result, name)!r}")
-    task = result.config.get("task")
+    task = result.config.get("task", {})
     if not isinstance(task, dict):
         raise ValueError("config.task must be an object")
-    T = task.get("T")  # every task has one; sweeps are drawn against it on a log axis
-    if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
+    T = task.get("T")  # sweeps are drawn against it on a log axis; a minimal training record may lack it
+    if (T is not None or result.kind == "measurement") and (isinstance(T, bool) or not isinstance(T, int) or T <= 0):
         raise ValueError(f"config.task.T must be a positive integer, got {T!r}")
     for name, curve in result.curves.items():
         if len(curve.x) != len(curve.y):

@@ -37,7 +37,7 @@ import backends as registry
 
 from .errors import SpikebenchError, UsageError
 from .profiles import PARTS, PROFILES_FILE, TIMING_MEASURES, Point, Profile, get_profile, points
-from .result import Result
+from .result import Result, check_writable, remove_stale_temporaries
 from .run import OneLineParser, file_stamp
 
 DONE_STATUSES = ("ok", "oom", "diverged")
@@ -76,18 +76,6 @@ def point_status(point: Point, path: Path) -> str:
         return Result.load(path).status
     except Exception:
         return "missing"
-
-
-def remove_stale_temporaries(out: Path) -> int:
-    """Temporary files of writes that a kill interrupted (``write_atomic``'s ``.NAME.*.tmp``)."""
-    removed = 0
-    for tmp in out.rglob(".*.tmp"):
-        try:
-            tmp.unlink()
-            removed += 1
-        except OSError:
-            pass
-    return removed
 
 
 def _minutes(seconds: float) -> str:
@@ -142,6 +130,7 @@ def run_point(point: Point, out: Path, data_dir: str | None) -> tuple[str, float
     argv += ["--json", str(path)] if point.part == "parity" else ["--out", str(path)]
     if data_dir and point.part != "parity":
         argv += ["--data-dir", data_dir]
+    remove_stale_temporaries(path)  # a write a kill interrupted, of this point's file
     before = file_stamp(path)
     t0 = time.perf_counter()
     with open(log, "w") as handle:
@@ -194,8 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             names = resolve_backends(args.backend)
         out = Path(args.out) if args.out else default_out(profile)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"--out {out} exists and is not a directory")
         todo_all = points(profile, names, [x for x in PARTS if x in parts])
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
@@ -213,14 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {'done' if pt in done else 'todo':4s}  {pt.key}  ({_minutes(pt.estimate_s)})")
         return 0
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        sys.stderr.write(f"spikebench: error: cannot write in --out {out}: {exc.strerror or exc}\n")
-        return 2
-    remove_stale_temporaries(out)
+        check_writable(out, directory=True)
+    except SpikebenchError as exc:
+        sys.stderr.write(f"spikebench: error: --out: {exc}\n")
+        return exc.exit_code
+    out.mkdir(parents=True, exist_ok=True)
     sys.stderr.write(head + "\n")
 
     progress = Progress(todo, not args.no_progress)

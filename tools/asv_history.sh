@@ -9,11 +9,13 @@
 # benchmark processes' path (ASV_PYTHONPATH), and asv records the results under
 # that commit's hash (.asv/results, committed). Then `asv publish` writes the
 # pages into reports/asv/. Take it on a quiet machine: these are timings.
-# ASV_BENCH selects the benchmarks (default: the step timings of the profile).
+# ASV_BENCH selects the benchmarks (a regex over "name(param, ...)"); the default
+# is the training step of each task at its spec's T and the single layer at
+# N = 512, every backend: the cpu profile's headline timings, a few minutes a commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: bash tools/asv_history.sh COMMIT [COMMIT ...]" >&2; exit 2; }
-bench=${ASV_BENCH:-"StepSuite.time_train_step|LayerSuite.time_forward_backward"}
+bench=${ASV_BENCH:-"time_train_step\\(.*, '(synthetic', 200|fc_mnist', 25|fc_mnist_poisson', 50|dsrn_tdbn', 2)\\)|time_forward_backward\\(.*, 512\\)"}
 export SPIKEBENCH_ASV_PROFILE=${SPIKEBENCH_ASV_PROFILE:-cpu}
 python -m asv machine --yes >/dev/null
 for commit in "$@"; do
