@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import jinja2
 
 from tasks.result import write_atomic
-from tasks.run import OneLineParser
+from tasks.cli import OneLineParser
 from tasks.specs import TASKS
 
 from . import figures as F

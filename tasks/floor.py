@@ -223,7 +223,7 @@ def table(precisions: Sequence[str], gpu: str, results_dir: Path | None = None) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .run import OneLineParser
+    from .cli import OneLineParser
 
     p = OneLineParser(prog="python -m tasks.floor", description=__doc__.split("\n\n")[0])
     p.add_argument("--gpu", default="h100", choices=sorted(GPUS))

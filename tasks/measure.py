@@ -172,7 +172,7 @@ def check_measure_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .run import (
+    from .cli import (
         EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, check_output, run_config, spec_overrides,
     )
     import backends as registry

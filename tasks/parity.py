@@ -47,7 +47,8 @@ from . import reference, reference_grad, rng
 from .data import Batch
 from .errors import BackendUnavailable, SpikebenchError
 from .result import write_atomic
-from .run import OneLineParser
+from .child import run_child
+from .cli import OneLineParser, resolve_backends
 from .specs import TASKS, TaskSpec, get_spec
 from .weights import Weights, initial_weights, trainable_names
 
@@ -226,11 +227,11 @@ def _run_child(task_names: list[str], name: str, seed: int) -> list[ParityRow]:
         out = Path(tmp) / "rows.json"
         argv = [sys.executable, "-m", "tasks.parity", "--child", "--task", ",".join(task_names),
                 "--backend", name, "--seed", str(seed), "--json", str(out)]
-        proc = subprocess.run(argv, stdout=subprocess.DEVNULL)
-        if out.exists():
+        child = run_child(argv, out, stdout=subprocess.DEVNULL)
+        if child.wrote:
             return [ParityRow(**r) for r in json.loads(out.read_text())["rows"]]
         return [ParityRow(task=t, backend=name, status="error",
-                          message=f"parity process ended with exit status {proc.returncode}") for t in task_names]
+                          message=f"parity process ended with exit status {child.returncode}") for t in task_names]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,8 +247,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for t in task_names:
             if t not in TASKS:
                 raise SpikebenchError(f"unknown task {t!r}; valid tasks: {', '.join(TASKS)}")
-        from .run import resolve_backends
-
         names = resolve_backends(args.backend)
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -24,72 +23,19 @@ import backends as registry
 
 from .data import make_data
 from .errors import SpikebenchError, UsageError
-from .result import Result, check_writable, remove_stale_temporaries
-from .runner import RunConfig, failed_result, run
-from .specs import DATASETS, DEVICES, PRECISIONS, SURROGATE_CENTERS, TASKS, TRAINABLE_TASKS, get_spec
-
-EXIT_CODES = {"ok": 0, "error": 1, "unavailable": 2, "diverged": 3, "oom": 4}
+from .child import run_child
+from .cli import (
+    EXIT_CODES, OVERRIDES, OneLineParser, add_run_arguments, add_task_arguments, check_output, forwarded_arguments,
+    resolve_backends, run_config, spec_overrides,
+)
+from .result import Result, remove_stale_temporaries
+from .runner import failed_result, run
+from .specs import TASKS, TRAINABLE_TASKS, get_spec
 
 # The default job (no arguments): a first comparison of every available
 # backend that takes minutes, not the recipe's tens of minutes on 2 cores.
 QUICK_STEPS = 500
 FULL_COMPARISON = "python -m tasks.suite --profile cpu"
-
-# command-line flag -> task-spec field
-OVERRIDES = {
-    "T": "T",
-    "epochs": "epochs",
-    "steps": "steps",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "seed": "seed",
-    "dataset": "dataset",
-    "limit_train": "limit_train",
-    "limit_test": "limit_test",
-    "width": "width",
-    "surrogate_center": "surrogate_center",
-    "neurons": "neurons",
-}
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but errors are one line and exit status 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        sys.stderr.write(f"spikebench: error: {message} (see --help)\n")
-        raise SystemExit(2)
-
-
-def add_task_arguments(p: argparse.ArgumentParser, several_T: bool = False) -> None:
-    g = p.add_argument_group("task settings (defaults from the task spec)")
-    if several_T:
-        g.add_argument("--T", help="comma list of time steps, e.g. 1,2,4,8,16")
-    else:
-        g.add_argument("--T", type=int, help="time steps")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--steps", type=int, help="stop after this many optimiser steps")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float, help="learning rate")
-    g.add_argument("--seed", type=int, help="seed of weights, data order, augmentation and Poisson draws")
-    g.add_argument("--dataset", choices=DATASETS)
-    g.add_argument("--limit-train", type=int, metavar="N", help="use the first N training images")
-    g.add_argument("--limit-test", type=int, metavar="N", help="use the first N test (and validation) images")
-    g.add_argument("--width", type=float, metavar="F", help="channel multiplier of dsrn_tdbn (for CPU tests)")
-    g.add_argument("--surrogate-center", choices=SURROGATE_CENTERS, help="dsrn_tdbn: centre of the rectangular window")
-    if several_T:
-        g.add_argument("--neurons", help="lif_layer: comma list of layer widths N, e.g. 512,4096,16384")
-    else:
-        g.add_argument("--neurons", type=int, metavar="N", help="lif_layer: width N of the Linear(N, N) + LIF layer")
-
-
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    r = p.add_argument_group("run settings")
-    r.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    r.add_argument("--device", choices=DEVICES, default="cpu")
-    r.add_argument("--data-dir", help="where MNIST-format data sets are looked for first")
-    r.add_argument("--no-download", action="store_true", help="never download data sets")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars")
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
@@ -105,18 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="DIR", help="write loss, accuracy and firing-rate scalars here")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return p
-
-
-def resolve_backends(text: str) -> list[str]:
-    if text == "all":
-        return registry.names()
-    # a name given twice is run once: two runs would write one file
-    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise UsageError(f"no backend given; valid backends: {', '.join(registry.names())}")
-    for name in names:
-        registry.entry(name)  # raises UsageError for unknown names
-    return names
 
 
 def file_name(task: str, backend: str) -> str:
@@ -135,46 +69,6 @@ def output_paths(out: str | None, task: str, names: list[str]) -> dict[str, Path
     return {name: directory / file_name(task, name) for name in names}
 
 
-def check_output(path: str | Path, directory: bool = False) -> None:
-    """--out must be writable before any work starts: a result is never lost at the end."""
-    try:
-        check_writable(path, directory)
-    except UsageError as exc:
-        raise UsageError(f"--out: {exc}") from None
-
-
-def spec_overrides(args: argparse.Namespace) -> dict:
-    return {field: getattr(args, flag) for flag, field in OVERRIDES.items() if getattr(args, flag) is not None}
-
-
-def run_config(args: argparse.Namespace, backend: str) -> RunConfig:
-    return RunConfig(
-        backend=backend,
-        device=args.device,
-        precision=args.precision,
-        data_dir=args.data_dir,
-        allow_download=not args.no_download,
-        progress=not args.no_progress,
-        tensorboard=getattr(args, "tensorboard", None),
-    )
-
-
-def forwarded_arguments(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> list[str]:
-    """The task and run settings of ``args`` as command-line arguments again."""
-    argv = ["--precision", args.precision, "--device", args.device]
-    for flag in OVERRIDES:
-        value = None if flag in skip else getattr(args, flag)
-        if value is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(value)]
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
-    if args.no_download:
-        argv.append("--no-download")
-    if args.no_progress:
-        argv.append("--no-progress")
-    return argv
-
-
 def child_argv(args: argparse.Namespace, backend: str, out: Path) -> list[str]:
     argv = [sys.executable, "-m", "tasks.run", "--child", "--task", args.task, "--backend", backend, "--out", str(out)]
     argv += forwarded_arguments(args)
@@ -183,29 +77,18 @@ def child_argv(args: argparse.Namespace, backend: str, out: Path) -> list[str]:
     return argv
 
 
-def file_stamp(path: Path) -> tuple[int, int] | None:
-    """(mtime, size) of a file, or None: whether a child wrote it since."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
 def run_in_child(args, spec, name: str, path: Path) -> Result:
     """Run one backend in its own process; a crash becomes an ``error`` result.
 
     A file already at ``path`` (an earlier run's) is never taken for this
     run's: only a file the child wrote counts."""
-    before = file_stamp(path)
-    proc = subprocess.run(child_argv(args, name, path), stdout=sys.stderr, stderr=None)
-    remove_stale_temporaries(path)  # the child is gone: a write it left half done is an orphan
-    if file_stamp(path) != before:
+    child = run_child(child_argv(args, name, path), path, stdout=sys.stderr)
+    if child.wrote:
         try:
             return Result.load(path)
         except (ValueError, KeyError, json.JSONDecodeError):
             pass
-    message = f"the backend's process ended with exit status {proc.returncode} and wrote no result"
+    message = f"the backend's process ended with exit status {child.returncode} and wrote no result"
     result = failed_result(spec, run_config(args, name), "error", message)
     result.save(path)
     return result

@@ -37,8 +37,9 @@ import backends as registry
 
 from .errors import SpikebenchError, UsageError
 from .profiles import PARTS, PROFILES_FILE, TIMING_MEASURES, Point, Profile, get_profile, points
-from .result import Result, check_writable, remove_stale_temporaries
-from .run import OneLineParser, file_stamp
+from .result import Result, check_writable
+from .child import run_child
+from .cli import OneLineParser, resolve_backends
 
 DONE_STATUSES = ("ok", "oom", "diverged")
 # the committed comparison: the cpu and gpu profiles' default folders feed one report
@@ -130,17 +131,15 @@ def run_point(point: Point, out: Path, data_dir: str | None) -> tuple[str, float
     argv += ["--json", str(path)] if point.part == "parity" else ["--out", str(path)]
     if data_dir and point.part != "parity":
         argv += ["--data-dir", data_dir]
-    remove_stale_temporaries(path)  # a write a kill interrupted, of this point's file
-    before = file_stamp(path)
     t0 = time.perf_counter()
     with open(log, "w") as handle:
         handle.write(" ".join(argv) + "\n")
         handle.flush()
-        proc = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        child = run_child(argv, path, stdout=handle, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - t0
-    if file_stamp(path) == before:
+    if not child.wrote:
         # the process died before writing: nothing recorded, so the point is redone next time
-        return f"crashed (exit status {proc.returncode}; see {log})", seconds
+        return f"crashed (exit status {child.returncode}; see {log})", seconds
     return point_status(point, path), seconds
 
 
@@ -179,8 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"unknown part {', '.join(bad) or '(none)'}; parts: {', '.join(PARTS)}")
         names = profile.backend_names(registry.names())
         if args.backend:
-            from .run import resolve_backends
-
             names = resolve_backends(args.backend)
         out = Path(args.out) if args.out else default_out(profile)
         todo_all = points(profile, names, [x for x in PARTS if x in parts])

@@ -19,7 +19,6 @@ installed since).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -29,10 +28,11 @@ import backends as registry
 from .data import check_data
 from .errors import SpikebenchError
 from .measure import add_measure_arguments, check_measure_arguments
-from .result import Result, remove_stale_temporaries
-from .run import (
-    EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, check_output, file_stamp,
-    forwarded_arguments, resolve_backends, spec_overrides,
+from .result import Result
+from .child import run_child
+from .cli import (
+    EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, check_output, forwarded_arguments,
+    resolve_backends, spec_overrides,
 )
 from .specs import get_spec
 
@@ -159,11 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             where = f"T={T}" + ("" if n is None else f", N={n}")
             sys.stderr.write(f"spikebench: measuring {spec.name} on {name} at {where}\n")
-            before = file_stamp(path)
-            proc = subprocess.run(measure_argv(args, name, T, path, measures, n), stdout=sys.stderr)
-            remove_stale_temporaries(path)  # a write the dead process left half done
+            child = run_child(measure_argv(args, name, T, path, measures, n), path, stdout=sys.stderr)
             ran += 1
-            if file_stamp(path) != before:
+            if child.wrote:
                 try:
                     results[key] = Result.load(path)
                     continue
@@ -171,9 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     pass
             # The process died without writing its result (a signal, the kernel's OOM
             # killer, a crash): nothing is recorded, so the point is run again next time.
-            results[key] = f"crashed ({proc.returncode})"
+            results[key] = f"crashed ({child.returncode})"
             sys.stderr.write(f"spikebench: the process measuring {spec.name} on {name} at {where} ended with "
-                             f"exit status {proc.returncode} and wrote no result; run the sweep again to redo it\n")
+                             f"exit status {child.returncode} and wrote no result; run the sweep again to redo it\n")
     print(table(results, names, points))
     print(f"points: {out} ({ran} measured, {skipped} already done)")
     failed = [r for r in results.values() if isinstance(r, str) or r.status in ("error", "diverged")]

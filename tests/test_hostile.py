@@ -109,7 +109,9 @@ def test_a_killed_sweep_point_records_nothing_and_is_redone(tmp_path, capsys, mo
         calls.append(argv)
         return subprocess.CompletedProcess(argv, -9)
 
-    monkeypatch.setattr(sweep_module.subprocess, "run", killed)
+    from tasks import child
+
+    monkeypatch.setattr(child.subprocess, "run", killed)
     argv = [*TINY_LAYER, "--backend", "stbp", "--neurons", "8", "--out", str(tmp_path)]
     assert sweep_module.main(argv) == 1
     out = capsys.readouterr().out

@@ -1,0 +1,67 @@
+"""The layers go one way (docs/architecture.md): the framework-neutral spec
+imports no backend and no harness; backends stand on the spec and import no
+harness; the harness stands on both."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+# tasks/ holds two layers: the spec (what is computed, framework-neutral) and the
+# harness (what drives backends: the commands and their helpers)
+SPEC = ("catalogue", "data", "errors", "idx", "metrics", "neuro", "profiles", "reference", "reference_grad",
+        "result", "rng", "specs", "weights")
+HARNESS = ("child", "cli", "floor", "hostmem", "measure", "parity", "run", "runner", "suite", "sweep")
+FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton")
+
+
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, anywhere in it (function bodies too), as absolute names."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+                found |= {module} | {f"{module}.{a.name}" for a in node.names}
+            else:
+                found.add(node.module or "")
+    return found
+
+
+def test_every_module_of_tasks_is_placed_in_a_layer():
+    modules = {p.stem for p in (ROOT / "tasks").glob("*.py") if p.stem != "__init__"}
+    assert modules == set(SPEC) | set(HARNESS), "place the new module in SPEC or HARNESS (docs/architecture.md)"
+    assert not set(SPEC) & set(HARNESS)
+
+
+@pytest.mark.parametrize("name", SPEC)
+def test_the_spec_imports_no_backend_no_harness_and_no_framework(name):
+    bad = sorted(m for m in imports(ROOT / "tasks" / f"{name}.py")
+                 if m.split(".")[0] in ("backends", "benchmarks", "reports") + FRAMEWORKS
+                 or any(m == f"tasks.{h}" or m.startswith(f"tasks.{h}.") for h in HARNESS))
+    assert not bad, f"tasks/{name}.py (spec layer) imports {bad}"
+
+
+def test_no_backend_imports_the_harness():
+    offenders = {}
+    for path in (ROOT / "backends").rglob("*.py"):
+        bad = sorted(m for m in imports(path)
+                     if m.split(".")[0] in ("benchmarks", "reports")
+                     or any(m == f"tasks.{h}" or m.startswith(f"tasks.{h}.") for h in HARNESS))
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = bad
+    assert not offenders, offenders
+
+
+def test_the_report_does_not_import_the_training_command():
+    for path in (ROOT / "reports").glob("*.py"):
+        assert "tasks.run" not in imports(path), f"{path.name} imports tasks.run; the CLI pieces are in tasks.cli"
