@@ -9,6 +9,8 @@ synchronised; no optimiser step.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import math
 
 from .config import BACKENDS, LAYER_POINTS
@@ -32,7 +34,8 @@ class LayerSuite:
         from tasks.specs import get_spec
 
         spec = get_spec("lif_layer", **LAYER_POINTS[N])
-        self.backend = open_backend(backend, spec)
+        self._stack = ExitStack()
+        self.backend = open_backend(backend, spec, self._stack)
         self.batch = self.backend.stage(first_batch(make_data(spec), "train"))
         # compile (JAX) and warm up outside the timed region; the peak covers these passes
         self.backend.reset_peak_memory()
@@ -42,8 +45,8 @@ class LayerSuite:
         self.peak = self.backend.peak_memory_bytes()
 
     def teardown(self, backend: str, N: int) -> None:
-        if getattr(self, "backend", None) is not None:
-            self.backend.close()
+        if getattr(self, "_stack", None) is not None:
+            self._stack.close()
 
     def time_forward_backward(self, backend: str, N: int) -> None:
         """One forward and one backward pass of Linear(N, N) + LIF over T steps."""

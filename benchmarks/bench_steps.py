@@ -8,6 +8,8 @@ profile's timing rows (``benchmarks/config.py``).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from .config import BACKENDS, STEP_TASKS, STEP_TS, step_settings
 from .opening import open_backend
 
@@ -29,7 +31,8 @@ class StepSuite:
         from tasks.specs import get_spec
 
         spec = get_spec(task, **step_settings(task, T))
-        self.backend = open_backend(backend, spec)  # unavailable: skipped; anything else fails visibly
+        self._stack = ExitStack()
+        self.backend = open_backend(backend, spec, self._stack)  # unavailable: skipped; a failure fails
         data = make_data(spec, allow_download=False)
         self.train_batch = self.backend.stage(first_batch(data, "train"))
         self.test_batch = self.backend.stage(first_batch(data, "test"))
@@ -40,8 +43,8 @@ class StepSuite:
         self.backend.synchronize()
 
     def teardown(self, backend: str, task: str, T: int) -> None:
-        if getattr(self, "backend", None) is not None:
-            self.backend.close()
+        if getattr(self, "_stack", None) is not None:
+            self._stack.close()
 
     def time_train_step(self, backend: str, task: str, T: int) -> None:
         """Forward, backward and Adam step on one training batch already on the device."""

@@ -4,25 +4,26 @@ asv shows ``NotImplementedError`` from ``setup`` as "n/a" and any other
 exception as a failed benchmark.  So a backend whose framework is missing, or
 that does not run this task, device or precision, raises the former; one that
 breaks while being built (an error, running out of memory) raises its own
-exception and fails visibly, never a quiet n/a.
+exception and fails visibly, never a quiet n/a.  The backend is opened the one
+way every command opens it (``tasks.runner.open_backend``) and closed in the
+suite's ``teardown``.
 """
 
 from __future__ import annotations
+
+from contextlib import ExitStack
 
 from tasks.errors import BackendUnavailable
 
 from .config import DEVICE, PRECISION
 
 
-def open_backend(name: str, spec):
-    import backends as registry
-    from tasks.weights import initial_weights
+def open_backend(name: str, spec, stack: ExitStack):
+    """The backend ``name`` built for ``spec``, closed when ``stack`` closes."""
+    from tasks import runner
 
     try:
-        cls = registry.load(name)  # the framework is imported here, never at module top
+        cls = runner.load_backend(name)  # the framework is imported here, never at module top
+        return stack.enter_context(runner.open_backend(cls, spec, device=DEVICE, precision=PRECISION))
     except BackendUnavailable as exc:
         raise NotImplementedError(str(exc)) from None
-    caps = cls.capabilities()
-    if spec.name not in caps.tasks or DEVICE not in caps.devices or PRECISION not in caps.precisions:
-        raise NotImplementedError(f"{name} does not run {spec.name} on {DEVICE} at {PRECISION}")
-    return cls(spec, initial_weights(spec), device=DEVICE, precision=PRECISION)

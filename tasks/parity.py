@@ -44,11 +44,12 @@ import numpy as np
 import backends as registry
 
 from . import reference, reference_grad, rng
+from .child import run_child
+from .cli import OneLineParser, resolve_backends
 from .data import Batch
 from .errors import BackendUnavailable, SpikebenchError
 from .result import write_atomic
-from .child import run_child
-from .cli import OneLineParser, resolve_backends
+from .runner import classify, load_backend, one_line, open_backend
 from .specs import TASKS, TaskSpec, get_spec
 from .weights import Weights, initial_weights, trainable_names
 
@@ -161,7 +162,7 @@ def check_backend(task: str, name: str, precision: str = "fp64", seed: int = 0) 
     """Parity of backend ``name`` on ``task`` against the NumPy forward and backward references."""
     row = ParityRow(task=task, backend=name, precision=precision)
     try:
-        cls = registry.load(name)
+        cls = load_backend(name)
     except BackendUnavailable as exc:
         row.status, row.message = "unavailable", str(exc)
         return row
@@ -179,20 +180,24 @@ def check_backend(task: str, name: str, precision: str = "fp64", seed: int = 0) 
         row.documented_difference = caps.differences.get(task) or caps.differences.get("all", "")
 
     case = parity_case(task, seed)
+    backend = None
     try:
-        backend = cls(case.spec, case.weights, device="cpu", precision=precision)
-        row.spike_mismatches, row.spikes_compared, row.membrane_rel = compare_forward(case, backend)
-        grads = backend.gradients(case.batches[0])
-        want = reference_grad.gradients(case.spec, case.weights, case.batches[0])
-        missing = sorted(set(trainable_names(case.weights)) - set(grads))
-        if missing:
-            raise ValueError(f"no gradient returned for {missing}")
-        row.gradient_rel = max(_rel(grads[k], want[k]) for k in want)
-        got_curve = loss_curve(backend, case.batches)
-        want_curve = reference_grad.loss_curve(case.spec, case.weights, case.batches)
-        row.loss_curve_rel = float(np.max(np.abs(got_curve - want_curve) / np.maximum(np.abs(want_curve), 1e-300)))
+        with open_backend(cls, case.spec, device="cpu", precision=precision, weights=case.weights) as backend:
+            row.spike_mismatches, row.spikes_compared, row.membrane_rel = compare_forward(case, backend)
+            grads = backend.gradients(case.batches[0])
+            want = reference_grad.gradients(case.spec, case.weights, case.batches[0])
+            missing = sorted(set(trainable_names(case.weights)) - set(grads))
+            if missing:
+                raise ValueError(f"no gradient returned for {missing}")
+            row.gradient_rel = max(_rel(grads[k], want[k]) for k in want)
+            got_curve = loss_curve(backend, case.batches)
+            want_curve = reference_grad.loss_curve(case.spec, case.weights, case.batches)
+            row.loss_curve_rel = float(np.max(np.abs(got_curve - want_curve) / np.maximum(np.abs(want_curve), 1e-300)))
     except Exception as exc:  # a broken backend is a row of the matrix, not a crash
-        row.status, row.message = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        status = classify(exc, backend)
+        row.status = "unavailable" if status == "unavailable" else "error"
+        prefix = "" if status in ("unavailable", "error") else f"{status}: "
+        row.message = prefix + one_line(exc)
         return row
     for key, limit in tolerances.items():
         value = getattr(row, key)

@@ -21,13 +21,13 @@ from typing import Sequence
 
 import backends as registry
 
-from .data import make_data
-from .errors import SpikebenchError, UsageError
 from .child import run_child
 from .cli import (
     EXIT_CODES, OVERRIDES, OneLineParser, add_run_arguments, add_task_arguments, check_output, forwarded_arguments,
     resolve_backends, run_config, spec_overrides,
 )
+from .data import make_data
+from .errors import SpikebenchError, UsageError
 from .result import Result, remove_stale_temporaries
 from .runner import failed_result, run
 from .specs import TASKS, TRAINABLE_TASKS, get_spec

@@ -20,9 +20,10 @@ import subprocess
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -158,6 +159,49 @@ def run(spec: TaskSpec, config: RunConfig, data: TaskData | None = None) -> Resu
     return execute(spec, config, lambda backend, d, result: _train(spec, config, backend, d, result), data)
 
 
+def load_backend(name: str):
+    """The backend class of ``name``; :class:`BackendUnavailable` when its
+    framework is missing or broken (nothing else is imported before this)."""
+    from backends import load
+
+    return load(name)
+
+
+@contextmanager
+def open_backend(cls, spec: TaskSpec, *, device: str, precision: str, weights: dict | None = None) -> Iterator[Any]:
+    """The one way a backend is opened: built from the shared initial weights of
+    ``spec`` (or ``weights``), given to the caller, and closed whatever happens.
+
+    A backend that does not run this task, device or precision raises
+    :class:`BackendUnavailable` here; what goes wrong inside is the caller's to
+    :func:`classify`.  Used by the runner (training and measurement), parity
+    and the asv suites alike."""
+    try:
+        backend = cls(spec, initial_weights(spec) if weights is None else weights, device=device, precision=precision)
+    except (NotImplementedError, DeviceUnavailable) as exc:  # not a failure of the backend: it cannot run here
+        raise BackendUnavailable(str(exc) or f"{cls.__name__} cannot run {spec.name}") from None
+    try:
+        yield backend
+    finally:
+        try:
+            backend.close()
+        except Exception:  # closing must not hide what happened inside
+            pass
+
+
+def classify(exc: BaseException, backend: Any = None) -> str:
+    """The status of a run that raised ``exc``: unavailable, diverged, oom or error."""
+    if isinstance(exc, BackendUnavailable):
+        return "unavailable"
+    if isinstance(exc, Diverged):
+        return "diverged"
+    if isinstance(exc, (DeviceOutOfMemory, MemoryError)) or is_host_out_of_memory(exc):
+        return "oom"
+    if backend is not None and backend.is_out_of_memory(exc):
+        return "oom"
+    return "error"
+
+
 def execute(
     spec: TaskSpec,
     config: RunConfig,
@@ -169,15 +213,13 @@ def execute(
     turn whatever goes wrong into the result's status (``unavailable`` when the
     framework is missing or the backend does not support the task, device or
     precision; ``diverged``; ``oom``; ``error`` with the traceback kept)."""
-    from backends import load  # no framework is imported by this
-
     if config.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
     result = new_result(spec, config)
     result.kind = kind
     t_start = time.perf_counter()
     try:
-        cls = load(config.backend)
+        cls = load_backend(config.backend)
     except BackendUnavailable as exc:
         return finish(result, "unavailable", str(exc), t_start)
     result.versions.update(safe_versions(cls))
@@ -188,31 +230,16 @@ def execute(
 
     backend = None
     try:
-        try:
-            backend = cls(spec, initial_weights(spec), device=config.device, precision=config.precision)
-        except NotImplementedError as exc:
-            return finish(result, "unavailable", str(exc) or f"{config.backend} cannot run {spec.name}", t_start)
-        except DeviceUnavailable as exc:  # an unsupported device is not a failure of the backend
-            return finish(result, "unavailable", str(exc), t_start)
-        result.device = backend.device_info()
-        result.wall_times["setup"] = time.perf_counter() - t_start
-        body(backend, data, result)
+        with open_backend(cls, spec, device=config.device, precision=config.precision) as backend:
+            result.device = backend.device_info()
+            result.wall_times["setup"] = time.perf_counter() - t_start
+            body(backend, data, result)
         finish(result, "ok", "", t_start)
-    except Diverged as exc:
-        finish(result, "diverged", str(exc), t_start)
-    except (DeviceOutOfMemory, MemoryError) as exc:
-        finish(result, "oom", one_line(exc), t_start)
     except Exception as exc:  # a backend's failure is a result, not a crash
-        oom = is_host_out_of_memory(exc) or (backend is not None and backend.is_out_of_memory(exc))
-        status = "oom" if oom else "error"
-        result.extra["traceback"] = traceback.format_exc()
-        finish(result, status, one_line(exc), t_start)
-    finally:
-        if backend is not None:
-            try:
-                backend.close()
-            except Exception:
-                pass
+        status = classify(exc, backend)
+        if status == "error":
+            result.extra["traceback"] = traceback.format_exc()
+        finish(result, status, str(exc) if status in ("unavailable", "diverged") else one_line(exc), t_start)
     return result
 
 

@@ -8,9 +8,7 @@ subprocess is not the point.
 
 from __future__ import annotations
 
-import gzip
 import json
-import math
 import os
 import random
 import signal

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 import backends
-from tasks import profiles
 from tasks.errors import UsageError
 from tasks.profiles import PARTS, get_profile, load_profiles, points
 from tasks.result import Result
