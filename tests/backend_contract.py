@@ -1,0 +1,71 @@
+"""The contract every registered backend keeps, checked on each task it runs
+(``python -m tests.backend_contract NAME`` prints {task: [broken promises]} as JSON).
+
+Run in a process of its own per backend (a variant sets environment
+variables before its framework is imported), at the parity cases' small sizes:
+
+* weights round-trip: ``set_weights(get_weights())`` changes nothing, and
+  ``get_weights`` returns the shared names and shapes;
+* ``evaluate`` and ``gradients`` leave every weight and running statistic alone;
+* ``forward_backward`` takes no optimiser step (trainable weights unchanged);
+* ``train_step`` does take one (some trainable weight changes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from tasks.parity import parity_case
+from tasks.runner import load_backend, open_backend
+from tasks.weights import trainable_names
+
+
+def _changed(before: dict, after: dict, names) -> list[str]:
+    return [k for k in names if not np.array_equal(np.asarray(before[k]), np.asarray(after[k]))]
+
+
+def check(name: str, task: str) -> list[str]:
+    case = parity_case(task)
+    cls = load_backend(name)
+    precision = "fp64" if "fp64" in cls.capabilities().precisions else "fp32"
+    broken = []
+    with open_backend(cls, case.spec, device="cpu", precision=precision, weights=case.weights) as backend:
+        start = backend.get_weights()
+        if sorted(start) != sorted(case.weights) or any(np.shape(start[k]) != np.shape(case.weights[k]) for k in start):
+            broken.append("get_weights does not return the shared names and shapes")
+        backend.set_weights(start)
+        if _changed(start, backend.get_weights(), start):
+            broken.append("set_weights(get_weights()) changed weights")
+        batch = case.batches[0]
+        backend.evaluate(batch)
+        backend.evaluate(batch, record=True, batch_statistics=True)
+        moved = _changed(start, backend.get_weights(), start)
+        if moved:
+            broken.append(f"evaluate changed {moved}")
+        backend.gradients(batch)
+        moved = _changed(start, backend.get_weights(), start)
+        if moved:
+            broken.append(f"gradients changed {moved}")
+        trained = trainable_names(start)
+        backend.forward_backward(backend.stage(batch))
+        backend.synchronize()
+        moved = _changed(start, backend.get_weights(), trained)
+        if moved:
+            broken.append(f"forward_backward changed trainable weights {moved} (an optimiser step)")
+        if case.spec.trainable:
+            backend.train_step(batch)
+            if not _changed(start, backend.get_weights(), trained):
+                broken.append("train_step changed no trainable weight")
+    return broken
+
+
+def main(name: str) -> dict[str, list[str]]:
+    cls = load_backend(name)
+    return {task: check(name, task) for task in cls.capabilities().tasks}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1])))
