@@ -39,7 +39,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .data import Batch
-from .reference import heaviside, log_softmax
+from .reference import exponential_synapse, heaviside, log_softmax
 from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 from .weights import Weights, trainable_names
 
@@ -114,16 +114,6 @@ class NeuronCache:
     spikes: np.ndarray
     membranes: np.ndarray
     params: tuple = ()
-
-
-def exponential_synapse(inputs: np.ndarray, decay: float) -> np.ndarray:
-    """I[t] = decay * I[t-1] + inputs[t], from I[0] = 0."""
-    out = np.empty_like(inputs)
-    current = np.zeros_like(inputs[0])
-    for t in range(len(inputs)):
-        current = decay * current + inputs[t]
-        out[t] = current
-    return out
 
 
 def exponential_synapse_backward(grad_out: np.ndarray, decay: float) -> np.ndarray:
