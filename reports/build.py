@@ -192,13 +192,14 @@ def _sweep_view(sweep: Sweep, figs: _Figures) -> SweepView:
 def _setting_view(setting: Setting, figs: _Figures) -> SettingView:
     view = SettingView(id=setting.id, label=setting.label, device_label=setting.device_label,
                        precision=setting.precision)
-    total = len(setting.trainings) or len(setting.sweeps)
-    used: set[int] = set()
-    for i, group in enumerate(setting.trainings, start=1):
+    matched = [(group, matching_sweep(setting, group.config, group.config.get("T"))) for group in setting.trainings]
+    used: set[int] = {id(sweep) for _, sweep in matched if sweep is not None}
+    # a sweep no training table took (another batch or width than the training
+    # runs) gets a comparison table of its own, at its reference T
+    unmatched = [s for s in setting.sweeps if id(s) not in used]
+    total = len(matched) + len(unmatched)
+    for i, (group, sweep) in enumerate(matched, start=1):
         T = group.config.get("T")
-        sweep = matching_sweep(setting, group.config, T)
-        if sweep is not None:
-            used.add(id(sweep))
         table = build_table(setting, group, sweep, T, i, total)
         block = Block(table)
         block.curves = figs.add(F.curves_figure(group), f"{table.id}-curves")
@@ -208,16 +209,15 @@ def _setting_view(setting: Setting, figs: _Figures) -> SettingView:
         block.layers = figs.add(F.layers_figure(sorted(entries, key=lambda e: backend_sort_key(e[0]))), f"{table.id}-layers")
         block.layers_source = "test set after training (training run)"
         view.blocks.append(block)
-    if not setting.trainings:
-        for i, sweep in enumerate(setting.sweeps, start=1):
-            T = reference_T(setting.task, sweep)
-            used.add(id(sweep))
-            table = build_table(setting, None, sweep, T, i, total)
-            block = Block(table)
-            entries = [(b, p.result) for (b, t), p in sweep.points.items() if t == T]
-            block.layers = figs.add(F.layers_figure(sorted(entries, key=lambda e: backend_sort_key(e[0]))), f"{table.id}-layers")
-            block.layers_source = f"test set at the initial weights (measurement point, T = {T})"
-            view.blocks.append(block)
+    for i, sweep in enumerate(unmatched, start=len(matched) + 1):
+        T = reference_T(setting.task, sweep)
+        used.add(id(sweep))
+        table = build_table(setting, None, sweep, T, i, total)
+        block = Block(table)
+        entries = [(b, p.result) for (b, t), p in sweep.points.items() if t == T]
+        block.layers = figs.add(F.layers_figure(sorted(entries, key=lambda e: backend_sort_key(e[0]))), f"{table.id}-layers")
+        block.layers_source = f"test set at the initial weights (measurement point, T = {T})"
+        view.blocks.append(block)
     # a sweep of one T whose point is already in a table says nothing more
     view.sweeps = [_sweep_view(s, figs) for s in setting.sweeps if len(s.Ts) > 1 or id(s) not in used]
     return view
