@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import numpy as np
 
+from tasks.result import Timing
 from tasks.specs import TASKS
 
 from .format import human
@@ -50,14 +51,19 @@ def memory_metric(task: str, dtype: str) -> str:
     return f"{step}_host_memory"
 
 
-def _values(sweep: Sweep, T: int, metric: str) -> dict[str, tuple[float, str]]:
+def _values(sweep: Sweep, T: int, metric: str) -> dict[str, tuple[float, str, Timing | None]]:
     out = {}
     for (name, t), loaded in sweep.points.items():
         if t == T and loaded.result.status == "ok":
             v = loaded.result.metric(metric)
             if v is not None and v > 0:
-                out[name] = (v, loaded.path)
+                out[name] = (v, loaded.path, loaded.result.timings.get(CATALOGUE[metric].timing or ""))
     return out
+
+
+def overlap(a: Timing | None, b: Timing | None) -> bool:
+    """Whether two timings' repeats overlap (the slowest of one is slower than the fastest of the other)."""
+    return a is not None and b is not None and bool(a.samples) and bool(b.samples) and a.max >= b.min
 
 
 def fastest(setting: Setting, sweep: Sweep) -> Finding | None:
@@ -67,12 +73,17 @@ def fastest(setting: Setting, sweep: Sweep) -> Finding | None:
     if len(values) < 2:
         return None
     ranked = sorted(values.items(), key=lambda kv: kv[1][0])
-    (best, (t_best, src)), (second, (t_second, _)) = ranked[0], ranked[1]
-    slowest, (t_slow, _) = ranked[-1]
+    (best, (t_best, src, rep_best)), (second, (t_second, _, rep_second)) = ranked[0], ranked[1]
+    slowest, (t_slow, _, _) = ranked[-1]
     label = CATALOGUE[metric].label.lower()
+    detail = f"{t_slow / t_best:.1f}× faster than the slowest ({slowest}); at T = {T}"
+    if overlap(rep_best, rep_second):  # the margin is inside the noise of the repeats
+        return Finding(best, backend_color(best),
+                       f"{best} and {second} tie: {human(t_best, 's')} and {human(t_second, 's')} per {label} "
+                       f"(×{t_second / t_best:.2f}), and their repeats overlap", detail, [src])
     return Finding(best, backend_color(best),
                    f"{best}: {human(t_best, 's')} per {label}, {t_second / t_best:.2f}× faster than {second}",
-                   f"{t_slow / t_best:.1f}× faster than the slowest ({slowest}); at T = {T}", [src])
+                   detail + "; the repeats of the two do not overlap", [src])
 
 
 def memory_slopes(sweep: Sweep, metric: str) -> dict[str, float]:

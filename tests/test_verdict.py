@@ -1,0 +1,69 @@
+"""The verdict at the top of the report: fastest (or a tie), memory per added T, accuracy flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reports.load import load_results
+from reports.model import group_settings
+from reports.verdict import verdict
+from tasks.result import Result, Timing
+from tasks.specs import get_spec
+
+
+def _point(out: Path, backend: str, T: int, step: list[float], memory: float) -> None:
+    spec = get_spec("fc_mnist", T=T, batch_size=16)
+    r = Result(task="fc_mnist", backend=backend, kind="measurement", framework=backend, started_at="2026-12-01T00:00:00")
+    r.config = {"task": spec.to_dict(), "run": {"device": "cpu", "precision": "fp32"}}
+    r.device = {"type": "cpu", "name": "Test CPU"}
+    r.timings["train_step"] = Timing(samples=step)
+    r.set_metric("train_step_time", r.timings["train_step"].median, "s")
+    r.set_metric("train_step_host_memory", memory, "bytes")
+    r.save(out / f"{backend}-T{T}.json")
+
+
+def _train(out: Path, backend: str, seed: int, accuracy: float) -> None:
+    spec = get_spec("fc_mnist", seed=seed)
+    r = Result(task="fc_mnist", backend=backend, seed=seed, framework=backend, started_at="2026-12-01T00:00:00")
+    r.config = {"task": spec.to_dict(), "run": {"device": "cpu", "precision": "fp32"}}
+    r.device = {"type": "cpu", "name": "Test CPU"}
+    r.set_metric("accuracy", accuracy, "fraction")
+    r.save(out / f"train-{backend}-s{seed}.json")
+
+
+def rows(out: Path):
+    return verdict(group_settings(load_results(out)))
+
+
+def test_the_fastest_step_and_the_least_memory_per_time_step(tmp_path):
+    for T, mem in ((5, 1.0), (25, 5.0)):
+        _point(tmp_path, "fast", T, [0.010, 0.011, 0.012] * 4, mem * 2**20)
+        _point(tmp_path, "slow", T, [0.030, 0.031, 0.033] * 4, 3 * mem * 2**20)
+    (row,) = rows(tmp_path)
+    assert row.fastest.backend == "fast" and "× faster than slow" in row.fastest.text
+    assert "2.82×" in row.fastest.text  # 31 ms / 11 ms, the medians
+    assert "do not overlap" in row.fastest.detail and "T = 25" in row.fastest.detail
+    assert row.memory.backend == "fast" and "3.00× less than slow" in row.memory.text
+    assert "Test CPU" in row.conditions and "fp32" in row.conditions
+
+
+def test_overlapping_repeats_are_a_tie_not_a_win(tmp_path):
+    _point(tmp_path, "a", 25, [0.010, 0.012, 0.020] * 4, 1.0)
+    _point(tmp_path, "b", 25, [0.011, 0.013, 0.021] * 4, 1.0)
+    (row,) = rows(tmp_path)
+    assert "tie" in row.fastest.text and "repeats overlap" in row.fastest.text
+
+
+@pytest.mark.parametrize("outlier, flagged", [(0.70, False), (0.95, True)])
+def test_an_accuracy_outside_the_others_seed_spread_is_flagged_never_crowned(tmp_path, outlier, flagged):
+    for seed, (a, b) in enumerate(((0.69, 0.70), (0.72, 0.71), (0.74, 0.73))):
+        _train(tmp_path, "a", seed, a)
+        _train(tmp_path, "b", seed, b)
+        _train(tmp_path, "odd", seed, outlier + 0.001 * seed)
+    (row,) = rows(tmp_path)
+    if flagged:
+        assert row.accuracy.backend == "odd" and "suspected defect" in row.accuracy.text
+    else:
+        assert row.accuracy.backend is None and row.accuracy.text.startswith("no flag")
