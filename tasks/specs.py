@@ -28,6 +28,31 @@ DATASETS = ("mnist", "fashion-mnist")
 LR_MAX = 10.0
 WIDTH_MAX = 64.0
 
+# What a task means, as named kinds (docs/tasks.md writes each one out).  A
+# backend maps each kind to its framework's function in one table; no backend
+# asks which task it runs to know its loss, its scores or its neuron.
+#
+# neuron: the spiking neuron's update and reset
+#   "soft"         V = a_mem V + (1 - a_mem) I - V_th S[t-1]   (synthetic; I an exponential synapse)
+#   "subtractive"  U = beta U + X - V_th S[t-1], reset detached (fc_mnist)
+#   "hard"         H = V + (X - V) / tau, V = H (1 - S)         (fc_mnist_poisson, lif_layer)
+#   "stbp"         U = tau U (1 - S[t-1]) + X                    (dsrn_tdbn)
+NEURON_KINDS = ("soft", "subtractive", "hard", "stbp")
+# readout: what the loss is computed from, [T, B, classes]
+#   "synapse" a non-spiking exponential-synapse readout; "membrane" the output
+#   layer's membrane; "spikes" the output layer's spikes
+READOUT_KINDS = ("synapse", "membrane", "spikes")
+# loss of the readout R [T, B, C] and the labels
+#   "ce_of_time_mean"      cross-entropy of mean_t R, batch mean
+#   "ce_summed_over_time"  sum over t of the batch-mean cross-entropy of R[t]
+#   "mse_of_rate"          mean squared error of mean_t R against the one-hot labels
+#   "mean"                 mean of R (no objective: the speed benchmark's backward pass)
+LOSS_KINDS = ("ce_of_time_mean", "ce_summed_over_time", "mse_of_rate", "mean")
+# scores the accuracy is read from, [B, C]
+#   "max_over_time" max_t R; "spike_count" the output spikes summed over t;
+#   "time_mean" mean_t R
+SCORE_KINDS = ("max_over_time", "spike_count", "time_mean")
+
 
 @dataclass(frozen=True)
 class LayerInfo:
@@ -77,6 +102,11 @@ class TaskSpec:
     static_input: ClassVar[bool] = True
     # False for a speed benchmark that is measured but never trained.
     trainable: ClassVar[bool] = True
+    # the task's kinds (see NEURON_KINDS ... SCORE_KINDS above)
+    neuron: ClassVar[str]
+    readout: ClassVar[str]
+    loss: ClassVar[str]
+    score: ClassVar[str]
 
     T: int
     batch_size: int
@@ -150,6 +180,19 @@ class TaskSpec:
     def input_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
 
+    def neuron_params(self) -> tuple[float, ...]:
+        """The constants of the task's neuron kind, in the order of ``NEURON_KINDS``' notes:
+        soft (a_mem, v_th, surrogate alpha, width), subtractive (beta, v_th, alpha),
+        hard (tau, v_th, alpha), stbp (tau, v_th, a, surrogate centre offset)."""
+        if self.neuron == "soft":
+            return (self.a_mem, self.v_th, self.surrogate_alpha, self.surrogate_width)
+        if self.neuron == "subtractive":
+            return (self.beta, self.v_th, self.surrogate_alpha)
+        if self.neuron == "hard":
+            return (self.tau, self.v_th, self.surrogate_alpha)
+        # the rectangle is centred on V_th (offset 0) or on 0 (offset -V_th)
+        return (self.tau, self.v_th, self.surrogate_a, 0.0 if self.surrogate_center == "threshold" else -self.v_th)
+
     def accuracy_target(self, dataset: str | None) -> float | None:
         return dict(self.accuracy_targets).get(dataset or "synthetic")
 
@@ -162,6 +205,10 @@ class SyntheticSpec(TaskSpec):
     description: ClassVar[str] = "fit one batch of sparse random spike trains (100-4-2, exponential synapses)"
     n_classes: ClassVar[int] = 2
     static_input: ClassVar[bool] = False
+    neuron: ClassVar[str] = "soft"
+    readout: ClassVar[str] = "synapse"
+    loss: ClassVar[str] = "ce_of_time_mean"
+    score: ClassVar[str] = "max_over_time"
 
     T: int = 200
     batch_size: int = 256
@@ -225,6 +272,10 @@ class FCMnistSpec(_ImageSpec):
 
     name: ClassVar[str] = "fc_mnist"
     description: ClassVar[str] = "784-1000-10 leaky neurons, subtractive reset, image fed at every step"
+    neuron: ClassVar[str] = "subtractive"
+    readout: ClassVar[str] = "membrane"
+    loss: ClassVar[str] = "ce_summed_over_time"
+    score: ClassVar[str] = "spike_count"
 
     T: int = 25
     batch_size: int = 128
@@ -257,6 +308,10 @@ class FCPoissonSpec(_ImageSpec):
     name: ClassVar[str] = "fc_mnist_poisson"
     description: ClassVar[str] = "784-196-10 LIF neurons, hard reset, Poisson-coded input"
     static_input: ClassVar[bool] = False
+    neuron: ClassVar[str] = "hard"
+    readout: ClassVar[str] = "spikes"
+    loss: ClassVar[str] = "mse_of_rate"
+    score: ClassVar[str] = "spike_count"
 
     T: int = 50
     batch_size: int = 128
@@ -307,6 +362,10 @@ class DSRNSpec(_ImageSpec):
 
     name: ClassVar[str] = "dsrn_tdbn"
     description: ClassVar[str] = "19-layer spiking ResNet with tdBN, STBP neurons, augmented images"
+    neuron: ClassVar[str] = "stbp"
+    readout: ClassVar[str] = "spikes"
+    loss: ClassVar[str] = "ce_of_time_mean"
+    score: ClassVar[str] = "time_mean"
 
     T: int = 2
     batch_size: int = 64
@@ -422,6 +481,10 @@ class LIFLayerSpec(TaskSpec):
     description: ClassVar[str] = "one Linear(N, N) + LIF layer, forward and backward (single-layer speed benchmark)"
     static_input: ClassVar[bool] = False
     trainable: ClassVar[bool] = False
+    neuron: ClassVar[str] = "hard"
+    readout: ClassVar[str] = "spikes"
+    loss: ClassVar[str] = "mean"
+    score: ClassVar[str] = "spike_count"
 
     T: int = 500
     batch_size: int = 16

@@ -19,7 +19,8 @@ pytest.importorskip("triton")
 
 from backends.stbp import multistep  # noqa: E402
 from backends.stbp.fused import FusedBlocks  # noqa: E402
-from backends.stbp.networks import CLEAR, build_network  # noqa: E402
+from backends.stbp.networks import CLEAR  # noqa: E402
+from backends.torch_networks import build_network  # noqa: E402
 from tasks.parity import parity_case  # noqa: E402
 from tasks.specs import TASKS  # noqa: E402
 from tests.test_stbp_fused import KINDS, T, _inputs, _run  # noqa: E402

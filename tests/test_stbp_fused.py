@@ -11,8 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from backends.stbp import multistep, neurons  # noqa: E402
-from backends.stbp.fused import FusedBlocks, FusedTdBN  # noqa: E402
-from backends.stbp.networks import CLEAR, TdBN, build_network  # noqa: E402
+from backends.stbp.fused import FusedBlocks  # noqa: E402
+from backends.stbp.networks import CLEAR  # noqa: E402
+from backends.torch_networks import FoldedTdBN, TdBN, build_network  # noqa: E402
 from tasks.parity import check_backend, parity_case  # noqa: E402
 from tasks.specs import TASKS  # noqa: E402
 
@@ -107,7 +108,7 @@ def test_static_input_is_not_repeated_in_memory():
 def test_fused_tdbn_equals_tdbn(training):
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(3, 5, 4, 6, 6, generator=gen, dtype=torch.float64) * 2 + 0.3
-    clear, fused = TdBN(4, 0.7, 0.4, 1e-5, 0.1).double(), FusedTdBN(4, 0.7, 0.4, 1e-5, 0.1).double()
+    clear, fused = TdBN(4, 0.7, 0.4, 1e-5, 0.1).double(), FoldedTdBN(4, 0.7, 0.4, 1e-5, 0.1).double()
     for bn in (clear, fused):
         with torch.no_grad():
             bn.weight.copy_(torch.linspace(0.5, 1.5, 4))

@@ -1,4 +1,4 @@
-"""The ``stbp`` backend: our networks of :mod:`backends.stbp.networks`."""
+"""The ``stbp`` backend: the shared PyTorch networks built from our readable blocks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from tasks.specs import ALL_PRECISIONS, TASKS
 
 from ..base import Capabilities
 from ..torch_common import TorchBackend
-from .networks import build_network
+from ..torch_networks import build_network
+from .networks import CLEAR
 
 
 class STBPBackend(TorchBackend):
@@ -33,4 +34,4 @@ class STBPBackend(TorchBackend):
         )
 
     def build_model(self) -> nn.Module:
-        return build_network(self.spec)
+        return build_network(self.spec, CLEAR)

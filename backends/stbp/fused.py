@@ -1,6 +1,6 @@
 """The ``stbp:fused`` variant: our STBP networks built from fused blocks.
 
-The architecture is :mod:`backends.stbp.networks`, unchanged; what differs is
+The architecture is :mod:`backends.torch_networks`, unchanged; what differs is
 how each piece runs:
 
 * every neuron layer is one multi-step autograd node
@@ -23,38 +23,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from tasks.specs import ALL_PRECISIONS, DSRNSpec, TASKS
 
 from ..base import Capabilities
-from ..torch_common import neuron_input
 from . import multistep
 from .backend import STBPBackend
-from .networks import Blocks, TdBN, build_network
-
-
-class FusedTdBN(TdBN):
-    """tdBN as one ``batch_norm`` over ``[T*B, C, H, W]`` (same parameters and buffers as :class:`TdBN`)."""
-
-    def forward(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        x = neuron_input(x)
-        flat = x if steps is not None else x.flatten(0, 1)
-        weight = self.weight * (self.alpha * self.v_th)
-        if not self.training or steps is None:
-            # training: batch statistics, running statistics updated with the
-            # unbiased variance of the T*B*H*W values (torch's own rule)
-            y = F.batch_norm(flat, self.running_mean, self.running_var, weight, self.bias,
-                             self.training, self.momentum, self.eps)
-        else:
-            # One static [B, C, H, W] copy stands for `steps` identical steps:
-            # the same mean and biased variance, but the running variance's
-            # unbiased correction counts all steps * B * H * W values.
-            y = F.batch_norm(flat, None, None, weight, self.bias, True, 0.0, self.eps)
-            with torch.no_grad():
-                var, mean = torch.var_mean(flat, (0, 2, 3), unbiased=False)
-            self.update_running(mean, var, flat.numel() // flat.shape[1] * steps)
-        return y if steps is not None else y.unflatten(0, x.shape[:2])
+from ..torch_networks import Blocks, FoldedTdBN, FunctionNeuron, FunctionSynapse, build_network
 
 
 class FusedBlocks(Blocks):
@@ -63,14 +38,20 @@ class FusedBlocks(Blocks):
     def __init__(self, engine: str | None = None):
         self.engine = engine  # None: by device and dtype (multistep.engine_for)
 
-    def neuron(self, kind, inputs, params, record, steps=None):
+    def neuron(self, kind, params):
+        return FunctionNeuron(self.run_neuron, kind, params)
+
+    def synapse(self, decay):
+        return FunctionSynapse(self.run_synapse, decay)
+
+    def run_neuron(self, kind, inputs, params, record, steps=None):
         return multistep.neuron(kind, inputs, params, record, steps, self.engine)
 
-    def synapse(self, inputs, decay):
+    def run_synapse(self, inputs, decay):
         return multistep.synapse(inputs, decay, self.engine)
 
     def tdbn(self, channels, alpha, v_th, eps, momentum):
-        return FusedTdBN(channels, alpha, v_th, eps, momentum)
+        return FoldedTdBN(channels, alpha, v_th, eps, momentum)
 
 
 class FusedSTBPBackend(STBPBackend):
