@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tasks.data import Batch
-from tasks.specs import TaskSpec
+from tasks.specs import ALL_PRECISIONS, DEVICES, TASKS, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,11 @@ class Capabilities:
     such a documented difference is held to instead of the default ones.
     """
 
-    tasks: tuple[str, ...]
-    devices: tuple[str, ...]
-    precisions: tuple[str, ...]
+    # Defaults: every task, both devices, every precision; a backend names
+    # only what it leaves out.
+    tasks: tuple[str, ...] = tuple(TASKS)
+    devices: tuple[str, ...] = DEVICES
+    precisions: tuple[str, ...] = ALL_PRECISIONS
     components: dict[str, str] = field(default_factory=dict)
     differences: dict[str, str] = field(default_factory=dict)
     parity_tolerances: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -28,7 +28,7 @@ from torch import nn
 
 from tasks.data import Batch
 from tasks.errors import DeviceUnavailable
-from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
+from tasks.specs import TaskSpec
 from tasks.weights import trainable_names
 
 from .base import Backend, EvalOutput
@@ -104,28 +104,39 @@ def autocast(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
+def _ce_of_time_mean(readout, labels, n_classes):
+    return nn.functional.cross_entropy(readout.mean(0), labels)
+
+
+def _ce_summed_over_time(readout, labels, n_classes):
+    T, B, C = readout.shape
+    return nn.functional.cross_entropy(readout.reshape(T * B, C), labels.repeat(T), reduction="sum") / B
+
+
+def _mse_of_rate(readout, labels, n_classes):
+    rate = readout.mean(0)
+    return nn.functional.mse_loss(rate, nn.functional.one_hot(labels, n_classes).to(rate.dtype))
+
+
+# the spec's loss and score kinds (tasks/specs.py) -> PyTorch
+LOSSES = {
+    "ce_of_time_mean": _ce_of_time_mean,
+    "ce_summed_over_time": _ce_summed_over_time,
+    "mse_of_rate": _mse_of_rate,
+    "mean": lambda readout, labels, n_classes: readout.mean(),
+}
+SCORES = {
+    "max_over_time": lambda readout, spikes: readout.amax(0),
+    "spike_count": lambda readout, spikes: spikes.sum(0),
+    "time_mean": lambda readout, spikes: readout.mean(0),
+}
+
+
 def task_loss(spec: TaskSpec, out: NetworkOutput, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss and scores of ``docs/tasks.md`` (mirrors ``tasks.reference.loss_and_scores``)."""
+    """Loss and scores of ``docs/tasks.md`` from the spec's kinds (as ``tasks.reference.loss_and_scores``)."""
     readout = out.readout.float() if out.readout.dtype == torch.bfloat16 else out.readout
-    F = nn.functional
-    if isinstance(spec, SyntheticSpec):
-        return F.cross_entropy(readout.mean(0), labels), readout.amax(0)
     output_spikes = out.spikes[spec.layer_names()[-1]]
-    if isinstance(spec, FCMnistSpec):
-        T, B, C = readout.shape
-        # sum over t of the batch-mean cross-entropy of U2[t]
-        loss = F.cross_entropy(readout.reshape(T * B, C), labels.repeat(T), reduction="sum") / B
-        return loss, output_spikes.sum(0)
-    if isinstance(spec, FCPoissonSpec):
-        rate = readout.mean(0)
-        onehot = F.one_hot(labels, spec.n_classes).to(rate.dtype)
-        return F.mse_loss(rate, onehot), output_spikes.sum(0)
-    if isinstance(spec, DSRNSpec):
-        rate = readout.mean(0)
-        return F.cross_entropy(rate, labels), rate
-    if isinstance(spec, LIFLayerSpec):
-        return readout.mean(), output_spikes.sum(0)
-    raise TypeError(type(spec).__name__)
+    return LOSSES[spec.loss](readout, labels, spec.n_classes), SCORES[spec.score](readout, output_spikes)
 
 
 def cuda_device_info(device: torch.device) -> dict[str, Any]:

@@ -24,18 +24,25 @@ from typing import Any, Sequence
 
 import jinja2
 
-from tasks.result import write_atomic
 from tasks.cli import OneLineParser
+from tasks.result import write_atomic
 from tasks.specs import TASKS
 
 from . import figures as F
+from .environment import environment
 from .format import human
-from .load import Collection, ReportError, load_results
-from .verdict import verdict
-from .model import (
-    STATUS_TEXT, Setting, Sweep, Table, backend_color, backend_sort_key, build_table, describe_config, environment,
-    group_settings, matching_sweep, reference_T, slug, task_sort_key,
+from .groups import Setting, Sweep, group_settings, matching_sweep, reference_T
+from .keys import (
+    STATUS_TEXT,
+    backend_color,
+    backend_sort_key,
+    describe_config,
+    slug,
+    task_sort_key,
 )
+from .load import Collection, ReportError, load_results
+from .tables import Table, build_table
+from .verdict import verdict
 
 HERE = Path(__file__).resolve().parent
 ASV_CANDIDATES = ("reports/asv/index.html", "asv/index.html")

@@ -20,10 +20,11 @@ from plotly.utils import PlotlyJSONEncoder
 
 from tasks.result import Result
 
-from .format import GiB, MiB, RATE_UNIT, human, nice_log_ticks, tick_text
+from .format import RATE_UNIT, GiB, MiB, human, nice_log_ticks, tick_text
 from .frame import column, records_frame, throughput_with_range
+from .groups import Sweep, TrainingGroup
+from .keys import STATUS_TEXT, backend_color, backend_sort_key, task_sort_key
 from .load import Parity
-from .model import STATUS_TEXT, Sweep, TrainingGroup, backend_color, backend_sort_key, task_sort_key
 
 FONT = "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 GRID = "#E6E9EF"

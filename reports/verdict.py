@@ -10,14 +10,18 @@ when one backend's mean lies outside every other backend's seed runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
+from tasks.catalogue import CATALOGUE
 from tasks.result import Timing
 from tasks.specs import TASKS
 
+from .columns import catalogue_column
 from .format import human
-from .model import CATALOGUE, Setting, Sweep, accuracy_flag, backend_color, catalogue_column, describe_config, \
-    reference_T
+from .groups import Setting, Sweep, reference_T
+from .keys import backend_color, describe_config
+from .tables import accuracy_flag
 
 
 @dataclass

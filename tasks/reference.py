@@ -145,33 +145,35 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_softmax(logits)[np.arange(len(labels)), labels].mean())
 
 
+# the spec's loss and score kinds (tasks/specs.py) -> float64 NumPy
+LOSSES = {
+    "ce_of_time_mean": lambda readout, labels, n_classes: cross_entropy(readout.mean(axis=0), labels),
+    "ce_summed_over_time": lambda readout, labels, n_classes: float(
+        sum(cross_entropy(readout[t], labels) for t in range(len(readout)))),
+    "mse_of_rate": lambda readout, labels, n_classes: float(
+        ((readout.mean(axis=0) - np.eye(n_classes)[labels]) ** 2).mean()),
+    # no objective (lif_layer): the mean output spike; the field's benchmark
+    # backpropagates the sum, which differs by a constant factor
+    "mean": lambda readout, labels, n_classes: float(readout.mean()),
+}
+SCORES = {
+    "max_over_time": lambda readout, spikes: readout.max(axis=0),
+    "spike_count": lambda readout, spikes: spikes.sum(axis=0),
+    "time_mean": lambda readout, spikes: readout.mean(axis=0),
+}
+
+
 def loss_and_scores(
     spec: TaskSpec, readout: np.ndarray, output_spikes: np.ndarray | None, labels: np.ndarray
 ) -> tuple[float, np.ndarray]:
-    """The task's loss and the per-class scores its accuracy is read from.
+    """The task's loss and the per-class scores its accuracy is read from, by the spec's kinds.
 
     ``readout`` [T, B, C] is what the loss is computed from: the readout
     synapse O (synthetic), the output membrane U2 (fc_mnist) or the output
     spikes (fc_mnist_poisson, dsrn_tdbn, lif_layer).  ``output_spikes`` are
     the output layer's spikes (None for synthetic, whose readout does not spike).
     """
-    if isinstance(spec, SyntheticSpec):
-        return cross_entropy(readout.mean(axis=0), labels), readout.max(axis=0)
-    if isinstance(spec, FCMnistSpec):
-        loss = sum(cross_entropy(readout[t], labels) for t in range(len(readout)))
-        return float(loss), output_spikes.sum(axis=0)
-    if isinstance(spec, FCPoissonSpec):
-        rate = readout.mean(axis=0)
-        onehot = np.eye(spec.n_classes)[labels]
-        return float(((rate - onehot) ** 2).mean()), output_spikes.sum(axis=0)
-    if isinstance(spec, DSRNSpec):
-        rate = readout.mean(axis=0)
-        return cross_entropy(rate, labels), rate
-    if isinstance(spec, LIFLayerSpec):
-        # no objective: the mean spike (the field's benchmark backpropagates
-        # the sum, which differs by a constant factor); scores are spike counts
-        return float(readout.mean()), readout.sum(axis=0)
-    raise TypeError(type(spec).__name__)
+    return LOSSES[spec.loss](readout, labels, spec.n_classes), SCORES[spec.score](readout, output_spikes)
 
 
 # ---------------------------------------------------------------- networks

@@ -336,27 +336,35 @@ def cross_entropy_and_grad(logits: np.ndarray, labels: np.ndarray) -> tuple[floa
     return loss, grad / B
 
 
+def _ce_of_time_mean(readout, labels, n_classes):
+    loss, g = cross_entropy_and_grad(readout.mean(axis=0), labels)
+    return loss, np.broadcast_to(g / len(readout), readout.shape).copy()
+
+
+def _ce_summed_over_time(readout, labels, n_classes):
+    pairs = [cross_entropy_and_grad(readout[t], labels) for t in range(len(readout))]
+    return float(sum(p[0] for p in pairs)), np.stack([p[1] for p in pairs])
+
+
+def _mse_of_rate(readout, labels, n_classes):
+    diff = readout.mean(axis=0) - np.eye(n_classes)[labels]
+    g = 2.0 * diff / diff.size
+    return float((diff ** 2).mean()), np.broadcast_to(g / len(readout), readout.shape).copy()
+
+
+# the spec's loss kinds -> (loss, d loss / d readout)
+LOSS_GRADIENTS = {
+    "ce_of_time_mean": _ce_of_time_mean,
+    "ce_summed_over_time": _ce_summed_over_time,
+    "mse_of_rate": _mse_of_rate,
+    "mean": lambda readout, labels, n_classes: (float(readout.mean()), np.full(readout.shape, 1.0 / readout.size)),
+}
+
+
 def loss_and_readout_grad(spec: TaskSpec, readout: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     """The task's loss (as :func:`tasks.reference.loss_and_scores`) and its gradient
     with respect to the readout [T, B, C]."""
-    T = len(readout)
-    if isinstance(spec, SyntheticSpec):  # cross-entropy of the time-mean of O
-        loss, g = cross_entropy_and_grad(readout.mean(axis=0), labels)
-        return loss, np.broadcast_to(g / T, readout.shape).copy()
-    if isinstance(spec, FCMnistSpec):  # sum over t of the cross-entropy of U2[t]
-        pairs = [cross_entropy_and_grad(readout[t], labels) for t in range(T)]
-        return float(sum(p[0] for p in pairs)), np.stack([p[1] for p in pairs])
-    if isinstance(spec, FCPoissonSpec):  # mean squared error of the rate against the one-hot label
-        rate = readout.mean(axis=0)
-        diff = rate - np.eye(spec.n_classes)[labels]
-        g = 2.0 * diff / diff.size
-        return float((diff ** 2).mean()), np.broadcast_to(g / T, readout.shape).copy()
-    if isinstance(spec, DSRNSpec):  # cross-entropy of the rate
-        loss, g = cross_entropy_and_grad(readout.mean(axis=0), labels)
-        return loss, np.broadcast_to(g / T, readout.shape).copy()
-    if isinstance(spec, LIFLayerSpec):  # the mean output spike
-        return float(readout.mean()), np.full(readout.shape, 1.0 / readout.size)
-    raise TypeError(type(spec).__name__)
+    return LOSS_GRADIENTS[spec.loss](readout, labels, spec.n_classes)
 
 
 # ---------------------------------------------------------------- networks

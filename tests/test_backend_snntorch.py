@@ -155,7 +155,7 @@ def test_lif_layer_is_fc_mnist_poissons_leaky_fed_x_over_tau():
     X = 2 gives H = V_th exactly at the first step: no spike (the spec's H(x) = [x > 0])."""
     spec = get_spec("lif_layer", neurons=8, T=5)
     backend = SnnTorchBackend(spec, {"fc.weight": np.eye(8)}, precision="fp64")
-    lif = backend.model.lif
+    lif = backend.model.lif.lif
     assert isinstance(lif, snn.Leaky) and float(lif.beta) == 0.5 and float(lif.threshold) == 1.0
     assert lif.reset_mechanism == "zero" and not lif.reset_delay
     x = np.linspace(0.5, 4.0, 8)[None, None].repeat(5, axis=0).repeat(2, axis=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reports.load import load_results
-from reports.model import group_settings
+from reports.groups import group_settings
 from reports.verdict import verdict
 from tasks.result import Result, Timing
 from tasks.specs import get_spec

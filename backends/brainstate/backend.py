@@ -44,7 +44,7 @@ import brainpy.state  # noqa: F401  (the subpackage: brainpy.state.LIF, .Expon, 
 from tasks.data import Batch
 from tasks.errors import DeviceUnavailable
 from tasks.specs import (
-    ALL_PRECISIONS, DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TASKS, TaskSpec,
+    TaskSpec,
 )
 from tasks.weights import BUFFER_SUFFIXES
 
@@ -58,29 +58,36 @@ def _version(module) -> str:
     return str(getattr(module, "__version__", "unknown"))
 
 
-def task_loss(spec: TaskSpec, out: NetworkOutput, labels):
-    """Loss and scores of the task (mirrors :func:`tasks.reference.loss_and_scores`)."""
-    readout = out.readout
+def _ce_summed_over_time(readout, labels, n_classes):
+    T, B = readout.shape[:2]
     ce = braintools.metric.softmax_cross_entropy_with_integer_labels
-    if isinstance(spec, SyntheticSpec):
-        return jnp.mean(ce(jnp.mean(readout, axis=0), labels)), jnp.max(readout, axis=0)
+    return jnp.sum(ce(readout, jnp.broadcast_to(labels, (T, B)))) / B
+
+
+def _mse_of_rate(readout, labels, n_classes):
+    rate = jnp.mean(readout, axis=0)
+    return jnp.mean(braintools.metric.squared_error(rate, jax.nn.one_hot(labels, n_classes, dtype=rate.dtype)))
+
+
+# the spec's loss and score kinds (tasks/specs.py) -> braintools / jax.numpy
+LOSSES = {
+    "ce_of_time_mean": lambda readout, labels, n_classes: jnp.mean(
+        braintools.metric.softmax_cross_entropy_with_integer_labels(jnp.mean(readout, axis=0), labels)),
+    "ce_summed_over_time": _ce_summed_over_time,
+    "mse_of_rate": _mse_of_rate,
+    "mean": lambda readout, labels, n_classes: jnp.mean(readout),
+}
+SCORES = {
+    "max_over_time": lambda readout, spikes: jnp.max(readout, axis=0),
+    "spike_count": lambda readout, spikes: jnp.sum(spikes, axis=0),
+    "time_mean": lambda readout, spikes: jnp.mean(readout, axis=0),
+}
+
+
+def task_loss(spec: TaskSpec, out: NetworkOutput, labels):
+    """Loss and scores of the task from the spec's kinds (as :func:`tasks.reference.loss_and_scores`)."""
     output_spikes = out.spikes[spec.layer_names()[-1]]
-    if isinstance(spec, FCMnistSpec):
-        # sum over t of the batch-mean cross-entropy of U2[t]
-        T, B = readout.shape[:2]
-        per_sample = ce(readout, jnp.broadcast_to(labels, (T, B)))
-        return jnp.sum(per_sample) / B, jnp.sum(output_spikes, axis=0)
-    if isinstance(spec, FCPoissonSpec):
-        rate = jnp.mean(readout, axis=0)
-        onehot = jax.nn.one_hot(labels, spec.n_classes, dtype=rate.dtype)
-        return jnp.mean(braintools.metric.squared_error(rate, onehot)), jnp.sum(output_spikes, axis=0)
-    if isinstance(spec, DSRNSpec):
-        rate = jnp.mean(readout, axis=0)
-        return jnp.mean(ce(rate, labels)), rate
-    if isinstance(spec, LIFLayerSpec):
-        # no objective: the mean output spike; scores are the spike counts
-        return jnp.mean(readout), jnp.sum(output_spikes, axis=0)
-    raise TypeError(type(spec).__name__)
+    return LOSSES[spec.loss](out.readout, labels, spec.n_classes), SCORES[spec.score](out.readout, output_spikes)
 
 
 def _to_module(layout: str, value: np.ndarray) -> np.ndarray:
@@ -208,9 +215,6 @@ class BrainstateBackend(Backend):
     @classmethod
     def capabilities(cls) -> Capabilities:
         return Capabilities(
-            tasks=tuple(TASKS),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={
                 "neuron:synthetic": "library: brainpy.state.LIF (soft reset, V_reset 0, R 1, exponential Euler; "
                                     "the reset spike is recomputed from the previous membrane with its surrogate "

@@ -134,7 +134,7 @@ class FCNet(brainstate.nn.Module):
     def __init__(self, spec: FCMnistSpec | FCPoissonSpec, settings: Settings):
         super().__init__()
         self.spec, self.settings = spec, settings
-        self.bias = isinstance(spec, FCMnistSpec)
+        self.bias = spec.synapses()[0].bias
         self.fc1 = _linear(spec.n_in, spec.n_hidden, self.bias, settings)
         self.lif1 = self._neuron(spec.n_hidden)
         self.fc2 = _linear(spec.n_hidden, spec.n_classes, self.bias, settings)
@@ -142,7 +142,7 @@ class FCNet(brainstate.nn.Module):
 
     def _neuron(self, n: int):
         spec, dt = self.spec, self.settings.dtype
-        if isinstance(spec, FCMnistSpec):
+        if spec.neuron == "subtractive":
             spk = C.ArctanSpike(alpha=spec.surrogate_alpha)
             return C.SubtractiveResetLeaky(n, spec.beta, spec.v_th, spk, dt)
         spk = C.SigmoidSpike(alpha=spec.surrogate_alpha)
@@ -158,10 +158,10 @@ class FCNet(brainstate.nn.Module):
         s1, v1 = run_neuron(self.lif1, self.fc1(x), T=T, static=static, record=record, unroll=unroll)
         rec.add("lif1", s1, v1)
         # The output membrane is fc_mnist's readout, so it is always kept there.
-        keep = record or isinstance(self.spec, FCMnistSpec)
+        keep = record or self.spec.readout == "membrane"
         s2, v2 = run_neuron(self.lif2, self.fc2(s1), T=T, static=False, record=keep, unroll=unroll)
         rec.add("lif2", s2, v2)
-        readout = v2 if isinstance(self.spec, FCMnistSpec) else s2
+        readout = v2 if self.spec.readout == "membrane" else s2
         return NetworkOutput(readout, rec.spikes, rec.membranes)
 
 
@@ -316,13 +316,16 @@ class DSRN(brainstate.nn.Module):
         return NetworkOutput(readout, rec.spikes, rec.membranes)
 
 
+ARCHITECTURES = {
+    SyntheticSpec.name: SyntheticNet,
+    FCMnistSpec.name: FCNet,
+    FCPoissonSpec.name: FCNet,
+    DSRNSpec.name: DSRN,
+    LIFLayerSpec.name: LIFLayerNet,
+}
+
+
 def build_network(spec: TaskSpec, settings: Settings):
-    if isinstance(spec, SyntheticSpec):
-        return SyntheticNet(spec, settings)
-    if isinstance(spec, (FCMnistSpec, FCPoissonSpec)):
-        return FCNet(spec, settings)
-    if isinstance(spec, DSRNSpec):
-        return DSRN(spec, settings)
-    if isinstance(spec, LIFLayerSpec):
-        return LIFLayerNet(spec, settings)
+    if spec.name in ARCHITECTURES:
+        return ARCHITECTURES[spec.name](spec, settings)
     raise TypeError(f"brainstate has no network for {type(spec).__name__}")

@@ -1,16 +1,17 @@
-"""The ``snntorch`` backend: the networks of :mod:`backends.snntorch.networks`
-(snnTorch neurons and surrogates) driven by the shared PyTorch machinery."""
+"""The ``snntorch`` backend: the shared PyTorch networks built from snnTorch
+neurons and surrogates (:mod:`backends.snntorch.blocks`), driven by the shared
+PyTorch machinery."""
 
 from __future__ import annotations
 
 import snntorch
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, TASKS
 
 from ..base import Capabilities
 from ..torch_common import TorchBackend
-from .networks import build_network
+from ..torch_networks import build_network
+from .blocks import SnnTorchBlocks
 
 
 class SnnTorchBackend(TorchBackend):
@@ -23,9 +24,6 @@ class SnnTorchBackend(TorchBackend):
     @classmethod
     def capabilities(cls) -> Capabilities:
         return Capabilities(
-            tasks=tuple(TASKS),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={
                 "neuron:synthetic": (
                     "library: snn.Synaptic(alpha=a_s, beta=a_m, reset_mechanism='subtract', reset_delay=False) "
@@ -75,9 +73,10 @@ class SnnTorchBackend(TorchBackend):
                     "c = V_th or 0 (--surrogate-center), because snnTorch has no rectangular surrogate"
                 ),
                 "tdbn": (
-                    "custom: torch batch_norm on the time-folded [T*B, C, H, W] tensor with weight "
-                    "lambda * alpha * V_th (snnTorch has no tdBN; its BatchNormTT2d normalises each step "
-                    "separately, which is not tdBN)"
+                    "custom: the shared FoldedTdBN of backends/torch_networks.py, torch batch_norm on the "
+                    "time-folded [T*B, C, H, W] tensor with weight lambda * alpha * V_th (snnTorch has no tdBN; "
+                    "its BatchNormTT2d normalises each step separately, which is not tdBN); the stem's static "
+                    "image is convolved and normalised once and fed to its neuron at every step"
                 ),
                 "time": (
                     "linear layers, convolutions and tdBN fold T into the batch (a static input is "
@@ -106,4 +105,4 @@ class SnnTorchBackend(TorchBackend):
         )
 
     def build_model(self) -> nn.Module:
-        return build_network(self.spec)
+        return build_network(self.spec, SnnTorchBlocks())

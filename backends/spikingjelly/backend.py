@@ -25,7 +25,6 @@ import torch
 from spikingjelly.activation_based import functional, surrogate
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, TASKS
 
 from ..base import Capabilities
 from ..torch_common import TorchBackend
@@ -282,9 +281,6 @@ class SpikingJellyBackend(TorchBackend):
     @classmethod
     def capabilities(cls) -> Capabilities:
         return Capabilities(
-            tasks=tuple(TASKS),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={**_common_components(), **cls.kernel_components()},
             differences=dict(_DIFFERENCES),
             notes="SpikingJelly's default multi-step kernels, chosen by the library per device. " + _NOTES,

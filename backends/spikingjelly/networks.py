@@ -32,19 +32,26 @@ def make_lif(kind: str, *, tau: float, decay_input: bool, v_threshold: float, v_
                detach_reset=detach_reset, step_mode="m")
 
 
+def _rectangle(spec: DSRNSpec):
+    # Rect(alpha): height alpha on |x| < 0.5 / alpha; alpha = 1/(2a) gives 1/(2a) on |x| < a
+    alpha = 1.0 / (2.0 * spec.surrogate_a)
+    if spec.surrogate_center == "threshold":
+        return surrogate.Rect(alpha=alpha)
+    return ShiftedRect(alpha=alpha, center=-spec.v_th)
+
+
+# the spec's neuron kinds -> the surrogate of their LIFNode (fc_mnist's subtractive neuron is custom)
+SURROGATES = {
+    "soft": lambda spec: ScaledTriangle(spec.surrogate_alpha, spec.surrogate_width, spec.v_th),
+    "hard": lambda spec: surrogate.Sigmoid(alpha=spec.surrogate_alpha),
+    "stbp": _rectangle,
+}
+
+
 def lif_surrogate(spec: TaskSpec):
     """The surrogate of the task's LIFNode layers (None for fc_mnist, whose neuron is custom)."""
-    if isinstance(spec, SyntheticSpec):
-        return ScaledTriangle(spec.surrogate_alpha, spec.surrogate_width, spec.v_th)
-    if isinstance(spec, (FCPoissonSpec, LIFLayerSpec)):
-        return surrogate.Sigmoid(alpha=spec.surrogate_alpha)
-    if isinstance(spec, DSRNSpec):
-        # Rect(alpha): height alpha on |x| < 0.5 / alpha; alpha = 1/(2a) gives 1/(2a) on |x| < a
-        alpha = 1.0 / (2.0 * spec.surrogate_a)
-        if spec.surrogate_center == "threshold":
-            return surrogate.Rect(alpha=alpha)
-        return ShiftedRect(alpha=alpha, center=-spec.v_th)
-    return None
+    make = SURROGATES.get(spec.neuron)
+    return make(spec) if make is not None else None
 
 
 def stbp_tau(decay: float) -> float:
@@ -247,20 +254,23 @@ class DSRN(_Network):
         return self.fire("fc2.lif", self.fc2_lif, self.fc2(h), record)
 
 
+ARCHITECTURES = {
+    SyntheticSpec.name: SyntheticNet,
+    FCMnistSpec.name: FCMnistNet,
+    FCPoissonSpec.name: FCPoissonNet,
+    DSRNSpec.name: DSRN,
+    LIFLayerSpec.name: LIFLayerNet,
+}
+
+
 def build_network(spec: TaskSpec, lif_kind: str = "lif") -> _Network:
     if lif_kind not in LIF_KINDS:
         raise ValueError(f"lif_kind must be one of {LIF_KINDS}")
-    if isinstance(spec, SyntheticSpec):
-        return SyntheticNet(spec, lif_kind)
-    if isinstance(spec, FCMnistSpec):
-        return FCMnistNet(spec)
-    if isinstance(spec, FCPoissonSpec):
-        return FCPoissonNet(spec, lif_kind)
-    if isinstance(spec, DSRNSpec):
-        return DSRN(spec, lif_kind)
-    if isinstance(spec, LIFLayerSpec):
-        return LIFLayerNet(spec, lif_kind)
-    raise TypeError(f"spikingjelly has no network for {type(spec).__name__}")
+    try:
+        architecture = ARCHITECTURES[spec.name]
+    except KeyError:
+        raise TypeError(f"spikingjelly has no network for task {spec.name}") from None
+    return architecture(spec) if architecture is FCMnistNet else architecture(spec, lif_kind)
 
 
 def tdbn_scales(model: nn.Module) -> dict[str, float]:

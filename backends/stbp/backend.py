@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, TASKS
 
 from ..base import Capabilities
 from ..torch_common import TorchBackend
@@ -18,9 +17,6 @@ class STBPBackend(TorchBackend):
     @classmethod
     def capabilities(cls) -> Capabilities:
         return Capabilities(
-            tasks=tuple(TASKS),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={
                 "neuron:synthetic": "custom: soft-reset LIF with exponential synapses (PyTorch loop over T)",
                 "neuron:fc_mnist": "custom: leaky neuron, subtractive reset without gradient",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, DSRNSpec, TASKS
+from tasks.specs import DSRNSpec
 
 from ..base import Capabilities
 from . import multistep
@@ -65,9 +65,6 @@ class FusedSTBPBackend(STBPBackend):
     @classmethod
     def capabilities(cls) -> Capabilities:
         return Capabilities(
-            tasks=tuple(TASKS),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={
                 "neurons": (
                     "custom: one autograd node per layer over all T with a hand-written backward (BPTT), "
