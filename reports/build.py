@@ -31,7 +31,7 @@ from tasks.specs import TASKS
 from . import figures as F
 from .environment import environment
 from .format import human
-from .groups import Setting, Sweep, group_settings, matching_sweep, reference_T
+from .groups import Setting, Sweep, group_settings, matching_sweep, reference_value
 from .keys import (
     STATUS_TEXT,
     backend_color,
@@ -70,7 +70,8 @@ class SweepView:
     memory: str | None
     memory_kind: str
     throughput: str | None
-    Ts: list[int]
+    symbol: str  # the swept setting: T or N
+    values: list[int]
     point_rows: list[dict[str, Any]]
     not_drawn: list[str]
     superseded: list[str]
@@ -138,8 +139,8 @@ def _point_rows(sweep: Sweep) -> list[dict[str, Any]]:
     names = sweep.backends
     for name in names:
         cells = []
-        for T in sweep.Ts:
-            p = sweep.at(name, T)
+        for value in sweep.values:
+            p = sweep.at(name, value)
             if p is None:
                 cells.append({"status": "none"})
                 continue
@@ -147,6 +148,7 @@ def _point_rows(sweep: Sweep) -> list[dict[str, Any]]:
             cell: dict[str, Any] = {"status": r.status, "message": r.message, "source": p.path, "lines": []}
             if r.status == "ok":
                 for label, metric, timing in (("train step", "train_step_time", "train_step"),
+                                              ("forward + backward", "forward_backward_time", "forward_backward"),
                                               ("inference", "inference_time", "inference")):
                     v = r.metric(metric)
                     if v is not None:
@@ -188,7 +190,8 @@ def _sweep_view(sweep: Sweep, figs: _Figures) -> SweepView:
         memory=figs.add(mem, f"{sweep.id}-memory"),
         memory_kind=kind,
         throughput=figs.add(F.throughput_figure(sweep), f"{sweep.id}-throughput"),
-        Ts=sweep.Ts,
+        symbol=sweep.symbol,
+        values=sweep.values,
         point_rows=_point_rows(sweep),
         not_drawn=_not_drawn(sweep),
         superseded=sorted(sweep.superseded),
@@ -202,8 +205,10 @@ def _setting_view(setting: Setting, figs: _Figures) -> SettingView:
     matched = [(group, matching_sweep(setting, group.config, group.config.get("T"))) for group in setting.trainings]
     used: set[int] = {id(sweep) for _, sweep in matched if sweep is not None}
     # a sweep no training table took (another batch or width than the training
-    # runs) gets a comparison table of its own, at its reference T
-    unmatched = [s for s in setting.sweeps if id(s) not in used]
+    # runs) gets a comparison table of its own: a sweep over T at its
+    # reference T, a sweep over the width one table per width
+    unmatched = [(s, value) for s in setting.sweeps if id(s) not in used
+                 for value in ([reference_value(setting.task, s)] if s.axis == "T" else s.values)]
     total = len(matched) + len(unmatched)
     for i, (group, sweep) in enumerate(matched, start=1):
         T = group.config.get("T")
@@ -216,17 +221,16 @@ def _setting_view(setting: Setting, figs: _Figures) -> SettingView:
         block.layers = figs.add(F.layers_figure(sorted(entries, key=lambda e: backend_sort_key(e[0]))), f"{table.id}-layers")
         block.layers_source = "test set after training (training run)"
         view.blocks.append(block)
-    for i, sweep in enumerate(unmatched, start=len(matched) + 1):
-        T = reference_T(setting.task, sweep)
+    for i, (sweep, value) in enumerate(unmatched, start=len(matched) + 1):
         used.add(id(sweep))
-        table = build_table(setting, None, sweep, T, i, total)
+        table = build_table(setting, None, sweep, value, i, total)
         block = Block(table)
-        entries = [(b, p.result) for (b, t), p in sweep.points.items() if t == T]
+        entries = [(b, p.result) for (b, v), p in sweep.points.items() if v == value]
         block.layers = figs.add(F.layers_figure(sorted(entries, key=lambda e: backend_sort_key(e[0]))), f"{table.id}-layers")
-        block.layers_source = f"test set at the initial weights (measurement point, T = {T})"
+        block.layers_source = f"test set at the initial weights (measurement point, {sweep.label(value)})"
         view.blocks.append(block)
-    # a sweep of one T whose point is already in a table says nothing more
-    view.sweeps = [_sweep_view(s, figs) for s in setting.sweeps if len(s.Ts) > 1 or id(s) not in used]
+    # a sweep of one point that is already in a table says nothing more
+    view.sweeps = [_sweep_view(s, figs) for s in setting.sweeps if len(s.values) > 1 or id(s) not in used]
     return view
 
 

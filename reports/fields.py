@@ -18,7 +18,12 @@ def run_config(r: Result) -> dict[str, Any]:
 
 
 def T_of(r: Result) -> int | None:
-    value = task_config(r).get("T")
+    return axis_value(r, "T")
+
+
+def axis_value(r: Result, axis: str) -> int | None:
+    """The record's value of a swept setting (``T``, ``neurons``)."""
+    value = task_config(r).get(axis)
     return int(value) if isinstance(value, (int, float)) else None
 
 

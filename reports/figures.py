@@ -23,7 +23,7 @@ from tasks.result import Result
 from .format import RATE_UNIT, GiB, MiB, human, nice_log_ticks, tick_text
 from .frame import column, records_frame, throughput_with_range
 from .groups import Sweep, TrainingGroup
-from .keys import STATUS_TEXT, backend_color, backend_sort_key, task_sort_key
+from .keys import AXIS_LABELS, STATUS_TEXT, backend_color, backend_sort_key, task_sort_key
 from .load import Parity
 
 FONT = "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
@@ -246,9 +246,11 @@ def layers_figure(entries: list[tuple[str, Result]]) -> go.Figure | None:
 
 
 # ------------------------------------------------------------------- sweeps
-def _Ts_axis(fig: go.Figure, Ts: list[int], **where: int) -> None:
-    fig.update_xaxes(type="log", tickvals=Ts, ticktext=[str(T) for T in Ts], title_text="time steps T (log₂ scale)",
-                     range=[math.log10(min(Ts)) - 0.12, math.log10(max(Ts)) + 0.12] if Ts else None,
+def _sweep_axis(fig: go.Figure, sweep: Sweep, **where: int) -> None:
+    values = sweep.values
+    words = AXIS_LABELS.get(sweep.axis, (sweep.axis, sweep.axis))[1]
+    fig.update_xaxes(type="log", tickvals=values, ticktext=[str(v) for v in values], title_text=f"{words} (log₂ scale)",
+                     range=[math.log10(min(values)) - 0.12, math.log10(max(values)) + 0.12] if values else None,
                      minor=dict(showgrid=False), **where)
 
 
@@ -260,7 +262,7 @@ def _failed_points(fig: go.Figure, sweep: Sweep, names: list[str], top: float, c
     for k, name in enumerate(failing):
         color = backend_color(name)
         for status, symbol in FAILED_SYMBOLS.items():
-            pts = sorted((T, p) for (b, T), p in sweep.points.items() if b == name and p.result.status == status)
+            pts = sorted((v, p) for (b, v), p in sweep.points.items() if b == name and p.result.status == status)
             if not pts:
                 continue
             y = top * 1.5 * 1.25**k
@@ -268,12 +270,12 @@ def _failed_points(fig: go.Figure, sweep: Sweep, names: list[str], top: float, c
             fig.add_trace(go.Scatter(
                 x=[T for T, _ in pts], y=[y] * len(pts), mode="markers+text",
                 text=[FAILED_LABELS[status]] * len(pts),
-                textposition=["middle left" if T == max(sweep.Ts) else "middle right" for T, _ in pts],
+                textposition=["middle left" if v == max(sweep.values) else "middle right" for v, _ in pts],
                 textfont=dict(color=color, size=11),
                 marker=dict(symbol=symbol, size=12, color=color, line=dict(width=2.4, color=color)),
                 name=f"{name}: {STATUS_TEXT[status]}", legendgroup=name, showlegend=False,
                 customdata=[[_escape(p.result.message)] for _, p in pts],
-                hovertemplate=f"<b>{name}</b> at T = %{{x}}: {STATUS_TEXT[status]}<br>%{{customdata[0]}}<extra></extra>",
+                hovertemplate=f"<b>{name}</b> at {sweep.symbol} = %{{x}}: {STATUS_TEXT[status]}<br>%{{customdata[0]}}<extra></extra>",
             ), row=1, col=col)
             if status not in legend:
                 legend.add(status)
@@ -310,8 +312,8 @@ def _sweep_panels(sweep: Sweep, panels: list[tuple[str, str, str | None]], y_tit
     """One subplot per (title, metric, timing) over T, one line per backend;
     error bars from the slowest to the fastest repeat where timings exist."""
     names = sweep.backends
-    Ts = sweep.Ts
     frame = records_frame(sweep.points.values())
+    at = {p.path: v for (_, v), p in sweep.points.items()}  # each record's value of the swept setting
     ok = frame[frame["status"] == "ok"]
     have = [p for p in panels if column(ok, p[1]).notna().any()]
     if not have:
@@ -320,10 +322,10 @@ def _sweep_panels(sweep: Sweep, panels: list[tuple[str, str, str | None]], y_tit
     legend: set[str] = set()
     for col, (_, metric, timing_key) in enumerate(have, start=1):
         values = throughput_with_range(ok, metric, timing_key) / divisor
-        values["T"] = ok["T"]
+        values["x"] = ok["path"].map(at)
         values["backend"] = ok["backend"]
         values["hover"] = [_timing_hover(row, timing_key) if timing_key else "" for _, row in ok.iterrows()]
-        values = values.dropna(subset=["value"]).sort_values("T")
+        values = values.dropna(subset=["value"]).sort_values("x")
         for name in names:
             line = values[values["backend"] == name]
             if line.empty:
@@ -334,18 +336,18 @@ def _sweep_panels(sweep: Sweep, panels: list[tuple[str, str, str | None]], y_tit
                 error = dict(type="data", symmetric=False, array=(line["high"] - line["value"]).tolist(),
                              arrayminus=(line["value"] - line["low"]).tolist(), thickness=1.3, width=4, color=color)
             fig.add_trace(go.Scatter(
-                x=line["T"].tolist(), y=line["value"].tolist(), mode="lines+markers", name=name, legendgroup=name,
+                x=line["x"].tolist(), y=line["value"].tolist(), mode="lines+markers", name=name, legendgroup=name,
                 showlegend=col == 1, error_y=error,
                 line=dict(color=color, width=2, dash=_dash(name)), marker=dict(size=7, color=color),
                 customdata=[[h] for h in line["hover"]],
-                hovertemplate=f"<b>{name}</b> at T = %{{x}}<br>%{{y:,.4g}} {value_unit}%{{customdata[0]}}<extra></extra>",
+                hovertemplate=f"<b>{name}</b> at {sweep.symbol} = %{{x}}<br>%{{y:,.4g}} {value_unit}%{{customdata[0]}}<extra></extra>",
             ), row=1, col=col)
         top = float(values["high"].max()) if len(values) else 1.0
         low = float(values["low"].min()) if len(values) else 1.0
         highest = _failed_points(fig, sweep, names, top, col, legend)
         fig.update_yaxes(title_text=y_title if col == 1 else None, row=1, col=col)
         _log_axis(fig, low, highest, row=1, col=col)
-        _Ts_axis(fig, Ts, row=1, col=col)
+        _sweep_axis(fig, sweep, row=1, col=col)
     fig.update_layout(**base_layout(height))
     return fig
 
@@ -375,6 +377,7 @@ def memory_figure(sweep: Sweep) -> tuple[go.Figure | None, str]:
 
 def throughput_figure(sweep: Sweep) -> go.Figure | None:
     return _sweep_panels(sweep, [("Training step", "train_step_throughput", "train_step"),
+                                 ("Forward + backward", "forward_backward_throughput", "forward_backward"),
                                  ("Inference", "inference_throughput", "inference")],
                          "throughput (samples/s, log scale)", 1.0, "samples/s")
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tasks.result import Result
-from tasks.specs import get_spec
+from tasks.specs import TASKS, get_spec
 
-from .fields import T_of, device_name, device_type, precision_of, task_config
+from .fields import axis_value, device_name, device_type, precision_of, task_config
 from .keys import (
+    AXIS_LABELS,
     backend_sort_key,
     canonical,
     config_key,
@@ -27,26 +28,40 @@ from .load import Collection, Loaded
 # ------------------------------------------------------------------ groups
 @dataclass
 class Sweep:
-    """Measurement points of one configuration over T."""
+    """Measurement points of one configuration over the setting it sweeps
+    (``axis``: the task's ``sweep_axis``, T or the layer width N); ``config``
+    is the configuration without it, points are keyed (backend, value)."""
 
     id: str
     config: dict[str, Any]
+    axis: str = "T"
     points: dict[tuple[str, int], Loaded] = field(default_factory=dict)
     superseded: list[str] = field(default_factory=list)
 
     @property
-    def Ts(self) -> list[int]:
-        return sorted({T for _, T in self.points})
+    def values(self) -> list[int]:
+        return sorted({v for _, v in self.points})
+
+    @property
+    def symbol(self) -> str:
+        return AXIS_LABELS.get(self.axis, (self.axis, self.axis))[0]
+
+    def label(self, value: int) -> str:
+        """``T = 25`` or ``N = 512`` (with the fixed T of a sweep over N)."""
+        text = f"{self.symbol} = {value:,}" if self.axis != "T" else f"T = {value}"
+        if self.axis != "T" and "T" in self.config:
+            text += f", T = {self.config['T']}"
+        return text
 
     @property
     def backends(self) -> list[str]:
         return sorted({b for b, _ in self.points}, key=backend_sort_key)
 
-    def at(self, backend: str, T: int) -> Loaded | None:
-        return self.points.get((backend, T))
+    def at(self, backend: str, value: int) -> Loaded | None:
+        return self.points.get((backend, value))
 
-    def ok_count(self, T: int) -> int:
-        return sum(1 for (b, t), p in self.points.items() if t == T and p.result.status == "ok")
+    def ok_count(self, value: int) -> int:
+        return sum(1 for (b, v), p in self.points.items() if v == value and p.result.status == "ok")
 
     @property
     def batch(self) -> Any:
@@ -149,19 +164,21 @@ def group_settings(collection: Collection) -> list[Setting]:
                 task=r.task, dtype=device_type(r), dname=dname, precision=precision_of(r),
             )
         if r.kind == "measurement":
-            ckey = config_key(r, {"T"})
-            sweep = next((s for s in setting.sweeps if canonical({k: v for k, v in s.config.items() if k != "T"}) == ckey), None)
+            axis = sweep_axis(r.task)
+            ckey = config_key(r, {axis})
+            sweep = next((s for s in setting.sweeps if s.axis == axis and canonical(s.config) == ckey), None)
             if sweep is None:
-                sweep = Sweep(id=f"{setting.id}-sweep{len(setting.sweeps) + 1}", config=task_config(r))
+                config = {k: v for k, v in task_config(r).items() if k != axis}
+                sweep = Sweep(id=f"{setting.id}-sweep{len(setting.sweeps) + 1}", config=config, axis=axis)
                 setting.sweeps.append(sweep)
-            T = T_of(r) or 0
-            old = sweep.points.get((r.backend, T))
+            value = axis_value(r, axis) or 0
+            old = sweep.points.get((r.backend, value))
             if old is not None:
                 keep, drop = _newest(old, loaded)
-                sweep.points[(r.backend, T)] = keep
+                sweep.points[(r.backend, value)] = keep
                 sweep.superseded.append(drop.path)
             else:
-                sweep.points[(r.backend, T)] = loaded
+                sweep.points[(r.backend, value)] = loaded
         else:
             ckey = config_key(r, {"seed"})
             group = next((g for g in setting.trainings if canonical(g.config) == ckey), None)
@@ -183,25 +200,30 @@ def group_settings(collection: Collection) -> list[Setting]:
     return ordered
 
 
+def sweep_axis(task: str) -> str:
+    """What the task's measurement sweeps vary (T for a task the registry does not know)."""
+    return getattr(TASKS.get(task), "sweep_axis", "T")
+
+
 def matching_sweep(setting: Setting, config: dict[str, Any], T: int | None) -> Sweep | None:
-    """The sweep measuring the same network and batch as ``config``, with points at ``T``."""
+    """The sweep over T measuring the same network and batch as ``config``, with points at ``T``."""
     want = structural_key(config)
-    candidates = [s for s in setting.sweeps if structural_key(s.config) == want and T in s.Ts]
+    candidates = [s for s in setting.sweeps if s.axis == "T" and structural_key(s.config) == want and T in s.values]
     if not candidates:
         return None
     return max(candidates, key=lambda s: s.ok_count(T))
 
 
-def reference_T(task: str, sweep: Sweep) -> int | None:
-    """The T a sweep-only table shows: the task's default T when measured,
-    else the T with the most successful points (the smallest on a tie)."""
-    Ts = sweep.Ts
-    if not Ts:
+def reference_value(task: str, sweep: Sweep) -> int | None:
+    """The value a sweep-only table shows: the task's default (T, N) when
+    measured, else the value with the most successful points (the smallest on a tie)."""
+    values = sweep.values
+    if not values:
         return None
     try:
-        default = get_spec(task).T
+        default = getattr(get_spec(task), sweep.axis)
     except Exception:
         default = None
-    if default in Ts and sweep.ok_count(default):
+    if default in values and sweep.ok_count(default):
         return default
-    return max(Ts, key=lambda T: (sweep.ok_count(T), -T))
+    return max(values, key=lambda v: (sweep.ok_count(v), -v))

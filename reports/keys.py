@@ -36,6 +36,9 @@ NOT_STRUCTURAL = {
     "validation_size", "task",
 }
 
+# a sweep's axis -> (symbol, words) for tables and figures
+AXIS_LABELS = {"T": ("T", "time steps T"), "neurons": ("N", "neurons N")}
+
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
@@ -82,7 +85,7 @@ def structural_key(cfg: dict[str, Any]) -> str:
 def describe_config(cfg: dict[str, Any], kind: str, data: dict[str, Any] | None = None) -> list[str]:
     """Short facts about a configuration: T, batch, epochs, data size."""
     facts = []
-    if "T" in cfg and kind != "sweep":
+    if "T" in cfg:
         facts.append(f"T = {cfg['T']}")
     if "batch_size" in cfg:
         facts.append(f"batch {cfg['batch_size']}")

@@ -262,22 +262,22 @@ def _failure(loaded: Loaded | None) -> Failure | None:
     return Failure(r.status, r.message or "(no message recorded)", loaded.path)
 
 
-def _meas_source(sweep: Sweep | None, T: int | None, batch: Any) -> str:
+def _meas_source(sweep: Sweep | None, value: int | None, batch: Any) -> str:
     if sweep is None:
-        where = f" at T = {T}, batch {batch}" if T is not None else ""
+        where = f" at T = {value}, batch {batch}" if value is not None else ""
         return f"none{where} in these results (python -m tasks.sweep makes one)"
     repeats = sweep.repeats
     reps = f", median of {'/'.join(str(r) for r in sorted(repeats))} repeats" if repeats else ""
-    return f"T = {T}, batch {sweep.batch}{reps}"
+    return f"{sweep.label(value)}, batch {sweep.batch}{reps}"
 
 
-def build_table(setting: Setting, group: TrainingGroup | None, sweep: Sweep | None, T: int | None,
+def build_table(setting: Setting, group: TrainingGroup | None, sweep: Sweep | None, value: int | None,
                 index: int, total: int) -> Table:
     """A comparison table: training runs of ``group`` (if any) and the points
-    of ``sweep`` at ``T`` (if any)."""
+    of ``sweep`` at ``value`` of its axis (if any; a training run's T)."""
     backends = set(group.runs) if group else set()
     if sweep is not None:
-        backends |= {b for b, t in sweep.points if t == T} | set(sweep.backends)
+        backends |= {b for b, v in sweep.points if v == value} | set(sweep.backends)
     ordered = sorted(backends, key=backend_sort_key)
     target = None
     train_source = "none in these results (python -m tasks.run makes one)"
@@ -300,7 +300,7 @@ def build_table(setting: Setting, group: TrainingGroup | None, sweep: Sweep | No
     rows = []
     for name in ordered:
         training = group.runs.get(name) if group else None
-        measurement = sweep.at(name, T) if sweep is not None and T is not None else None
+        measurement = sweep.at(name, value) if sweep is not None and value is not None else None
         some = training or measurement
         r = some.result if some else None
         row = Row(
@@ -342,7 +342,7 @@ def build_table(setting: Setting, group: TrainingGroup | None, sweep: Sweep | No
         train_columns=train_columns,
         meas_columns=meas_columns,
         train_source=train_source,
-        meas_source=_meas_source(sweep, T, batch if sweep is None else sweep.batch),
+        meas_source=_meas_source(sweep, value, batch if sweep is None else sweep.batch),
         rows=rows,
         notes=notes,
     )

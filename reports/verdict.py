@@ -19,7 +19,7 @@ from tasks.specs import TASKS
 
 from .columns import catalogue_column
 from .format import human
-from .groups import Setting, Sweep, reference_T
+from .groups import Setting, Sweep, reference_value
 from .keys import backend_color, describe_config
 from .tables import accuracy_flag
 
@@ -55,10 +55,10 @@ def memory_metric(task: str, dtype: str) -> str:
     return f"{step}_host_memory"
 
 
-def _values(sweep: Sweep, T: int, metric: str) -> dict[str, tuple[float, str, Timing | None]]:
+def _values(sweep: Sweep, value: int, metric: str) -> dict[str, tuple[float, str, Timing | None]]:
     out = {}
-    for (name, t), loaded in sweep.points.items():
-        if t == T and loaded.result.status == "ok":
+    for (name, v), loaded in sweep.points.items():
+        if v == value and loaded.result.status == "ok":
             v = loaded.result.metric(metric)
             if v is not None and v > 0:
                 out[name] = (v, loaded.path, loaded.result.timings.get(CATALOGUE[metric].timing or ""))
@@ -70,17 +70,17 @@ def overlap(a: Timing | None, b: Timing | None) -> bool:
     return a is not None and b is not None and bool(a.samples) and bool(b.samples) and a.max >= b.min
 
 
-def fastest(setting: Setting, sweep: Sweep) -> Finding | None:
-    T = reference_T(setting.task, sweep)
+def fastest(setting: Setting, sweep: Sweep, value: int | None) -> Finding | None:
+    """Who is fastest at the sweep's point ``value``."""
     metric = step_metric(setting.task)
-    values = _values(sweep, T, metric) if T is not None else {}
+    values = _values(sweep, value, metric) if value is not None else {}
     if len(values) < 2:
         return None
     ranked = sorted(values.items(), key=lambda kv: kv[1][0])
     (best, (t_best, src, rep_best)), (second, (t_second, _, rep_second)) = ranked[0], ranked[1]
     slowest, (t_slow, _, _) = ranked[-1]
     label = CATALOGUE[metric].label.lower()
-    detail = f"{t_slow / t_best:.1f}× faster than the slowest ({slowest}); at T = {T}"
+    detail = f"{t_slow / t_best:.1f}× faster than the slowest ({slowest}); at {sweep.label(value)}"
     if overlap(rep_best, rep_second):  # the margin is inside the noise of the repeats
         return Finding(best, backend_color(best),
                        f"{best} and {second} tie: {human(t_best, 's')} and {human(t_second, 's')} per {label} "
@@ -91,8 +91,11 @@ def fastest(setting: Setting, sweep: Sweep) -> Finding | None:
 
 
 def memory_slopes(sweep: Sweep, metric: str) -> dict[str, float]:
-    """Least-squares bytes per added time step, per backend with at least two finished T."""
+    """Least-squares bytes per added time step, per backend with at least two finished T
+    (nothing for a sweep over another axis)."""
     out = {}
+    if sweep.axis != "T":
+        return out
     for name in sweep.backends:
         pts = [(T, p.result.metric(metric)) for (b, T), p in sweep.points.items()
                if b == name and p.result.status == "ok" and p.result.metric(metric) is not None]
@@ -113,7 +116,7 @@ def least_memory(setting: Setting, sweep: Sweep) -> Finding | None:
     ratio = f", {s_second / s_best:.2f}× less than {second} ({human(s_second, 'bytes')})" if s_best > 0 else \
         f"; {second}: {human(s_second, 'bytes')}"
     return Finding(best, backend_color(best), f"{best}: {human(s_best, 'bytes')} per added time step{ratio}",
-                   f"slope of the {what} over T = {', '.join(str(T) for T in sweep.Ts)}")
+                   f"slope of the {what} over T = {', '.join(str(T) for T in sweep.values)}")
 
 
 def accuracy_finding(setting: Setting) -> Finding | None:
@@ -142,17 +145,19 @@ def accuracy_finding(setting: Setting) -> Finding | None:
 def verdict(settings: list[Setting]) -> list[VerdictRow]:
     rows = []
     for setting in settings:
-        sweeps = setting.sweeps or [None]
-        for i, sweep in enumerate(sweeps):
+        # a sweep over T gives one row (at its reference T, memory over T);
+        # a sweep over the width one row per width
+        points = [(sweep, value) for sweep in setting.sweeps
+                  for value in ([reference_value(setting.task, sweep)] if sweep.axis == "T" else sweep.values)]
+        for i, (sweep, value) in enumerate(points or [(None, None)]):
             facts = [setting.device_label, setting.precision]
             if sweep is not None:
-                T = reference_T(setting.task, sweep)
-                facts += [f for f in describe_config(sweep.config, "sweep")]
-                if T is not None:
-                    facts.append(f"T = {T}")
+                facts += [f for f in describe_config(sweep.config, "sweep") if not f.startswith("T = ")]
+                if value is not None:
+                    facts.append(sweep.label(value))
             row = VerdictRow(task=setting.task, conditions=" · ".join(facts))
             if sweep is not None:
-                row.fastest = fastest(setting, sweep)
+                row.fastest = fastest(setting, sweep, value)
                 row.memory = least_memory(setting, sweep)
             if i == 0:
                 row.accuracy = accuracy_finding(setting)

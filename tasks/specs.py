@@ -102,6 +102,9 @@ class TaskSpec:
     static_input: ClassVar[bool] = True
     # False for a speed benchmark that is measured but never trained.
     trainable: ClassVar[bool] = True
+    # what a measurement sweep of the task varies: its time steps, or (the
+    # single-layer benchmark) its width
+    sweep_axis: ClassVar[str] = "T"
     # the task's kinds (see NEURON_KINDS ... SCORE_KINDS above)
     neuron: ClassVar[str]
     readout: ClassVar[str]
@@ -481,6 +484,7 @@ class LIFLayerSpec(TaskSpec):
     description: ClassVar[str] = "one Linear(N, N) + LIF layer, forward and backward (single-layer speed benchmark)"
     static_input: ClassVar[bool] = False
     trainable: ClassVar[bool] = False
+    sweep_axis: ClassVar[str] = "neurons"
     neuron: ClassVar[str] = "hard"
     readout: ClassVar[str] = "spikes"
     loss: ClassVar[str] = "mean"
