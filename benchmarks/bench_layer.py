@@ -13,6 +13,8 @@ from contextlib import ExitStack
 
 import math
 
+from tasks.catalogue import unit_of
+
 from .config import BACKENDS, LAYER_POINTS
 from .opening import open_backend
 
@@ -57,4 +59,4 @@ class LayerSuite:
         """Allocator peak of a forward + backward pass (n/a where there is no device allocator: the CPU)."""
         return math.nan if self.peak is None else float(self.peak)
 
-    track_peak_device_memory.unit = "bytes"
+    track_peak_device_memory.unit = unit_of("peak_device_memory_forward_backward")

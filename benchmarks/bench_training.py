@@ -14,6 +14,8 @@ import math
 import tempfile
 from pathlib import Path
 
+from tasks.catalogue import unit_of
+
 from .config import BACKENDS, DEVICE, PRECISION, TRAIN_ROWS
 
 FIGURES = ("accuracy", "firing_rate_mean", "peak_device_memory", "train_throughput", "time_to_accuracy")
@@ -67,24 +69,24 @@ class TrainingSuite:
     def track_test_accuracy(self, cache, backend, task):
         return self._figure("accuracy")
 
-    track_test_accuracy.unit = "fraction"
+    track_test_accuracy.unit = unit_of("accuracy")
 
     def track_firing_rate(self, cache, backend, task):
         return self._figure("firing_rate_mean")
 
-    track_firing_rate.unit = "spikes/neuron/step"
+    track_firing_rate.unit = unit_of("firing_rate_mean")
 
     def track_peak_device_memory(self, cache, backend, task):
         return self._figure("peak_device_memory")
 
-    track_peak_device_memory.unit = "bytes"
+    track_peak_device_memory.unit = unit_of("peak_device_memory")
 
     def track_throughput(self, cache, backend, task):
         return self._figure("train_throughput")
 
-    track_throughput.unit = "samples/s"
+    track_throughput.unit = unit_of("train_throughput")
 
     def track_time_to_accuracy(self, cache, backend, task):
         return self._figure("time_to_accuracy")
 
-    track_time_to_accuracy.unit = "s"
+    track_time_to_accuracy.unit = unit_of("time_to_accuracy")

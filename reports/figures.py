@@ -18,12 +18,19 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 from plotly.utils import PlotlyJSONEncoder
 
+from tasks.catalogue import RATE_UNIT
 from tasks.result import Result
 
-from .format import RATE_UNIT, GiB, MiB, human, nice_log_ticks, tick_text
+from .format import GiB, MiB, human, nice_log_ticks, tick_text
 from .frame import column, records_frame, throughput_with_range
 from .groups import Sweep, TrainingGroup
-from .keys import AXIS_LABELS, STATUS_TEXT, backend_color, backend_sort_key, task_sort_key
+from .keys import (
+    AXIS_LABELS,
+    STATUS_TEXT,
+    backend_color,
+    backend_sort_key,
+    task_sort_key,
+)
 from .load import Parity
 
 FONT = "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tasks.catalogue import RATE_UNIT  # noqa: F401  (re-exported for the figures)
 MiB = 2**20
 GiB = 2**30
 

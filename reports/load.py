@@ -25,8 +25,9 @@ class Loaded:
 
     @property
     def sort_time(self) -> tuple[str, float]:
-        """Newest last: the record's own start time, then the file's."""
-        return (self.result.started_at or "", self.mtime)
+        """Newest last: the record's own start time, then its path (a file's time
+        is when it was checked out, not when it was measured)."""
+        return (self.result.started_at or "", self.path)
 
 
 @dataclass

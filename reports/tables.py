@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.catalogue import FRACTION, RATE_UNIT
 from tasks.result import Result, Timing
 from tasks.specs import TASKS, get_spec
 
 from .columns import Column, measurement_columns, training_columns
 from .fields import device_type
 from .format import (
-    RATE_UNIT,
     column_scale,
     human,
     ratio_text,
@@ -145,7 +145,7 @@ def _aggregate(values: list[float], how: str) -> float:
 
 def _how(column: Column) -> str:
     """Checks (accuracy, firing rate) are averaged over seeds; timings take the median."""
-    return "mean" if not column.ranked and column.unit in ("fraction", RATE_UNIT) else "median"
+    return "mean" if not column.ranked and column.unit in (FRACTION, RATE_UNIT) else "median"
 
 
 def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:

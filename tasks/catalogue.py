@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 FRACTION = "fraction"
 RATE_UNIT = "spikes/neuron/step"
+LOSS = "loss"
+OPS_UNIT = "ops/sample"
+SPREAD_UNIT = "max/min"
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,47 @@ CATALOGUE: dict[str, MetricInfo] = {m.name: m for m in (
        "The device allocator's peak over forward + backward passes (CUDA only).", True),
     _m("host_peak_rss", "bytes", "lower", "Process peak RSS",
        "The measuring process's peak resident memory, framework, data and compilation included.", False),
+    _m("peak_device_memory_inference", "bytes", "lower", "Inference peak device memory",
+       "The device allocator's peak over inference passes (CUDA only).", True),
+    # ---- the rest of a record: checks, counts and bookkeeping (never ranked)
+    _m("tie_rate", FRACTION, "lower", "Tie rate", "Test samples with more than one class at the top.", False),
+    _m("accuracy_first_index", FRACTION, "higher", "Accuracy (ties to the lowest index)",
+       "Test accuracy with ties broken towards the lowest class index (argmax's rule).", False),
+    _m("test_loss", LOSS, "lower", "Test loss", "The task's loss on the test set.", False),
+    _m("best_val_loss", LOSS, "lower", "Best validation loss", "The lowest validation loss of the run.", False),
+    _m("best_epoch", "epochs", "lower", "Best epoch", "The epoch of the lowest validation loss.", False),
+    _m("firing_rate_overall", RATE_UNIT, "lower", "Overall firing rate",
+       "All spikes over all neuron-steps of the spiking layers.", False),
+    _m("activation_sparsity", FRACTION, "higher", "Activation sparsity",
+       "1 - spikes / neuron-steps over all spiking layers (NeuroBench).", False),
+    _m("synops_ac", OPS_UNIT, "lower", "Synaptic operations (AC)",
+       "Accumulates: spikes arriving at synapses, per sample (NeuroBench's effective ACs).", False),
+    _m("synops_mac", OPS_UNIT, "lower", "Synaptic operations (MAC)",
+       "Multiply-accumulates: real-valued inputs arriving at synapses, per sample.", False),
+    _m("dense_mac", OPS_UNIT, "lower", "Dense MACs", "Multiply-accumulates of the same network run densely.", False),
+    _m("steps", "steps", "lower", "Steps", "Optimiser steps taken.", False),
+    _m("epochs", "epochs", "lower", "Epochs", "Epochs run.", False),
+    _m("train_time", "s", "lower", "Training time",
+       "Wall time of the training loop (data path included, evaluation excluded).", False),
+    _m("epoch_time", "s", "lower", "Epoch time", "Steps of an epoch end to end, data path included.", False),
+    _m("epoch_throughput", "samples/s", "higher", "Epoch throughput",
+       "Training samples over the end-to-end epoch time.", False),
+    _m("train_step_spread", SPREAD_UNIT, "lower", "Train-step spread", "Slowest over fastest repeat.", False,
+       "train_step"),
+    _m("forward_backward_spread", SPREAD_UNIT, "lower", "Forward + backward spread",
+       "Slowest over fastest repeat.", False, "forward_backward"),
+    _m("inference_spread", SPREAD_UNIT, "lower", "Inference spread", "Slowest over fastest repeat.", False,
+       "inference"),
 )}
 
 
 def info(name: str) -> MetricInfo:
     return CATALOGUE[name]
+
+
+def unit_of(name: str) -> str:
+    """The unit a metric is recorded in; a metric outside the catalogue is a programming error."""
+    try:
+        return CATALOGUE[name].unit
+    except KeyError:
+        raise KeyError(f"metric {name!r} is not in tasks/catalogue.py: add it there with its unit") from None

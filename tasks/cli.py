@@ -127,3 +127,4 @@ def forwarded_arguments(args: argparse.Namespace, skip: tuple[str, ...] = ()) ->
     if args.no_progress:
         argv.append("--no-progress")
     return argv
+

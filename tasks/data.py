@@ -18,7 +18,14 @@ import numpy as np
 from . import rng
 from .errors import UsageError
 from .idx import ImageDataset, load_dataset
-from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
+from .specs import (
+    DSRNSpec,
+    FCMnistSpec,
+    FCPoissonSpec,
+    LIFLayerSpec,
+    SyntheticSpec,
+    TaskSpec,
+)
 
 
 @dataclass(frozen=True)

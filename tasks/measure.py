@@ -35,7 +35,13 @@ from .data import Batch, TaskData
 from .errors import SpikebenchError
 from .metrics import EvalAccumulator
 from .result import LayerStat, Result, Timing
-from .runner import RATE_UNIT, RunConfig, evaluate_split, execute, host_peak_rss_bytes, record_activity
+from .runner import (
+    RunConfig,
+    evaluate_split,
+    execute,
+    host_peak_rss_bytes,
+    record_activity,
+)
 from .specs import TaskSpec, get_spec
 
 MEASURES = ("throughput", "memory", "epoch", "activity")
@@ -77,14 +83,14 @@ def _measure(spec: TaskSpec, measures: set[str], repeats: int, warmup: int, epoc
             backend.reset_peak_memory()
             t = time_calls(call, backend.synchronize, n, warmup)
             scope = getattr(backend, "peak_memory_scope", "window")
-            m(peak, backend.peak_memory_bytes(), "bytes", peak_what if scope == "window" else
+            m(peak, backend.peak_memory_bytes(), peak_what if scope == "window" else
               f"{peak_what}; this framework cannot reset its peak: the process's peak (a fresh process per point)")
             if "throughput" in measures:
                 t.what = what
                 result.timings[key] = t
-                m(f"{key}_time", t.median, "s", "median over repeats; see timings for min and max")
-                m(f"{key}_throughput", size / t.median, "samples/s")
-                m(f"{key}_spread", t.spread, "max/min")
+                m(f"{key}_time", t.median, "median over repeats; see timings for min and max")
+                m(f"{key}_throughput", size / t.median)
+                m(f"{key}_spread", t.spread)
             if "memory" in measures and device == "cpu":
                 host_memory.append((key, call))
 
@@ -103,7 +109,7 @@ def _measure(spec: TaskSpec, measures: set[str], repeats: int, warmup: int, epoc
         result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
         for key, call in host_memory:
             value, why = hostmem.step_memory(call, backend.synchronize)
-            m(f"{key}_host_memory", value, "bytes", why or hostmem.DESCRIPTION.format(steps=hostmem.STEPS))
+            m(f"{key}_host_memory", value, why or hostmem.DESCRIPTION.format(steps=hostmem.STEPS))
         del test
     if "epoch" in measures and spec.trainable:
         steps = []
@@ -123,17 +129,17 @@ def _measure(spec: TaskSpec, measures: set[str], repeats: int, warmup: int, epoc
         total = time.perf_counter() - t_epoch
         if steps:
             result.timings["epoch_step"] = Timing(samples=steps, what="one end-to-end step: batch made, copied, trained")
-            m("epoch_time", total, "s", f"{len(steps)} steps end to end, data path included")
-            m("epoch_throughput", samples / total, "samples/s")
+            m("epoch_time", total, f"{len(steps)} steps end to end, data path included")
+            m("epoch_throughput", samples / total)
     if "activity" in measures:
         acc: EvalAccumulator = evaluate_split(backend, spec, data, "test")
         rates = acc.layer_rates()
         result.layers = [LayerStat(l.name, l.size, rates[l.name]) for l in spec.layers()]
         summary = acc.summary()
-        m("firing_rate_mean", summary["firing_rate_mean"], RATE_UNIT, "at the initial weights")
-        m("firing_rate_overall", summary["firing_rate_overall"], RATE_UNIT, "at the initial weights")
+        m("firing_rate_mean", summary["firing_rate_mean"], "at the initial weights")
+        m("firing_rate_overall", summary["firing_rate_overall"], "at the initial weights")
         record_activity(result, acc)
-    m("host_peak_rss", host_peak_rss_bytes(), "bytes", "peak resident memory of the process")
+    m("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
     result.extra["measures"] = sorted(measures)
     result.extra["repeats"] = repeats
     result.extra["warmup"] = max(warmup, MIN_WARMUP)
@@ -172,10 +178,17 @@ def check_measure_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import (
-        EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, check_output, run_config, spec_overrides,
-    )
     import backends as registry
+
+    from .cli import (
+        EXIT_CODES,
+        OneLineParser,
+        add_run_arguments,
+        add_task_arguments,
+        check_output,
+        run_config,
+        spec_overrides,
+    )
 
     p = OneLineParser(prog="python -m tasks.measure", description="Measure one task on one backend.")
     p.add_argument("--task", required=True)

@@ -19,7 +19,14 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .data import Batch
-from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
+from .specs import (
+    DSRNSpec,
+    FCMnistSpec,
+    FCPoissonSpec,
+    LIFLayerSpec,
+    SyntheticSpec,
+    TaskSpec,
+)
 from .weights import Weights
 
 

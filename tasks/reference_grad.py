@@ -40,7 +40,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .data import Batch
 from .reference import exponential_synapse, heaviside, log_softmax
-from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
+from .specs import (
+    DSRNSpec,
+    FCMnistSpec,
+    FCPoissonSpec,
+    LIFLayerSpec,
+    SyntheticSpec,
+    TaskSpec,
+)
 from .weights import Weights, trainable_names
 
 Grads = dict[str, np.ndarray]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .catalogue import unit_of
 from .errors import UsageError
 
 SCHEMA_VERSION = 1
@@ -125,8 +126,9 @@ class Result:
         m = self.metrics.get(name)
         return None if m is None else m.value
 
-    def set_metric(self, name: str, value: Any, unit: str, description: str = "") -> None:
-        self.metrics[name] = Metric(value, unit, description)
+    def set_metric(self, name: str, value: Any, description: str = "") -> None:
+        """Record metric ``name`` in its catalogue unit (tasks/catalogue.py)."""
+        self.metrics[name] = Metric(value, unit_of(name), description)
 
     # -- JSON ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -21,10 +21,19 @@ from typing import Sequence
 
 import backends as registry
 
+from .catalogue import FRACTION, LOSS, RATE_UNIT, unit_of
 from .child import run_child
 from .cli import (
-    EXIT_CODES, OVERRIDES, OneLineParser, add_run_arguments, add_task_arguments, check_output, forwarded_arguments,
-    resolve_backends, run_config, spec_overrides,
+    EXIT_CODES,
+    OVERRIDES,
+    OneLineParser,
+    add_run_arguments,
+    add_task_arguments,
+    check_output,
+    forwarded_arguments,
+    resolve_backends,
+    run_config,
+    spec_overrides,
 )
 from .data import make_data
 from .errors import SpikebenchError, UsageError
@@ -99,25 +108,40 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+# the table's columns: (metric, heading, format); units from the catalogue
+TABLE_COLUMNS = [
+    ("accuracy", "accuracy", ".4f"),
+    ("tie_rate", "ties", ".3f"),
+    ("final_train_loss", "final loss", ".4g"),
+    ("firing_rate_mean", "firing rate", ".4f"),
+    ("train_time", "train", ".1f"),
+    ("train_throughput", "throughput", ".0f"),
+    ("peak_device_memory", "peak", ".0f"),
+]
+# units shown in another scale than they are recorded in
+DISPLAY_SCALE = {"bytes": ("MiB", 2**20)}
+UNITLESS = {FRACTION, LOSS, RATE_UNIT}
+
+
+def _heading(metric: str, heading: str) -> str:
+    unit = unit_of(metric)
+    shown = DISPLAY_SCALE.get(unit, (unit, 1))[0]
+    return heading if unit in UNITLESS else f"{heading} {shown}"
+
+
 def comparison_table(results: list[Result]) -> str:
-    header = ["backend", "status", "accuracy", "ties", "final loss", "firing rate", "train s", "samples/s", "peak MiB"]
+    header = ["backend", "status"] + [_heading(metric, heading) for metric, heading, _ in TABLE_COLUMNS]
     rows = []
     for r in results:
         if r.status != "ok":
             rows.append([r.backend, r.status, r.message[:70]])
             continue
-        peak = r.metric("peak_device_memory")
-        rows.append([
-            r.backend,
-            r.status,
-            _fmt(r.metric("accuracy"), ".4f"),
-            _fmt(r.metric("tie_rate"), ".3f"),
-            _fmt(r.metric("final_train_loss"), ".4g"),
-            _fmt(r.metric("firing_rate_mean"), ".4f"),
-            _fmt(r.metric("train_time"), ".1f"),
-            _fmt(r.metric("train_throughput"), ".0f"),
-            _fmt(None if peak is None else peak / 2**20, ".0f"),
-        ])
+        cells = []
+        for metric, _, spec in TABLE_COLUMNS:
+            value = r.metric(metric)
+            divisor = DISPLAY_SCALE.get(unit_of(metric), ("", 1))[1]
+            cells.append(_fmt(None if value is None else value / divisor, spec))
+        rows.append([r.backend, r.status] + cells)
     widths = [len(h) for h in header]
     for row in rows:
         # backend and status are in every row, a failed run's too

@@ -28,15 +28,15 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import __version__
-from .catalogue import FRACTION, RATE_UNIT
+from .catalogue import FRACTION
 from .data import TaskData, make_data
 from .errors import BackendUnavailable, DeviceOutOfMemory, DeviceUnavailable, Diverged
 from .metrics import EvalAccumulator
 from .neuro import input_counts
+from .progress import progress_bar
 from .result import Curve, LayerStat, Result
 from .specs import PRECISIONS, TaskSpec
 from .weights import initial_weights
-
 
 
 @dataclass(frozen=True)
@@ -105,24 +105,6 @@ def new_result(spec: TaskSpec, config: RunConfig) -> Result:
         host=host_info(),
         started_at=now(),
     )
-
-
-class _Progress:
-    """tqdm bars when asked for and available; silent otherwise."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        try:
-            from tqdm import tqdm
-
-            self.tqdm = tqdm
-        except ImportError:  # pragma: no cover - tqdm is a dependency
-            self.enabled = False
-
-    def bar(self, total: int, desc: str):
-        if not self.enabled:
-            return None
-        return self.tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
 class _Scalars:
@@ -261,10 +243,10 @@ def record_activity(result: Result, acc: EvalAccumulator) -> None:
     """Sparsity and synaptic operations of an evaluated split, into ``result``."""
     act = acc.activity()
     m = result.set_metric
-    m("activation_sparsity", act["activation_sparsity"], FRACTION, "1 - spikes / neuron-steps, all spiking layers")
-    m("synops_ac", act["synops_ac"], "ops/sample", "accumulates: spikes arriving at synapses, per sample")
-    m("synops_mac", act["synops_mac"], "ops/sample", "multiply-accumulates: real inputs arriving at synapses, per sample")
-    m("dense_mac", act["dense_mac"], "ops/sample", "multiply-accumulates of the same network run densely")
+    m("activation_sparsity", act["activation_sparsity"], "1 - spikes / neuron-steps, all spiking layers")
+    m("synops_ac", act["synops_ac"], "accumulates: spikes arriving at synapses, per sample")
+    m("synops_mac", act["synops_mac"], "multiply-accumulates: real inputs arriving at synapses, per sample")
+    m("dense_mac", act["dense_mac"], "multiply-accumulates of the same network run densely")
     result.extra["synops_per_layer"] = act["per_layer"]
 
 
@@ -291,13 +273,12 @@ def finish(result: Result, status: str, message: str, t_start: float) -> Result:
     result.status = status
     result.message = message
     result.wall_times["total"] = time.perf_counter() - t_start
-    result.set_metric("host_peak_rss", host_peak_rss_bytes(), "bytes", "peak resident memory of the process")
+    result.set_metric("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
     result.finished_at = now()
     return result
 
 
 def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: Result) -> None:
-    progress = _Progress(config.progress)
     scalars = _Scalars(config.tensorboard, f"{spec.name}-{config.backend.replace(':', '-')}")
     curves = {
         "train_loss": Curve("step", "loss"),
@@ -343,7 +324,8 @@ def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: R
             lr = spec.learning_rate(epoch)
             backend.set_learning_rate(lr)
             curves["learning_rate"].append(epoch, lr)
-            bar = progress.bar(data.n_train_batches(), f"{config.backend} {spec.name} epoch {epoch + 1}/{spec.epochs}")
+            bar = progress_bar(config.progress, total=data.n_train_batches(), leave=False,
+                               desc=f"{config.backend} {spec.name} epoch {epoch + 1}/{spec.epochs}")
             t0 = time.perf_counter()
             for batch in data.train_batches(epoch):
                 last_loss = backend.train_step(batch)
@@ -400,26 +382,26 @@ def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: R
         LayerStat(layer.name, layer.size, layer_rates[layer.name]) for layer in spec.layers()
     ]
     m = result.set_metric
-    m("accuracy", summary["accuracy"], FRACTION, "test accuracy; a sample tied among k top classes counts 1/k")
-    m("tie_rate", summary["tie_rate"], FRACTION, "test samples with more than one class at the top")
-    m("accuracy_first_index", summary["accuracy_first_index"], FRACTION, "test accuracy, ties to the lowest index")
-    m("test_loss", summary["loss"], "loss")
-    m("final_train_loss", last_loss, "loss", "loss of the last training step")
-    m("firing_rate_mean", summary["firing_rate_mean"], RATE_UNIT, "mean over spiking layers of each layer's rate")
-    m("firing_rate_overall", summary["firing_rate_overall"], RATE_UNIT, "all spikes over all neuron-steps")
+    m("accuracy", summary["accuracy"], "test accuracy; a sample tied among k top classes counts 1/k")
+    m("tie_rate", summary["tie_rate"], "test samples with more than one class at the top")
+    m("accuracy_first_index", summary["accuracy_first_index"], "test accuracy, ties to the lowest index")
+    m("test_loss", summary["loss"])
+    m("final_train_loss", last_loss, "loss of the last training step")
+    m("firing_rate_mean", summary["firing_rate_mean"], "mean over spiking layers of each layer's rate")
+    m("firing_rate_overall", summary["firing_rate_overall"], "all spikes over all neuron-steps")
     record_activity(result, last_test)
-    m("steps", step, "steps")
-    m("epochs", epochs_done, "epochs")
-    m("train_time", train_time, "s", "wall time of the training loop (data path included, evaluation excluded)")
-    m("train_throughput", samples / train_time if train_time > 0 else None, "samples/s",
+    m("steps", step)
+    m("epochs", epochs_done)
+    m("train_time", train_time, "wall time of the training loop (data path included, evaluation excluded)")
+    m("train_throughput", samples / train_time if train_time > 0 else None,
       "training samples over training wall time (one synchronisation per step)")
-    m("peak_device_memory", backend.peak_memory_bytes(), "bytes", "allocator peak over the whole run")
+    m("peak_device_memory", backend.peak_memory_bytes(), "allocator peak over the whole run")
     result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
-    m("time_to_accuracy", time_to_accuracy, "s",
+    m("time_to_accuracy", time_to_accuracy,
       f"training wall time until test accuracy first reached {target}" if target is not None else "no target")
     if best_epoch > 0:
-        m("best_val_loss", best_val, "loss")
-        m("best_epoch", best_epoch, "epochs")
+        m("best_val_loss", best_val)
+        m("best_epoch", best_epoch)
     result.wall_times["train"] = train_time
     result.wall_times["eval"] = eval_time
     if target is not None:

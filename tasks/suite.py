@@ -35,11 +35,20 @@ from typing import Sequence
 
 import backends as registry
 
-from .errors import SpikebenchError, UsageError
-from .profiles import PARTS, PROFILES_FILE, TIMING_MEASURES, Point, Profile, get_profile, points
-from .result import Result, check_writable
 from .child import run_child
 from .cli import OneLineParser, resolve_backends
+from .errors import SpikebenchError, UsageError
+from .profiles import (
+    PARTS,
+    PROFILES_FILE,
+    TIMING_MEASURES,
+    Point,
+    Profile,
+    get_profile,
+    points,
+)
+from .progress import progress_bar
+from .result import Result, check_writable
 
 DONE_STATUSES = ("ok", "oom", "diverged")
 # the committed comparison: the cpu and gpu profiles' default folders feed one report
@@ -93,12 +102,8 @@ class Progress:
         self.n, self.count = 0, len(todo)
         self.done_estimate = 0.0
         self.started = time.perf_counter()
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=round(self.total), unit="est-s", dynamic_ncols=True, file=sys.stderr,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} est. s [{elapsed}<{remaining}]")
+        self.bar = progress_bar(enabled and sys.stderr.isatty(), total=round(self.total), unit="est-s",
+                                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} est. s [{elapsed}<{remaining}]")
 
     def start(self, point: Point) -> None:
         if self.bar is not None:

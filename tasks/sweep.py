@@ -25,15 +25,21 @@ from typing import Sequence
 
 import backends as registry
 
+from .child import run_child
+from .cli import (
+    EXIT_CODES,
+    OneLineParser,
+    add_run_arguments,
+    add_task_arguments,
+    check_output,
+    forwarded_arguments,
+    resolve_backends,
+    spec_overrides,
+)
 from .data import check_data
 from .errors import SpikebenchError
 from .measure import add_measure_arguments, check_measure_arguments
 from .result import Result
-from .child import run_child
-from .cli import (
-    EXIT_CODES, OneLineParser, add_run_arguments, add_task_arguments, check_output, forwarded_arguments,
-    resolve_backends, spec_overrides,
-)
 from .specs import get_spec
 
 DONE = ("ok", "oom")

@@ -14,7 +14,14 @@ import math
 import numpy as np
 
 from . import rng
-from .specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
+from .specs import (
+    DSRNSpec,
+    FCMnistSpec,
+    FCPoissonSpec,
+    LIFLayerSpec,
+    SyntheticSpec,
+    TaskSpec,
+)
 
 Weights = dict[str, np.ndarray]
 

@@ -75,7 +75,7 @@ def _measurement(tmp_path: Path, backend: str, t: float, device: str = "cuda") -
     r = Result(task="dsrn_tdbn", backend=backend, kind="measurement", precision="fp32",
                device={"type": device, "name": "NVIDIA H100 80GB HBM3"},
                config={"task": spec.to_dict(), "run": {"device": device}})
-    r.set_metric("train_step_time", t, "s")
+    r.set_metric("train_step_time", t)
     return r.save(tmp_path / f"{backend.replace(':', '-')}-{device}.json")
 
 

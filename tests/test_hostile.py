@@ -385,7 +385,7 @@ def test_a_huge_idx_header_reports_the_true_byte_count(tmp_path):
 
 def test_failed_rows_keep_the_table_aligned():
     ok = Result(task="synthetic", backend="stbp")
-    ok.set_metric("accuracy", 0.5, "fraction")
+    ok.set_metric("accuracy", 0.5)
     gone = Result(task="synthetic", backend="snntorch", status="unavailable", message="snntorch not installed")
     head, first, second = run_module.comparison_table([ok, gone]).splitlines()
     assert second.index("snntorch not installed") == head.index("accuracy") == first.index("0.5000")

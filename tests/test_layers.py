@@ -15,8 +15,9 @@ from tests.conftest import ROOT
 # harness (what drives backends: the commands and their helpers)
 SPEC = ("catalogue", "data", "errors", "idx", "metrics", "neuro", "profiles", "reference", "reference_grad",
         "result", "rng", "specs", "weights")
-HARNESS = ("child", "cli", "floor", "hostmem", "measure", "parity", "run", "runner", "suite", "sweep")
-FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton")
+HARNESS = ("child", "cli", "floor", "hostmem", "measure", "parity", "progress", "run", "runner", "suite", "sweep")
+FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton",
+              "norse", "sinabs", "spyx", "rockpool", "numba", "flax", "haiku")
 
 
 def imports(path: Path) -> set[str]:

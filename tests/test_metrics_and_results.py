@@ -68,8 +68,8 @@ def _sample_result():
     r = Result(task="fc_mnist", backend="spikingjelly:torch", framework="spikingjelly", variant="torch",
                versions={"torch": "2.13.0"}, device={"type": "cuda", "name": "H100"}, precision="bf16", seed=3,
                config={"task": {"T": 25}}, capabilities={"tasks": ["fc_mnist"]})
-    r.set_metric("accuracy", 0.9, "fraction")
-    r.set_metric("time_to_accuracy", float("nan"), "s")
+    r.set_metric("accuracy", 0.9)
+    r.set_metric("time_to_accuracy", float("nan"))
     r.layers = [LayerStat("lif1", 1000, 0.1)]
     r.curves["train_loss"] = Curve("step", "loss")
     r.curves["train_loss"].append(1, 2.5)

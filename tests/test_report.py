@@ -501,7 +501,7 @@ def test_failed_records_only(tmp_path):
 def test_records_written_by_the_result_api(tmp_path):
     """A minimal record (no config, no device) still makes a page."""
     r = Result(task="fc_mnist", backend="stbp", status="ok")
-    r.set_metric("accuracy", 0.5, "fraction")
+    r.set_metric("accuracy", 0.5)
     r.save(tmp_path / "res" / "a.json")
     root = parse(build_report(tmp_path / "res", tmp_path / "r.html").read_text())
     td = comparison_tables(root)[0].find("td", data_metric="accuracy")

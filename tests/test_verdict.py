@@ -19,8 +19,8 @@ def _point(out: Path, backend: str, T: int, step: list[float], memory: float) ->
     r.config = {"task": spec.to_dict(), "run": {"device": "cpu", "precision": "fp32"}}
     r.device = {"type": "cpu", "name": "Test CPU"}
     r.timings["train_step"] = Timing(samples=step)
-    r.set_metric("train_step_time", r.timings["train_step"].median, "s")
-    r.set_metric("train_step_host_memory", memory, "bytes")
+    r.set_metric("train_step_time", r.timings["train_step"].median)
+    r.set_metric("train_step_host_memory", memory)
     r.save(out / f"{backend}-T{T}.json")
 
 
@@ -29,7 +29,7 @@ def _train(out: Path, backend: str, seed: int, accuracy: float) -> None:
     r = Result(task="fc_mnist", backend=backend, seed=seed, framework=backend, started_at="2026-12-01T00:00:00")
     r.config = {"task": spec.to_dict(), "run": {"device": "cpu", "precision": "fp32"}}
     r.device = {"type": "cpu", "name": "Test CPU"}
-    r.set_metric("accuracy", accuracy, "fraction")
+    r.set_metric("accuracy", accuracy)
     r.save(out / f"train-{backend}-s{seed}.json")
 
 
