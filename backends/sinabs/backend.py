@@ -96,7 +96,9 @@ class SinabsBackend(TorchBackend):
                     "linear layers, convolutions and tdBN fold T into the batch (a static input is projected "
                     "once and fed to the neuron as an expanded [B, T, ...] view); each Sinabs layer runs its "
                     "own Python loop over T (sinabs.layers.functional.lif_forward) on the batch-first "
-                    "transpose of the time-major tensor"
+                    "transpose of the time-major tensor; that loop takes input[:, t], whose backward writes a "
+                    "zero-filled gradient of the whole [B, T, ...] input at each of the T steps (Sinabs's own "
+                    "cost, kept)"
                 ),
                 "glue": (
                     "SinabsNeuron / SinabsSynapse: the layer's tau_mem and spike_threshold Parameters (float32, "
