@@ -83,6 +83,14 @@ REGISTRY: dict[str, BackendEntry] = {
             "#CC79A7",
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         ),
+        BackendEntry(
+            "sinabs",
+            "backends.sinabs.backend:SinabsBackend",
+            ("torch", "sinabs"),
+            "Sinabs 3 (sinabs.layers.LIF / ExpLeak, its spike_fn / reset_fn / surrogate_grad_fn) on PyTorch",
+            "sinabs",
+            "#8C564B",
+        ),
     )
 }
 

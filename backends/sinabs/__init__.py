@@ -1,0 +1,1 @@
+"""The ``sinabs`` backend: Sinabs layers (LIF, ExpLeak) in the shared PyTorch networks."""
