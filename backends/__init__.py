@@ -83,6 +83,14 @@ REGISTRY: dict[str, BackendEntry] = {
             "#CC79A7",
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         ),
+        BackendEntry(
+            "rockpool",
+            "backends.rockpool.backend:RockpoolBackend",
+            ("torch", "rockpool"),
+            "Rockpool's Torch modules (LIFTorch with its synaptic current, ExpSynTorch) on PyTorch",
+            "rockpool",
+            "#882255",
+        ),
     )
 }
 
