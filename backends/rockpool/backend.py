@@ -62,7 +62,8 @@ class RockpoolBackend(TorchBackend):
                 "dtype": (
                     "custom: torch's default dtype is the input's while a Rockpool module runs, because LIFTorch and "
                     "ExpSynTorch allocate their output with torch.zeros(...) in the default dtype (float32) and "
-                    "write each step into it: in float64 every gradient through a spike would be rounded to float32"
+                    "write each step into it: in float64 their output would be float32 (the next float64 layer "
+                    "refuses it; cast back, every gradient through a spike would be rounded to float32)"
                 ),
                 "membrane record": (
                     "custom: a wrapper around the spike function keeps the membrane LIFTorch hands it (V before "

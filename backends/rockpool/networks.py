@@ -22,8 +22,8 @@ from .neurons import Synapse, SynapticLIF
 # the neuron kinds of tasks.specs.NEURON_KINDS Rockpool's LIF cannot express, and why
 NOT_EXPRESSIBLE = {
     "subtractive": (
-        "fc_mnist's U[t] = beta U[t-1] + X[t] - V_th H(U[t-1] - V_th) subtracts V_th after the decay and "
-        "without gradient; Rockpool's LIF subtracts it before the next decay (the next membrane loses "
+        "fc_mnist's subtractive reset U[t] = beta U[t-1] + X[t] - V_th H(U[t-1] - V_th) subtracts V_th after "
+        "the decay and without gradient; Rockpool's LIF subtracts it before the next decay (the next membrane loses "
         "beta V_th = 0.95 instead of 1) and with the spike's surrogate gradient"
     ),
     "hard": (

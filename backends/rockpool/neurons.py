@@ -31,8 +31,9 @@ tests in tests/test_backend_rockpool.py pin every item):
   float32, on the CPU.
 * :func:`default_dtype`: Rockpool allocates each module's output with
   ``torch.zeros(...)`` in torch's default dtype and writes every step into it,
-  so in float64 every gradient through a spike would be rounded to float32;
-  the default dtype is the input's while Rockpool runs.
+  so in float64 its output is float32 (the next float64 layer refuses it, and
+  a cast back would round every gradient through a spike to float32); the
+  default dtype is the input's while Rockpool runs.
 * :class:`RockpoolLayer`: Rockpool casts every parameter, ``Constant``
   included, to float32 when the module is built, so after ``.to(float64)``
   a_m = exp(-1/20) would be off by 2.9e-8 (relative); the constants are
