@@ -28,6 +28,10 @@ class BackendEntry:
     # Environment variables that must be set before the framework is imported
     # (the variant then needs a process of its own).
     env: dict[str, str] = field(default_factory=dict)
+    # Set for a framework that cannot be a backend at all (it cannot be
+    # installed): why, shown wherever availability is asked; such an entry has
+    # no backend folder, no target and no extra.
+    unavailable_reason: str = ""
 
 
 REGISTRY: dict[str, BackendEntry] = {
@@ -91,6 +95,26 @@ REGISTRY: dict[str, BackendEntry] = {
             "sinabs",
             "#8C564B",
         ),
+        BackendEntry(
+            "rockpool",
+            "backends.rockpool.backend:RockpoolBackend",
+            ("torch", "rockpool"),
+            "Rockpool's Torch modules (LIFTorch with its synaptic current, ExpSynTorch) on PyTorch",
+            "rockpool",
+            "#882255",
+        ),
+        BackendEntry(
+            "lava-dl",
+            "",
+            ("lava",),
+            "Intel's lava-dl (SLAYER) deep-learning library for Lava",
+            unavailable_reason=(
+                "lava-dl cannot be installed: every release needs Python < 3.11, spikebench needs >= 3.11 "
+                "(on Python 3.11, pip install --dry-run lava-dl: \"Ignored the following versions that require "
+                "a different python version: 0.4.0 Requires-Python >=3.8,<3.11; 0.5.0 Requires-Python >=3.8,<3.11; "
+                "0.6.0 Requires-Python >=3.10,<3.11\" and \"No matching distribution found for lava-dl\")"
+            ),
+        ),
     )
 }
 
@@ -109,6 +133,8 @@ def entry(name: str) -> BackendEntry:
 def availability(name: str) -> tuple[bool, str]:
     """Whether the modules ``name`` needs are installed, without importing them."""
     e = entry(name)
+    if e.unavailable_reason:
+        return False, e.unavailable_reason
     module_file = e.target.split(":")[0]
     if importlib.util.find_spec(module_file.rsplit(".", 1)[0]) is None:
         return False, f"module {module_file} is missing"

@@ -135,6 +135,26 @@ def test_list_shows_tasks_backends_and_availability():
     for word in ("synthetic", "fc_mnist_poisson", "dsrn_tdbn", "stbp", "spikingjelly:torch", "brainstate"):
         assert word in proc.stdout
     assert "available" in proc.stdout and "neuron:dsrn_tdbn" in proc.stdout
+    # a framework that cannot be installed is listed, unavailable, with the installer's reason
+    lava = [line for line in proc.stdout.splitlines() if line.startswith("  lava-dl ")]
+    assert lava and "unavailable" in lava[0]
+    assert "No matching distribution found for lava-dl" in proc.stdout
+
+
+def test_an_entry_that_cannot_be_installed_is_unavailable_everywhere(tmp_path, capsys):
+    from tasks.errors import BackendUnavailable
+
+    reason = backends.entry("lava-dl").unavailable_reason
+    assert "Requires-Python >=3.10,<3.11" in reason
+    assert backends.availability("lava-dl") == (False, reason)
+    with pytest.raises(BackendUnavailable, match="No matching distribution"):
+        backends.load("lava-dl")
+    path = tmp_path / "r.json"
+    assert main(["--task", "synthetic", "--backend", "lava-dl", "--steps", "2", "--T", "10", "--out", str(path),
+                 "--no-progress"]) == 2
+    r = Result.load(path)
+    assert r.status == "unavailable" and reason in r.message
+    assert "Traceback" not in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- failures
@@ -211,6 +231,14 @@ def test_every_task_runs_on_every_backend(task, data_root, tmp_path):
     results = {Result.load(p).backend: Result.load(p) for p in out.glob("*.json")}
     assert set(results) == set(backends.names())
     for name, r in results.items():
+        if r.status == "unavailable" and backends.entry(name).unavailable_reason:
+            # a framework that cannot be installed at all (no backend): its reason, also in CI
+            assert backends.entry(name).unavailable_reason in r.message, r.message
+            continue
+        if r.status == "unavailable" and task not in r.capabilities.get("tasks", [task]):
+            # a backend whose library cannot express this task leaves it out (its notes say why)
+            assert "does not implement" in r.message, r.message
+            continue
         if r.status == "unavailable" and not os.environ.get("CI"):
             # a framework missing on a developer's machine; CI installs every one
             assert "not installed" in r.message, r.message
