@@ -30,7 +30,7 @@ def environments() -> dict[str, list[backends.BackendEntry]]:
     """extra -> the registered backends it installs (an entry that cannot be installed has none)."""
     out: dict[str, list[backends.BackendEntry]] = {}
     for entry in backends.REGISTRY.values():
-        if entry.extra and not getattr(entry, "unavailable_reason", ""):
+        if entry.extra and not entry.unavailable_reason:
             out.setdefault(entry.extra, []).append(entry)
     return out
 

@@ -123,6 +123,12 @@ def names() -> list[str]:
     return list(REGISTRY)
 
 
+def installable_names() -> list[str]:
+    """The registered backends, less those that cannot be installed at all (a
+    profile's "all": a point of a framework that cannot exist measures nothing)."""
+    return [name for name, e in REGISTRY.items() if not e.unavailable_reason]
+
+
 def entry(name: str) -> BackendEntry:
     try:
         return REGISTRY[name]

@@ -45,7 +45,7 @@ DEVICE = PROFILE.device
 PRECISION = os.environ.get("SPIKEBENCH_ASV_PRECISION", PROFILE.precisions[0])
 if PRECISION not in PROFILE.precisions:
     raise ValueError(f"SPIKEBENCH_ASV_PRECISION={PRECISION} is not a precision of profile {PROFILE.name}")
-BACKENDS = PROFILE.backend_names(backends.names())
+BACKENDS = PROFILE.backend_names(backends.installable_names())
 
 # task x T of the trained tasks' timing rows
 STEP_POINTS: dict[tuple[str, int], StepPoint] = {}

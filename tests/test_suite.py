@@ -69,8 +69,8 @@ def test_the_shipped_profiles_are_valid_and_every_point_has_its_own_file():
 
 def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
     cpu = get_profile("cpu")
-    names = cpu.backend_names(backends.names())
-    assert names == backends.names()  # every backend
+    names = cpu.backend_names(backends.installable_names())
+    assert names == [n for n in backends.names() if not backends.entry(n).unavailable_reason]  # every backend
     pts = points(cpu, names, list(PARTS))
     trained = {p.task for p in pts if p.part == "train"}
     timed = {p.task for p in pts if p.part == "timing"}
@@ -83,7 +83,7 @@ def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
     T_rows = {r.task: r.Ts for r in cpu.timing}
     assert len(T_rows["fc_mnist"]) >= 3 and len(T_rows["dsrn_tdbn"]) >= 3  # memory versus T
     assert next(r for r in cpu.timing if r.task == "lif_layer").neurons == (512, 2048)
-    assert sum(p.estimate_s for p in pts) <= cpu.budget_minutes * 60 <= 150 * 60
+    assert sum(p.estimate_s for p in pts) <= cpu.budget_minutes * 60 <= 240 * 60
 
 
 def test_seeds_are_the_same_for_every_backend():
