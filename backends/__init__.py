@@ -83,6 +83,14 @@ REGISTRY: dict[str, BackendEntry] = {
             "#CC79A7",
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         ),
+        BackendEntry(
+            "norse",
+            "backends.norse.backend:NorseBackend",
+            ("torch", "norse"),
+            "Norse (norse.torch LIFBoxCell, its threshold methods and reset hooks) on PyTorch",
+            "norse",
+            "#882255",
+        ),
     )
 }
 
