@@ -64,8 +64,8 @@ class NorseBackend(TorchBackend):
                 ),
                 "surrogate:fc_mnist_poisson": (
                     "library: norse method='tanh' (HeaviTanh), alpha=2: 1 - tanh(2x)^2 = 4 s(4x)(1 - s(4x)), "
-                    "the task's sigmoid surrogate (the same function; never NaN, in float32 it is 0 beyond "
-                    "|x| > 4.4 where the sigmoid form gives < 1e-7); also lif_layer"
+                    "the task's sigmoid surrogate (the same function; never NaN; in float32 within 1e-7 of the "
+                    "sigmoid form, 0 beyond |x| > 4.51 where that form is < 6e-8); also lif_layer"
                 ),
                 "surrogate:fc_mnist": (
                     "custom: autograd Function ATan, h(x) = 1/(1 + (pi x)^2), forward norse's heaviside, "
