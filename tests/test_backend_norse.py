@@ -354,3 +354,25 @@ def test_the_custom_surrogate_cell_is_norses_lifbox_step():
     assert results[0][0].sum() > 0
     torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=0)
     torch.testing.assert_close(results[0][1], results[1][1], rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------ host synchronisation
+@pytest.mark.parametrize("task", ["synthetic", "fc_mnist", "fc_mnist_poisson"])
+def test_the_network_never_reads_a_tensor_on_the_host(task):
+    """Forward and backward of the Norse network read no tensor value on the host
+    (on CUDA each read would be a device synchronisation)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    case = parity_case(task)
+    backend = NorseBackend(case.spec, case.weights)
+    x, _ = backend._inputs(case.batches[0])
+
+    def forward_backward():
+        out = backend.model(x, static=case.batches[0].static, record=False)
+        (out.readout.sum() + sum(s.sum() for s in out.spikes.values())).backward()
+
+    forward_backward()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        forward_backward()
+    reads = {e.key: e.count for e in prof.key_averages() if e.key in ("aten::is_nonzero", "aten::_local_scalar_dense")}
+    assert reads == {}
