@@ -23,11 +23,11 @@ from backends.norse.backend import NorseBackend  # noqa: E402
 from backends.stbp import neurons as stbp_neurons  # noqa: E402
 from backends.stbp.backend import STBPBackend  # noqa: E402
 from tasks import reference, reference_grad  # noqa: E402
-from tasks.data import Batch, make_data  # noqa: E402
+from tasks.data import make_data  # noqa: E402
 from tasks.parity import check_backend, compare_forward, parity_case  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
-from tests.test_backend_snntorch import write_tiny_dataset  # noqa: E402
+from tests.conftest import write_dataset  # noqa: E402
 
 TASKS = ["synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"]
 X = [-1.2, -0.5, -0.25, 0.0, 0.2, 0.49, 0.75, 1.5]
@@ -91,7 +91,7 @@ def test_tiny_end_to_end_run_matches_stbp(task, tmp_path):
         data = make_data(spec)
     else:
         spec = get_spec(task, dataset="mnist", epochs=1, batch_size=16, limit_train=64, limit_test=32, T=4)
-        data = make_data(spec, data_dir=write_tiny_dataset(tmp_path / "mnist"), allow_download=False)
+        data = make_data(spec, data_dir=write_dataset(tmp_path / "mnist", n_train=64, n_test=32), allow_download=False)
     results = {b: run(spec, RunConfig(backend=b, progress=False), data=data) for b in ("norse", "stbp")}
     got, want = results["norse"], results["stbp"]
     assert got.status == "ok", (got.message, got.extra.get("traceback"))
