@@ -88,6 +88,14 @@ REGISTRY: dict[str, BackendEntry] = {
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         ),
         BackendEntry(
+            "norse",
+            "backends.norse.backend:NorseBackend",
+            ("torch", "norse"),
+            "Norse (norse.torch LIFBoxCell, its threshold methods and reset hooks) on PyTorch",
+            "norse",
+            "#D55E00",
+        ),
+        BackendEntry(
             "sinabs",
             "backends.sinabs.backend:SinabsBackend",
             ("torch", "sinabs"),

@@ -17,7 +17,7 @@ from .fields import task_config
 # a backend that is not registered (an old record) takes a spare colour.
 BACKEND_ORDER = registry.names()
 TASK_ORDER = list(TASKS)
-SPARE_COLORS = ["#D55E00", "#8C6D31", "#444444", "#B8A100", "#7F3C8D"]
+SPARE_COLORS = ["#8C6D31", "#444444", "#B8A100", "#7F3C8D", "#117733"]
 
 STATUS_TEXT = {
     "ok": "ok",

@@ -1,0 +1,1 @@
+"""The ``norse`` backend: the shared PyTorch networks built from Norse's LIFBox cells."""
