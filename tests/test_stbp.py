@@ -9,7 +9,12 @@ torch = pytest.importorskip("torch")
 
 from backends.stbp import neurons  # noqa: E402
 from backends.stbp.backend import STBPBackend  # noqa: E402
-from backends.stbp.surrogates import ArctanSpike, RectangularSpike, SigmoidSpike, TriangleSpike  # noqa: E402
+from backends.torch_surrogates import (  # noqa: E402
+    ArctanSpike,
+    RectangularSpike,
+    SigmoidSpike,
+    TriangleSpike,
+)
 from tasks import reference  # noqa: E402
 from tasks.parity import check_backend, parity_case  # noqa: E402
 

@@ -68,12 +68,12 @@ class NorseBackend(TorchBackend):
                     "sigmoid form, 0 beyond |x| > 4.51 where that form is < 6e-8); also lif_layer"
                 ),
                 "surrogate:fc_mnist": (
-                    "custom: autograd Function ATan, h(x) = 1/(1 + (pi x)^2), forward norse's heaviside, "
+                    "custom: the shared autograd Function ArctanSpike (backends/torch_surrogates.py), h(x) = 1/(1 + (pi x)^2), "
                     "because norse has no arctangent surrogate"
                 ),
                 "surrogate:dsrn_tdbn": (
-                    "custom: autograd Function Rectangle, h = 1/(2a) for |U - c| < a (c = V_th or 0, "
-                    "--surrogate-center), forward norse's heaviside, because norse has no rectangular surrogate"
+                    "custom: the shared autograd Function RectangularSpike, h = 1/(2a) for |U - c| < a (c = V_th or 0, "
+                    "--surrogate-center), because norse has no rectangular surrogate"
                 ),
                 "custom surrogate cell": (
                     "custom: SurrogateLIFBoxCell, a LIFBoxCell subclass whose activation is the LIFBox step "

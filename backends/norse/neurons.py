@@ -30,7 +30,8 @@ surrogate 4 s(4x) (1 - s(4x)) = 1 - tanh(2x)^2, the same function.  Norse has
 no arctangent and no rectangular surrogate and its ``threshold`` dispatches
 on a closed list of method names, so fc_mnist's and dsrn_tdbn's layers use
 :class:`SurrogateLIFBoxCell`: a ``LIFBoxCell`` whose activation is the same
-LIFBox step with a given spike function (:class:`ATan`, :class:`Rectangle`).
+LIFBox step with a given spike function (the shared PyTorch surrogates of
+:mod:`backends.torch_surrogates`: arctangent and rectangle).
 
 Norse ships no multi-step LIFBox module, and its generic ``SNN`` wrapper
 returns post-reset states (not the membrane compared with the threshold) and
@@ -42,15 +43,15 @@ zero-filled ``[T, ...]`` gradient), so :class:`LIFBoxLayer` loops over
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 from norse.torch import LIFBoxCell, LIFBoxFeedForwardState, LIFBoxParameters
 from norse.torch.functional.filter import exp_filter_step
-from norse.torch.functional.heaviside import heaviside
 from norse.torch.functional.reset import reset_subtract, reset_value
 from torch import nn
+
+from ..torch_surrogates import ArctanSpike, RectangularSpike
 
 Pair = tuple[torch.Tensor, "torch.Tensor | None"]
 
@@ -58,53 +59,14 @@ DT = 1.0  # every task is written in steps of dt = 1
 
 
 # ----------------------------------------------------------------- surrogates
-class ATan(torch.autograd.Function):
-    """S = H(x) (Norse's strict ``heaviside``), h(x) = (alpha/2) / (1 + (pi alpha x / 2)^2).
-
-    fc_mnist's arctangent surrogate (snnTorch's ``atan``; alpha = 2 gives
-    1 / (1 + (pi x)^2)); Norse has none.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        half = ctx.alpha / 2.0
-        return grad_output * half / (1.0 + (math.pi * half * x) ** 2), None
-
-
-class Rectangle(torch.autograd.Function):
-    """S = H(x), h(x) = 1/(2a) where |x - center| < a, else 0.
-
-    dsrn_tdbn's rectangular surrogate with x = U - V_th: ``center`` 0 centres
-    the window on the threshold, -V_th on U = 0 (``--surrogate-center zero``).
-    Norse has none.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, a: float, center: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.a, ctx.center = a, center
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        window = ((x - ctx.center).abs() < ctx.a).to(grad_output.dtype)
-        return grad_output * window / (2.0 * ctx.a), None, None
-
-
 def atan(alpha: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: ATan.apply(x, alpha)
+    """fc_mnist's arctangent surrogate, h(x) = (alpha/2) / (1 + (pi alpha x / 2)^2): Norse has none."""
+    return lambda x: ArctanSpike.apply(x, alpha)
 
 
 def rectangle(a: float, center: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: Rectangle.apply(x, a, center)
+    """dsrn_tdbn's rectangle, h = 1/(2a) where |x - center| < a (x = U - V_th; center 0 or -V_th): Norse has none."""
+    return lambda x: RectangularSpike.apply(x, a, center)
 
 
 # ----------------------------------------------------------------- resets

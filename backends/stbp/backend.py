@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from torch import nn
 
-
 from ..base import Capabilities
 from ..torch_common import TorchBackend
 from ..torch_networks import build_network

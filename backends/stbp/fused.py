@@ -27,9 +27,15 @@ from torch import nn
 from tasks.specs import DSRNSpec
 
 from ..base import Capabilities
+from ..torch_networks import (
+    Blocks,
+    FoldedTdBN,
+    FunctionNeuron,
+    FunctionSynapse,
+    build_network,
+)
 from . import multistep
 from .backend import STBPBackend
-from ..torch_networks import Blocks, FoldedTdBN, FunctionNeuron, FunctionSynapse, build_network
 
 
 class FusedBlocks(Blocks):

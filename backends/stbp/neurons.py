@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import torch
 
-from .surrogates import ArctanSpike, RectangularSpike, SigmoidSpike, TriangleSpike
+from ..torch_surrogates import (
+    ArctanSpike,
+    RectangularSpike,
+    SigmoidSpike,
+    TriangleSpike,
+)
 
 Pair = tuple[torch.Tensor, "torch.Tensor | None"]
 

@@ -1,5 +1,9 @@
 """Spike functions: Heaviside forward, a surrogate derivative backward.
 
+Written once for the PyTorch backends: our own neurons use them, and a library
+that lacks one of the tasks' surrogates (Norse has no arctangent and no
+rectangle) takes it from here through its own spike-function hook.
+
 Each surrogate is its own ``torch.autograd.Function`` so that the backward
 pass is exactly the formula of ``docs/tasks.md`` and nothing else.  All take
 ``x`` = (membrane - threshold), possibly scaled, and return H(x) = [x > 0].
