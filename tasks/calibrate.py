@@ -1,0 +1,107 @@
+"""What this CPU can do, measured: the floor's rates for ``python -m tasks.floor --device cpu``.
+
+A short calibration run (seconds): the best matrix-product rate per precision
+over the GEMMs installed here (PyTorch's ``torch.mm`` -- oneDNN/MKL -- and
+XLA's ``jnp.dot`` when JAX is installed), each the best of a few products of
+square matrices, and the memory bandwidth of a large copy (bytes read plus
+written).  The best rate is the floor's: a framework that reaches a faster GEMM
+than ``torch.mm`` must not be measured as faster than the floor.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+GEMM_N = 2048  # 17 GFLOP a product: long enough to time, short enough for seconds in all
+REPEATS = 5
+COPY_BYTES = 256 * 2**20
+
+
+@dataclass
+class Calibration:
+    cpu: str
+    threads: int
+    # precision -> {gemm: FLOP/s}
+    gemm: dict[str, dict[str, float]] = field(default_factory=dict)
+    bandwidth: float = 0.0  # bytes/s, read + written
+
+    def peak(self, precision: str) -> float:
+        rates = self.gemm.get("fp32" if precision == "tf32" else precision) or {}
+        return max(rates.values()) if rates else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def best_seconds(call: Callable[[], object], repeats: int = REPEATS) -> float:
+    call()  # warm-up (and, for XLA, compilation)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def torch_gemm(precision: str) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(GEMM_N, GEMM_N).to(dtype)
+    b = torch.randn(GEMM_N, GEMM_N).to(dtype)
+    return 2 * GEMM_N**3 / best_seconds(lambda: torch.mm(a, b))
+
+
+def xla_gemm(precision: str) -> float | None:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    dtype = jnp.bfloat16 if precision == "bf16" else jnp.float32
+    key = jax.random.PRNGKey(0)
+    a = jax.random.normal(key, (GEMM_N, GEMM_N), dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (GEMM_N, GEMM_N), dtype)
+    dot = jax.jit(lambda x, y: jnp.dot(x, y, precision=jax.lax.Precision.HIGHEST))
+    return 2 * GEMM_N**3 / best_seconds(lambda: dot(a, b).block_until_ready())
+
+
+GEMMS = {"torch.mm": torch_gemm, "jax.numpy.dot (XLA)": xla_gemm}
+
+
+def copy_bandwidth() -> float:
+    src = np.ones(COPY_BYTES // 8)
+    dst = np.empty_like(src)
+    return 2 * src.nbytes / best_seconds(lambda: np.copyto(dst, src))
+
+
+def calibrate(precisions: tuple[str, ...] = ("fp32", "bf16")) -> Calibration:
+    cal = Calibration(cpu=cpu_name(), threads=len(os.sched_getaffinity(0)))
+    for precision in precisions:
+        rates = {}
+        for name, gemm in GEMMS.items():
+            rate = gemm(precision)
+            if rate is not None:
+                rates[name] = rate
+        cal.gemm[precision] = rates
+    cal.bandwidth = copy_bandwidth()
+    return cal
