@@ -83,6 +83,15 @@ REGISTRY: dict[str, BackendEntry] = {
             "#CC79A7",
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         ),
+        BackendEntry(
+            "spyx",
+            "backends.spyx.backend:SpyxBackend",
+            ("jax", "flax", "spyx", "optax"),
+            "Spyx 1.0 (Flax NNX neurons, spyx.axn surrogates, spyx.fn losses) on JAX, whole step jit-compiled",
+            "spyx",
+            "#882255",
+            env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+        ),
     )
 }
 
