@@ -58,27 +58,6 @@ def _version(module) -> str:
 
 
 # ----------------------------------------------------------------- losses and scores
-def unit_sparsity(T: int, dtype) -> float:
-    """The ``sparsity`` that makes ``spyx.fn.mse_spikerate``'s target the one-hot labels.
-
-    Its target is ``one_hot * sparsity * T`` (computed in ``dtype``, left to
-    right), compared with the rate ``mean_t R``: ``sparsity = 1/T`` gives the
-    one-hot, except where ``(1/T) * T`` rounds to 1 - 1 ulp (T = 49 in
-    float64); then a neighbour of ``1/T`` that rounds to exactly 1 is taken.
-    """
-    d = np.dtype(dtype).type
-    s = d(1.0 / T)
-    for candidate in (s, np.nextafter(s, d(1)), np.nextafter(s, d(0))):
-        if d(candidate) * d(T) == d(1):
-            return float(candidate)
-    return float(s)
-
-
-def _default_float():
-    """The dtype ``jax.nn.one_hot`` gives by default now (float64 only with x64)."""
-    return jax.dtypes.canonicalize_dtype(jnp.float64)
-
-
 def _ce_of_time_mean(spec: TaskSpec) -> Callable:
     # spyx.fn.integral_crossentropy takes the cross-entropy of sum_t R; fed R / T
     # that is mean_t R.  smoothing 0: the one-hot labels unchanged.
@@ -97,11 +76,12 @@ def _ce_summed_over_time(spec: TaskSpec) -> Callable:
 
 
 def _mse_of_rate(spec: TaskSpec) -> Callable:
-    def loss(readout, labels):
-        sparsity = unit_sparsity(readout.shape[0], _default_float())  # at trace time: the dtype in force
-        return spyx.fn.mse_spikerate(sparsity=sparsity, smoothing=0.0, time_axis=0)(readout, labels)
-
-    return loss
+    # spyx.fn.mse_spikerate compares mean_t R with the target one_hot * sparsity * T.
+    # Fed the rate as a one-step trace (T = 1) with sparsity 1 its target is the one-hot
+    # exactly, for every T (sparsity = 1/T would leave (1/T) * T, which for some T no
+    # float rounds to 1).
+    mse = spyx.fn.mse_spikerate(sparsity=1.0, smoothing=0.0, time_axis=0)
+    return lambda readout, labels: mse(jnp.mean(readout, axis=0, keepdims=True), labels)
 
 
 def _mean(spec: TaskSpec) -> Callable:
@@ -301,9 +281,10 @@ class SpyxBackend(Backend):
                                         "R / T (it takes the cross-entropy of the time sum)",
                 "loss:ce_summed_over_time": "library: optax.softmax_cross_entropy_with_integer_labels per step "
                                             "(spyx.fn has no per-step loss)",
-                "loss:mse_of_rate": "library: spyx.fn.mse_spikerate(sparsity=1/T, smoothing=0, time_axis=0) "
-                                    "(its target is one_hot * sparsity * T; 1/T, or its neighbour where "
-                                    "(1/T) T rounds below 1, makes it the one-hot exactly)",
+                "loss:mse_of_rate": "library: spyx.fn.mse_spikerate(sparsity=1, smoothing=0, time_axis=0) fed "
+                                    "the rate mean_t R as a one-step trace (its target is one_hot * sparsity "
+                                    "* T, the one-hot exactly at T = 1 and sparsity 1; sparsity = 1/T would "
+                                    "miss it by an ulp where no float makes (1/T) T round to 1)",
                 "loss:mean": "jax.numpy.mean of the output spikes",
                 "optimizer": "library: optax.inject_hyperparams(optax.adam) (bias-corrected, eps added to "
                              "sqrt(v_hat), as torch.optim.Adam); the learning rate is an optimiser state, so "
@@ -361,6 +342,8 @@ class SpyxBackend(Backend):
         return loss, scores, out, readout, new_buffers
 
     def _function(self, kind: str, static: bool, record: bool = False, batch_statistics: bool = True):
+        if not self.buffer_names:
+            batch_statistics = True  # no tdBN: both modes are one function
         key = (kind, static, record, batch_statistics)
         fn = self._compiled.get(key)
         if fn is not None:
