@@ -264,7 +264,7 @@ def test_subtractive_kind_is_spyx_lif_with_a_detached_reset():
     # with a surrogate in its reset (Spyx's way: the same axon for reset and output), the gradient differs
     lif = spyx.nn.LIF((2,), beta=np.float64(beta), threshold=v_th, activation=N.arctan(2.0), rngs=nnx.Rngs(0))
     attached = N.SpikeOfUpdate(lif, N.arctan(2.0), v_th, F64)
-    s2, u2, gx2 = _neuron_vjp(attached, inputs, gs, gm)
+    _, u2, gx2 = _neuron_vjp(attached, inputs, gs, gm)
     np.testing.assert_array_equal(u2, want_u)
     assert np.abs(gx2 - gx).max() > 1e-2
 

@@ -209,7 +209,10 @@ class BasicBlock(nnx.Module):
     def __init__(self, spec: DSRNSpec, settings: Settings, block):
         self.prefix = block.prefix
         cin, cout, s, size = block.in_channels, block.out_channels, block.stride, block.out_size
-        bn = lambda alpha: TdBN(cout, alpha, spec.v_th, spec.bn_eps, spec.bn_momentum, settings.dtype)  # noqa: E731
+
+        def bn(alpha):
+            return TdBN(cout, alpha, spec.v_th, spec.bn_eps, spec.bn_momentum, settings.dtype)
+
         self.conv1 = conv(cin, cout, 3, s, 1, settings)
         self.bn1 = bn(1.0)
         self.lif1 = neuron(spec, (size, size, cout), settings)
