@@ -88,6 +88,15 @@ REGISTRY: dict[str, BackendEntry] = {
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         ),
         BackendEntry(
+            "spyx",
+            "backends.spyx.backend:SpyxBackend",
+            ("jax", "flax", "spyx", "optax"),
+            "Spyx 1.0 (Flax NNX neurons, spyx.axn surrogates, spyx.fn losses) on JAX, whole step jit-compiled",
+            "spyx",
+            "#332288",
+            env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+        ),
+        BackendEntry(
             "norse",
             "backends.norse.backend:NorseBackend",
             ("torch", "norse"),
