@@ -1,4 +1,4 @@
-"""``python -m tasks.floor``: the least time a training step can take on a GPU.
+"""``python -m tasks.floor``: the least time a training step can take on a GPU or on this CPU.
 
 For a task at a batch size, T and precision, count what one training step
 must do -- floating-point operations and bytes moved to and from device
@@ -26,9 +26,13 @@ The model (``docs/performance.md`` explains it):
   write three, per parameter.
 
 Convolution and linear operands are 4 bytes (fp32, tf32) or 2 (bf16); neuron
-state, gradients and optimiser state are 4.  Peak rates are the vendor's
+state, gradients and optimiser state are 4.  GPU peak rates are the vendor's
 dense figures: CUDA-core float32 for ``fp32`` (TF32 off), tensor cores for
-``tf32`` and ``bf16``.
+``tf32`` and ``bf16``.  On the CPU (``--device cpu``) the rates are measured
+by a short calibration run (:mod:`tasks.calibrate`): the best matrix-product
+rate per precision of the GEMMs installed (PyTorch's and XLA's), used for every
+FLOP (an upper bound, so the floor stays a lower bound), and the bandwidth of
+a large copy.
 """
 
 from __future__ import annotations
@@ -47,9 +51,12 @@ STATE_BYTES = 4  # neuron state, gradients, optimiser state
 
 @dataclass(frozen=True)
 class GPU:
+    """A device's rates: a GPU's datasheet, or this CPU's calibration."""
+
     name: str
-    peak_flops: dict[str, float]  # precision -> FLOP/s (dense)
+    peak_flops: dict[str, float]  # precision -> FLOP/s (dense); "fp32" also for what is not a matrix product
     bandwidth: float  # bytes/s
+    type: str = "cuda"
 
 
 GPUS = {
@@ -146,10 +153,34 @@ class Floor:
     memory_seconds: float  # the sum of the byte terms alone
 
 
-def floor(spec: TaskSpec, precision: str, gpu: str = "h100", training: bool | None = None) -> Floor:
-    if gpu not in GPUS:
+def cpu_device(cal) -> GPU:
+    """This CPU as the floor sees it, from a :class:`tasks.calibrate.Calibration`.
+
+    Every FLOP counts at the matrix-product rate of its precision (the fastest
+    this CPU reaches), and TF32 is float32 here."""
+    rates = {p: cal.peak(p) for p in PRECISIONS}
+    rates = {p: v for p, v in rates.items() if v > 0}
+    return GPU(f"{cal.cpu}, {cal.threads} threads (calibrated)", {**rates, "fp32": rates.get("fp32", 0.0)},
+               cal.bandwidth, type="cpu")
+
+
+def floor(spec: TaskSpec, precision: str, gpu: str | GPU = "h100", training: bool | None = None) -> Floor:
+    if isinstance(gpu, GPU):
+        g = gpu
+    elif gpu in GPUS:
+        g = GPUS[gpu]
+    else:
         raise SpikebenchError(f"unknown GPU {gpu!r}; choose from {', '.join(GPUS)}")
-    g = GPUS[gpu]
+    if g.type == "cpu":  # every FLOP at the matrix-product rate of its precision
+        ops = step_ops(spec, precision, spec.trainable if training is None else training)
+        rate = g.peak_flops[precision]
+        return Floor(
+            task=spec.name, T=spec.T, batch_size=spec.batch_size, precision=precision, gpu=g.name,
+            flops=sum(op.flops for op in ops), bytes=sum(op.bytes for op in ops),
+            seconds=sum(max(op.flops / rate, op.bytes / g.bandwidth) for op in ops),
+            compute_seconds=sum(op.flops / rate for op in ops),
+            memory_seconds=sum(op.bytes / g.bandwidth for op in ops),
+        )
     ops = step_ops(spec, precision, spec.trainable if training is None else training)
     return Floor(
         task=spec.name, T=spec.T, batch_size=spec.batch_size, precision=precision, gpu=g.name,
@@ -169,13 +200,32 @@ DOC_POINTS: list[tuple[str, dict]] = (
 )
 
 
+def cpu_points() -> list[tuple[str, dict]]:
+    """The CPU table's points: the cpu profile's timing points (its sizes)."""
+    from .profiles import get_profile
+
+    out = []
+    for row in get_profile("cpu").timing:
+        for T in row.Ts or (None,):
+            for n in row.neurons or (None,):
+                overrides = dict(row.settings)
+                if T is not None:
+                    overrides["T"] = T
+                if n is not None:
+                    overrides["neurons"] = n
+                out.append((row.task, overrides))
+    return out
+
+
 def _label(spec: TaskSpec) -> str:
     extra = f", N={spec.neurons}" if spec.name == "lif_layer" else ""  # type: ignore[attr-defined]
+    width = getattr(spec, "width", 1)
+    extra += f", width {width:g}" if width not in (None, 1, 1.0) else ""
     return f"{spec.name} (T={spec.T}, B={spec.batch_size}{extra})"
 
 
-def measured_times(results_dir: Path | None) -> dict[tuple, list[tuple[str, float]]]:
-    """Measured step times from ``tasks.measure`` records, keyed like the floor table."""
+def measured_times(results_dir: Path | None, device: str = "cuda") -> dict[tuple, list[tuple[str, float]]]:
+    """Measured step times on ``device`` from ``tasks.measure`` records, keyed like the floor table."""
     from .result import Result
 
     found: dict[tuple, list[tuple[str, float]]] = {}
@@ -186,7 +236,7 @@ def measured_times(results_dir: Path | None) -> dict[tuple, list[tuple[str, floa
             r = Result.load(path)
         except Exception:
             continue  # parity files and others that are not result records
-        if r.status != "ok" or r.kind != "measurement" or (r.device or {}).get("type") != "cuda":
+        if r.status != "ok" or r.kind != "measurement" or (r.device or {}).get("type") != device:
             continue
         # the floor's step: a training step, or forward + backward for lif_layer
         t = r.metric("train_step_time")
@@ -194,14 +244,16 @@ def measured_times(results_dir: Path | None) -> dict[tuple, list[tuple[str, floa
         if t is None:
             continue
         task = r.config.get("task", {})
-        key = (r.task, task.get("T"), task.get("batch_size"), task.get("neurons"), r.precision)
+        key = (r.task, task.get("T"), task.get("batch_size"), task.get("neurons"), task.get("width"), r.precision)
         found.setdefault(key, []).append((r.backend, float(t)))
     return found
 
 
-def table(precisions: Sequence[str], gpu: str, results_dir: Path | None = None) -> str:
+def table(precisions: Sequence[str], gpu: str | GPU, results_dir: Path | None = None) -> str:
     """The markdown table of docs/performance.md (with measured multiples when results are given)."""
-    measured = measured_times(results_dir)
+    device = gpu if isinstance(gpu, GPU) else GPUS.get(gpu)
+    on_cpu = device is not None and device.type == "cpu"
+    measured = measured_times(results_dir, "cpu" if on_cpu else "cuda")
     head = "| task | precision | GFLOP | MB moved | compute-bound | memory-bound | floor |"
     rule = "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
     if results_dir is not None:
@@ -209,35 +261,75 @@ def table(precisions: Sequence[str], gpu: str, results_dir: Path | None = None) 
         rule += " --- |"
     lines = [head, rule]
     for precision in precisions:
-        for task, overrides in DOC_POINTS:
+        for task, overrides in (cpu_points() if on_cpu else DOC_POINTS):
             spec = get_spec(task, **overrides)
             f = floor(spec, precision, gpu)
             row = (f"| {_label(spec)} | {precision} | {f.flops / 1e9:,.1f} | {f.bytes / 1e6:,.1f} | "
                    f"{f.compute_seconds * 1e3:.3f} ms | {f.memory_seconds * 1e3:.3f} ms | {f.seconds * 1e3:.3f} ms |")
             if results_dir is not None:
-                key = (spec.name, spec.T, spec.batch_size, getattr(spec, "neurons", None), precision)
+                key = (spec.name, spec.T, spec.batch_size, getattr(spec, "neurons", None),
+                       getattr(spec, "width", None), precision)
                 cells = [f"{b} {t * 1e3:.2f} ms ({t / f.seconds:.1f}x)" for b, t in sorted(measured.get(key, []))]
                 row += f" {'; '.join(cells) or 'not measured'} |"
             lines.append(row)
     return "\n".join(lines)
 
 
+def cpu_calibration(path: Path | None):
+    """The calibration in ``path`` when it exists, else a fresh one (written to ``path`` when given)."""
+    import json
+
+    from .calibrate import Calibration, calibrate
+    from .result import write_atomic
+
+    if path is not None and path.is_file():
+        try:
+            return Calibration(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise SpikebenchError(f"--calibration {path} is not a calibration file ({exc})") from None
+    cal = calibrate()
+    if path is not None:
+        write_atomic(path, json.dumps(cal.to_dict(), indent=1) + "\n")
+    return cal
+
+
+def calibration_line(cal) -> str:
+    rates = "; ".join(f"{p} " + ", ".join(f"{name} {r / 1e9:,.0f}" for name, r in sorted(cal.gemm[p].items()))
+                      for p in cal.gemm)
+    return (f"CPU calibration: {cal.cpu}, {cal.threads} threads; GEMM GFLOP/s: {rates}; "
+            f"copy {cal.bandwidth / 1e9:,.1f} GB/s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .cli import OneLineParser
 
     p = OneLineParser(prog="python -m tasks.floor", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                   help="cuda: a GPU's datasheet (--gpu); cpu: this CPU, calibrated by a short run")
     p.add_argument("--gpu", default="h100", choices=sorted(GPUS))
+    p.add_argument("--calibration", metavar="FILE",
+                   help="with --device cpu: read the calibration from FILE, or write the one this run measures there")
     p.add_argument("--precision", default="fp32,bf16", help=f"comma list of {', '.join(PRECISIONS)}")
     p.add_argument("--results", metavar="DIR", help="add measured step times from these result records")
     args = p.parse_args(argv)
     try:
+        if args.calibration and args.device != "cpu":
+            raise SpikebenchError("--calibration is for --device cpu")
         precisions = [x.strip() for x in args.precision.split(",") if x.strip()]
         bad = [x for x in precisions if x not in PRECISIONS]
         if bad or not precisions:
             raise SpikebenchError(f"precision must be a comma list of {', '.join(PRECISIONS)}, got {args.precision!r}")
         if args.results and not Path(args.results).is_dir():
             raise SpikebenchError(f"--results {args.results} is not a directory")
-        print(table(precisions, args.gpu, Path(args.results) if args.results else None))
+        device: str | GPU = args.gpu
+        if args.device == "cpu":
+            cal = cpu_calibration(Path(args.calibration) if args.calibration else None)
+            device = cpu_device(cal)
+            print(calibration_line(cal))
+            missing = [x for x in precisions if x not in device.peak_flops]
+            if missing:
+                raise SpikebenchError(f"no matrix product could be timed here in {', '.join(missing)}")
+        print(table(precisions, device, Path(args.results) if args.results else None))
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return 2

@@ -70,12 +70,13 @@ def test_the_documented_table_is_the_tools_output():
     assert found.group(1).strip() == floor.table(["fp32", "bf16"], "h100")
 
 
-def _measurement(tmp_path: Path, backend: str, t: float, device: str = "cuda") -> Path:
-    spec = get_spec("dsrn_tdbn")
-    r = Result(task="dsrn_tdbn", backend=backend, kind="measurement", precision="fp32",
+def _measurement(tmp_path: Path, backend: str, t: float, device: str = "cuda", task: str = "dsrn_tdbn",
+                 **overrides) -> Path:
+    spec = get_spec(task, **overrides)
+    r = Result(task=task, backend=backend, kind="measurement", precision="fp32",
                device={"type": device, "name": "NVIDIA H100 80GB HBM3"},
                config={"task": spec.to_dict(), "run": {"device": device}})
-    r.set_metric("train_step_time", t)
+    r.set_metric("train_step_time" if spec.trainable else "forward_backward_time", t)
     return r.save(tmp_path / f"{backend.replace(':', '-')}-{device}.json")
 
 
@@ -100,3 +101,45 @@ def test_command_line(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         floor.main(["--gpu", "a100"])
     assert exc.value.code == 2
+
+
+# ---------------------------------------------------------------- the CPU floor
+def _calibration(path: Path, fp32: float = 200e9, bf16: float = 400e9, bandwidth: float = 40e9) -> Path:
+    from tasks.calibrate import Calibration
+
+    cal = Calibration(cpu="Test CPU", threads=2, gemm={"fp32": {"torch.mm": fp32 / 2, "jax.numpy.dot (XLA)": fp32},
+                                                      "bf16": {"torch.mm": bf16}}, bandwidth=bandwidth)
+    path.write_text(__import__("json").dumps(cal.to_dict()))
+    return path
+
+
+def test_the_cpu_floor_counts_every_flop_at_the_best_gemm_rate_of_its_precision(tmp_path):
+    from tasks.calibrate import Calibration
+
+    cal = Calibration(**__import__("json").loads(_calibration(tmp_path / "c.json").read_text()))
+    cpu = floor.cpu_device(cal)
+    assert cpu.peak_flops["fp32"] == 200e9 and cpu.peak_flops["tf32"] == 200e9 and cpu.peak_flops["bf16"] == 400e9
+    spec = get_spec("lif_layer", neurons=2048)
+    f = floor.floor(spec, "fp32", cpu)
+    ops = floor.step_ops(spec, "fp32", training=False)
+    assert f.seconds == pytest.approx(sum(max(op.flops / 200e9, op.bytes / 40e9) for op in ops))
+    # the matrix products dominate: the floor is near FLOPs / the best rate (XLA's here, not torch.mm's)
+    assert f.flops / 200e9 <= f.seconds < 1.1 * f.flops / 200e9
+
+
+def test_the_cpu_table_takes_the_cpu_profiles_points_and_cpu_measurements(tmp_path, capsys):
+    cal = _calibration(tmp_path / "cal.json")
+    results = tmp_path / "results"
+    results.mkdir()
+    _measurement(results, "brainstate", 0.5, device="cpu", task="lif_layer", T=500, batch_size=16, neurons=2048)
+    assert floor.main(["--device", "cpu", "--calibration", str(cal), "--precision", "fp32",
+                       "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "Test CPU, 2 threads" in out and "jax.numpy.dot (XLA) 200" in out
+    row = next(line for line in out.splitlines() if line.startswith("| lif_layer (T=500, B=16, N=2048)"))
+    f = floor.floor(get_spec("lif_layer", neurons=2048), "fp32", floor.cpu_device(floor.cpu_calibration(cal)))
+    assert f"brainstate 500.00 ms ({0.5 / f.seconds:.1f}x)" in row
+    assert "| dsrn_tdbn (T=2, B=16, width 0.25) | fp32 |" in out  # the cpu profile's sizes
+    assert floor.main(["--calibration", str(cal)]) == 2  # a calibration is for the CPU
+    (tmp_path / "bad.json").write_text("{}")
+    assert floor.main(["--device", "cpu", "--calibration", str(tmp_path / "bad.json")]) == 2

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 # harness (what drives backends: the commands and their helpers)
 SPEC = ("catalogue", "data", "errors", "idx", "metrics", "neuro", "profiles", "reference", "reference_grad",
         "result", "rng", "specs", "weights")
-HARNESS = ("child", "cli", "floor", "hostmem", "measure", "parity", "progress", "run", "runner", "suite", "sweep")
+HARNESS = ("calibrate", "child", "cli", "floor", "hostmem", "measure", "parity", "progress", "run", "runner", "suite", "sweep")
 FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton",
               "norse", "sinabs", "spyx", "rockpool", "numba", "flax", "haiku")
 
