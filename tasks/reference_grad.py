@@ -87,20 +87,18 @@ class SpikeFunction:
     derivative: Callable[[np.ndarray], np.ndarray]
 
 
+# the spec's neuron kinds -> their surrogate derivative, from the spec's constants
+SURROGATES: dict[str, Callable[[TaskSpec], Callable[[np.ndarray], np.ndarray]]] = {
+    "soft": lambda spec: lambda x: triangle(x, spec.surrogate_alpha, spec.surrogate_width),
+    "subtractive": lambda spec: lambda x: arctangent(x, spec.surrogate_alpha),
+    "hard": lambda spec: lambda x: sigmoid_derivative(x, spec.surrogate_alpha),
+    "stbp": lambda spec: lambda x: rectangular(x, spec.surrogate_a, surrogate_center(spec)),
+}
+
+
 def spike_function(spec: TaskSpec) -> SpikeFunction:
-    """The task's spike: Heaviside forward, its surrogate backward."""
-    if isinstance(spec, SyntheticSpec):
-        derivative = lambda x: triangle(x, spec.surrogate_alpha, spec.surrogate_width)  # noqa: E731
-    elif isinstance(spec, FCMnistSpec):
-        derivative = lambda x: arctangent(x, spec.surrogate_alpha)  # noqa: E731
-    elif isinstance(spec, (FCPoissonSpec, LIFLayerSpec)):
-        derivative = lambda x: sigmoid_derivative(x, spec.surrogate_alpha)  # noqa: E731
-    elif isinstance(spec, DSRNSpec):
-        center = surrogate_center(spec)
-        derivative = lambda x: rectangular(x, spec.surrogate_a, center)  # noqa: E731
-    else:
-        raise TypeError(type(spec).__name__)
-    return SpikeFunction(heaviside, derivative)
+    """The task's spike: Heaviside forward, its neuron kind's surrogate backward."""
+    return SpikeFunction(heaviside, SURROGATES[spec.neuron](spec))
 
 
 def surrogate_center(spec: DSRNSpec) -> float:
