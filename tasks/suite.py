@@ -49,6 +49,7 @@ from .profiles import (
 )
 from .progress import progress_bar
 from .result import Result, check_writable
+from .specs import TASKS
 
 DONE_STATUSES = ("ok", "oom", "diverged")
 # the committed comparison: the cpu and gpu profiles' default folders feed one report
@@ -169,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", help="directory for the results (default results/<profile>)")
     p.add_argument("--part", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)} (default all)")
     p.add_argument("--backend", help="only these backends (a comma list; default the profile's)")
+    p.add_argument("--task", help="only these tasks (a comma list; default the profile's)")
     p.add_argument("--data-dir", help="where MNIST-format data sets are looked for first")
     p.add_argument("--list", action="store_true", help="list the points, which are done, and the estimate; run nothing")
     p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
@@ -186,6 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             names = resolve_backends(args.backend)
         out = Path(args.out) if args.out else default_out(profile)
         todo_all = points(profile, names, [x for x in PARTS if x in parts])
+        if args.task:
+            tasks = [t.strip() for t in args.task.split(",") if t.strip()]
+            unknown = [t for t in tasks if t not in TASKS]
+            if unknown or not tasks:
+                raise UsageError(f"unknown task {', '.join(unknown) or '(none)'}; tasks: {', '.join(TASKS)}")
+            # a parity file covers every task of its backend: kept whatever the task filter
+            todo_all = [pt for pt in todo_all if pt.task in tasks or pt.part == "parity"]
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return exc.exit_code

@@ -214,3 +214,13 @@ def test_list_shows_the_points_and_the_estimate(tiny, tmp_path):
     assert proc.returncode == 0
     assert "4 points" in proc.stdout and "todo  parity/stbp.json" in proc.stdout
     assert not (tmp_path / "o").exists()  # --list writes nothing
+
+
+def test_the_task_filter_keeps_only_those_tasks_and_refuses_an_unknown_one(capsys):
+    from tasks.suite import main
+
+    assert main(["--profile", "smoke", "--task", "fc_mnist", "--part", "train,timing", "--list"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert listed and all("fc_mnist" in line and "poisson" not in line for line in listed)
+    assert main(["--profile", "smoke", "--task", "mnist", "--list"]) == 2
+    assert "unknown task mnist" in capsys.readouterr().err
