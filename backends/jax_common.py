@@ -14,7 +14,10 @@ folders; what is the same logic is here once:
 * the weight layouts (PyTorch's ``[out, in]`` and ``[O, I, kh, kw]`` <->
   JAX's ``[in, out]`` and ``[kh, kw, I, O]``) and channels-last activity ->
   channels-first;
-* the score kinds of the spec (tasks/specs.py) in ``jax.numpy``.
+* the score kinds of the spec (tasks/specs.py) in ``jax.numpy``;
+* the arithmetic of tdBN (:class:`TdBNMath`), time folded into the batch
+  (:func:`fold`), and the DSRN's forward pass and basic block, on modules the
+  backend builds with its own library.
 
 Precision policy (as in :mod:`backends.torch_common`):
 
@@ -316,3 +319,88 @@ def eval_result(loss, scores, spikes: dict, record: bool, membranes: dict | None
     if record:
         result.update(spikes=spikes, membranes=membranes, readout=readout)
     return result
+
+
+# ----------------------------------------------------------------- network pieces
+def fold(module, x):
+    """``module`` on ``[T, B, ...]`` with time folded into the batch."""
+    T, B = x.shape[:2]
+    y = module(x.reshape((T * B,) + x.shape[2:]))
+    return y.reshape((T, B) + y.shape[1:])
+
+
+class TdBNMath:
+    """Threshold-dependent batch norm of a channels-last ``[T, B, H, W, C]`` input, whatever holds its state.
+
+    ``y = lambda alpha V_th (x - mean) / sqrt(var + eps) + beta``, mean and biased variance over
+    (T, B, H, W), the gradient flowing through both; the running mean and *unbiased* running
+    variance move with ``momentum`` towards the batch's (detached), only when ``update_running``.
+    A module mixes this in and sets ``dtype``, ``scale`` (alpha V_th), ``eps`` and ``momentum``;
+    it reads and writes its own library's state in :meth:`_affine` (lambda, beta),
+    :meth:`_running` and :meth:`_set_running` (mean, var), each called only where needed.
+    """
+
+    dtype: Any
+    scale: float
+    eps: float
+    momentum: float
+
+    def _affine(self):
+        raise NotImplementedError
+
+    def _running(self):
+        raise NotImplementedError
+
+    def _set_running(self, mean, var) -> None:
+        raise NotImplementedError
+
+    def normalise(self, x, batch_statistics: bool = True, update_running: bool = False):
+        x = x.astype(self.dtype)
+        if batch_statistics:
+            axes = tuple(range(x.ndim - 1))
+            mean = jnp.mean(x, axis=axes)
+            var = jnp.var(x, axis=axes)
+            if update_running:
+                n = x.size // x.shape[-1]
+                m = self.momentum
+                batch_mean = jax.lax.stop_gradient(mean)
+                unbiased = jax.lax.stop_gradient(var) * (n / (n - 1))
+                running_mean, running_var = self._running()
+                self._set_running((1.0 - m) * running_mean + m * batch_mean, (1.0 - m) * running_var + m * unbiased)
+        else:
+            mean, var = self._running()
+        weight, bias = self._affine()
+        scale = weight * self.scale / jnp.sqrt(var + self.eps)
+        return (x - mean) * scale + bias
+
+
+def residual_block(block, s, lif, bn_mode: dict):
+    """A DSRN basic block on spikes ``s`` ``[T, B, H, W, C]``: conv-tdBN-LIF, conv-tdBN plus the shortcut
+    (conv-tdBN where it projects, else ``s``), LIF.  ``block`` has the modules ``conv1``, ``bn1``,
+    ``lif1``, ``conv2``, ``bn2``, ``lif2`` (and ``shortcut_conv``, ``shortcut_bn`` with
+    ``has_projection``); ``lif(name, neuron, inputs)`` runs a spiking layer over time."""
+    h = lif(f"{block.prefix}.lif1", block.lif1, block.bn1(fold(block.conv1, s), **bn_mode))
+    out = block.bn2(fold(block.conv2, h), **bn_mode)
+    if block.has_projection:
+        out = out + block.shortcut_bn(fold(block.shortcut_conv, s), **bn_mode)
+    else:
+        out = out + s
+    return lif(f"{block.prefix}.lif2", block.lif2, out)
+
+
+def dsrn_forward(net, x, lif, bn_mode: dict, *, T: int, static: bool):
+    """The DSRN (STBP-tdBN), channels-last inside, on ``[B, C, H, W]`` images (``static``: convolved
+    once and repeated over time) or ``[T, B, C, H, W]`` frames; returns the output layer's spikes.
+    ``net`` has ``stem_conv``, ``stem_bn``, ``stem_lif``, the blocks named in ``block_names``
+    (each called ``block(s, lif, bn_mode)``), ``fc1``, ``fc1_lif``, ``fc2``, ``fc2_lif``."""
+    if static:
+        y = net.stem_conv(jnp.transpose(x, (0, 2, 3, 1)))
+        y = jnp.broadcast_to(y, (T,) + y.shape)
+    else:
+        y = fold(net.stem_conv, jnp.transpose(x, (0, 1, 3, 4, 2)))
+    s = lif("stem.lif", net.stem_lif, net.stem_bn(y, **bn_mode))
+    for attr in net.block_names:
+        s = getattr(net, attr)(s, lif, bn_mode)
+    pooled = jnp.mean(s, axis=(2, 3))  # [T, B, C]
+    h = lif("fc1.lif", net.fc1_lif, net.fc1(pooled))
+    return lif("fc2.lif", net.fc2_lif, net.fc2(h))
