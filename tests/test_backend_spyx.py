@@ -20,13 +20,13 @@ import backends as registry  # noqa: E402
 from backends.spyx import backend as B  # noqa: E402
 from backends.spyx import neurons as N  # noqa: E402
 from backends.spyx.networks import READOUTS  # noqa: E402
-from tasks import parity, reference, rng  # noqa: E402
+from tasks import reference, rng  # noqa: E402
 from tasks import reference_grad as RG  # noqa: E402
 from tasks.data import Batch, make_data  # noqa: E402
-from tasks.idx import FILES, write_idx  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import LOSS_KINDS, NEURON_KINDS, READOUT_KINDS, SCORE_KINDS, get_spec  # noqa: E402
-from tasks.weights import initial_weights  # noqa: E402
+from tests import jax_backend_checks as checks  # noqa: E402
+from tests.jax_backend_checks import rel as _rel  # noqa: E402
 
 X = np.array([-1.2, -0.5, -0.25, 0.0, 0.2, 0.49, 0.5, 0.75, 1.5])
 F64 = np.float64
@@ -43,10 +43,6 @@ def cls():
     return registry.load("spyx")
 
 
-def _rel(a, b) -> float:
-    return parity._rel(np.asarray(a), np.asarray(b))
-
-
 def _grad(axon, x=X):
     x = jnp.asarray(x, dtype=jnp.float64)
     return np.asarray(axon(x)), np.asarray(jax.grad(lambda v: jnp.sum(axon(v)))(x))
@@ -59,12 +55,7 @@ def _grad(axon, x=X):
 # (test_adam_matches_torch...).
 @pytest.mark.parametrize("task", ["synthetic", "fc_mnist_poisson", "lif_layer"])
 def test_parity(task):
-    row = parity.check_backend(task, "spyx")
-    assert row.status == "ok", row.message
-    assert row.precision == "fp64"
-    assert row.spike_mismatches == 0 and row.spikes_compared > 0
-    assert row.membrane_rel < 1e-12 and row.gradient_rel < 1e-10 and row.loss_curve_rel < 1e-10
-    assert not row.documented_difference
+    checks.check_parity(task, "spyx")
 
 
 # dsrn_tdbn's full parity case takes a minute to compile on two cores (python -m tasks.parity
@@ -76,9 +67,7 @@ def _dsrn_spec(**extra):
 
 
 def _dsrn_case(spec, seed=1):
-    weights = initial_weights(spec)
-    for name, gain in parity.CASES["dsrn_tdbn"][1].items():
-        weights[name] = weights[name] * gain
+    weights = checks.parity_weights(spec)
     gen = rng.stream(seed, "test-spyx-dsrn")
     size = spec.image_size
     batches = [Batch(gen.standard_normal((spec.batch_size, 1, size, size)).astype(np.float32),
@@ -119,33 +108,12 @@ def test_dsrn_weights_layout_and_running_statistics(dsrn):
     """Shared layouts in and out unchanged (conv kernels [kh, kw, in, out] inside); tdBN's running
     statistics move only in train_step, as the reference says (unbiased variance, momentum 0.1)."""
     spec, weights, batches, backend = dsrn
-    gen = np.random.default_rng(3)
-    new = {k: v + 0.01 * gen.standard_normal(v.shape) for k, v in weights.items()}
-    new = {k: (np.abs(v) + 0.5 if k.endswith("running_var") else v) for k, v in new.items()}
-    backend.set_weights(new)
-    back = backend.get_weights()
-    assert set(back) == set(new)
-    for k in new:
-        assert back[k].dtype == np.float64
-        np.testing.assert_array_equal(back[k], new[k])
+    new = checks.set_perturbed_weights(backend, weights)
     np.testing.assert_array_equal(np.asarray(backend.params["layer1.0.conv1.weight"]),
                                   new["layer1.0.conv1.weight"].transpose(2, 3, 1, 0))
     np.testing.assert_array_equal(np.asarray(backend.params["fc1.weight"]), new["fc1.weight"].T)
-    backend.evaluate(batches[0], record=True, batch_statistics=True)
-    backend.gradients(batches[0])
-    for k, v in backend.get_weights().items():
-        np.testing.assert_array_equal(v, new[k])
-    expected = reference.forward(spec, new, batches[0], batch_statistics=True).running
-    backend.train_step(batches[0])
-    trained = backend.get_weights()
-    assert expected
-    for k, v in expected.items():
-        assert _rel(trained[k], v) < 1e-12, k
-        assert not np.array_equal(trained[k], new[k])
-    with pytest.raises(ValueError):
-        backend.set_weights({k: v for k, v in new.items() if k != "fc1.weight"})
-    with pytest.raises(ValueError):
-        backend.set_weights({**new, "stem.conv.weight": new["stem.conv.weight"][:, :, :2]})
+    checks.check_running_statistics(backend, spec, batches[0])
+    checks.check_bad_weights_rejected(backend, new)
     backend.set_weights(weights)
 
 
@@ -347,18 +315,7 @@ def test_integral_crossentropy_of_r_over_t_is_the_cross_entropy_of_the_mean():
 
 # ---------------------------------------------------------------- weights, constants, optimiser
 def _small(task: str, **extra):
-    overrides = {
-        "synthetic": {"T": 20, "batch_size": 8, "input_probability": 0.1},
-        "fc_mnist": {"T": 5, "batch_size": 6},
-        "fc_mnist_poisson": {"T": 6, "batch_size": 6},
-        "lif_layer": {"T": 12, "batch_size": 3, "neurons": 16},
-    }[task]
-    spec = get_spec(task).with_overrides(**{**overrides, **extra})
-    weights = initial_weights(spec)
-    for name, gain in parity.CASES[task][1].items():
-        weights[name] = weights[name] * gain
-    gen = rng.stream(1, f"test-spyx-{task}")
-    return spec, weights, [parity.random_batch(spec, gen) for _ in range(3)]
+    return checks.small_case(task, "spyx", **extra)
 
 
 def test_spyx_decays_are_constants_not_trained(cls):
@@ -382,44 +339,15 @@ def test_adam_matches_torch_and_learning_rate_is_traced(cls):
     takes effect without recompiling; lr 0 leaves the weights where they are."""
     pytest.importorskip("torch")
     spec, weights, batches = _small("fc_mnist")
-    backend = cls(spec, weights, precision="fp64")
     stbp = registry.load("stbp")(spec, weights, precision="fp64")
-    for i, batch in enumerate(batches):
-        lr = spec.lr * (0.5 ** i)
-        backend.set_learning_rate(lr)
-        stbp.set_learning_rate(lr)
-        assert abs(backend.train_step(batch) - stbp.train_step(batch)) < 1e-9
-    got, want = backend.get_weights(), stbp.get_weights()
-    assert max(_rel(got[k] - weights[k], want[k] - weights[k]) for k in want) < 1e-8
-    compiled = backend.compile_count
-    backend.set_learning_rate(0.0)
-    backend.train_step(batches[0])
-    assert backend.compile_count == compiled
-    for k, v in backend.get_weights().items():
-        np.testing.assert_array_equal(v, got[k])
+    checks.check_adam_against_torch(cls(spec, weights, precision="fp64"), stbp, spec, weights, batches)
 
 
 def test_forward_backward_lif_layer(cls):
     """forward_backward: the gradients of gradients() on the device, compiled once, no Adam step."""
     spec, weights, batches = _small("lif_layer")
     backend = cls(spec, weights, precision="fp64")
-    staged = backend.stage(batches[0])
-    assert backend.forward_backward(staged) is None
-    backend.synchronize()
-    compiled = backend.compile_count
-    backend.forward_backward(staged)
-    backend.forward_backward(batches[0])  # unstaged, same shape: the same function
-    backend.synchronize()
-    assert backend.compile_count == compiled
-    grads, loss = backend._last
-    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree_util.tree_leaves((grads, loss)))
-    for name, value in backend.get_weights().items():
-        np.testing.assert_array_equal(value, weights[name])
-    want = backend.gradients(batches[0])
-    assert np.abs(want["fc.weight"]).max() > 0
-    np.testing.assert_allclose(backend.shared_gradients(grads)["fc.weight"], want["fc.weight"], rtol=1e-13, atol=0)
-    ref = reference.forward(spec, weights, batches[0])
-    assert 0 < ref.spikes["lif"].mean() < 1 and float(loss) == pytest.approx(ref.loss, rel=1e-12)
+    checks.check_forward_backward_on_device(backend, spec, weights, batches)
     assert backend.opt_state.inner_state[0].count == 0
 
 
@@ -428,20 +356,10 @@ def test_partial_batch_stage_infer_and_fp32_after_fp64(cls):
     cls(spec, weights, precision="fp64").gradients(batches[0])
     backend = cls(spec, weights, precision="fp32")
     assert {str(v.dtype) for v in backend.params.values()} == {"float32"}
-    staged = backend.stage(batches[0])
-    assert np.isfinite(backend.train_step(staged))
+    checks.check_staged_and_partial_batches(backend, spec, batches)
     assert {str(v.dtype) for v in backend.params.values()} == {"float32"}
-    backend.infer(staged)
-    backend.synchronize()
-    small = Batch(batches[1].x[:, :4], batches[1].y[:4], static=False)
-    out = backend.evaluate(small, record=True)
-    assert out.scores.shape == (4, spec.n_classes) and out.spike_counts["lif1"].shape == (spec.n_hidden,)
-    assert out.membranes["lif1"].shape == (spec.T, 4, spec.n_hidden)
-    assert backend.peak_memory_bytes() is None and backend.device_info()["type"] == "cpu"
     assert {"spyx", "flax", "jax", "jaxlib", "optax"} <= set(cls.versions())
     assert cls.versions()["spyx"] == spyx.__version__
-    assert backend.is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"))
-    assert not backend.is_out_of_memory(ValueError("shapes do not match"))
 
 
 def test_precisions_run(cls):
@@ -468,12 +386,7 @@ def test_precisions_run(cls):
 
 def test_capabilities(cls):
     caps = cls.capabilities()
-    assert set(caps.tasks) == {"synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"}
-    assert {"fp32", "tf32", "bf16", "fp64"} <= set(caps.precisions)
-    assert not caps.differences and not caps.parity_tolerances
-    for task in caps.tasks:
-        for part in ("neuron", "surrogate"):
-            assert caps.components[f"{part}:{task}"].split(":")[0] in ("library", "custom")
+    checks.check_capabilities(caps)
     assert caps.components["tdbn"].startswith("custom")
     assert caps.components["surrogate:fc_mnist_poisson"].startswith("library: spyx.axn.tanh")
 
@@ -482,36 +395,15 @@ def test_capabilities(cls):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("spyx-data")
-    gen = np.random.default_rng(0)
-    directory = root / "fashion-mnist"
-    directory.mkdir(parents=True)
-    arrays = {}
-    for split, n in (("train", 40), ("test", 20)):
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        images = gen.integers(0, 50, size=(n, 28, 28)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            images[i, 2 + 2 * int(k): 4 + 2 * int(k), 4:24] = 230
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
-    for key, stem in FILES.items():
-        write_idx(directory / stem, arrays[key])
+    checks.write_bar_images(root / "fashion-mnist", 40, 20)
     return root
 
 
 @pytest.mark.parametrize("task", ["synthetic", "fc_mnist_poisson"])
 def test_runner_end_to_end(task, data_dir):
-    overrides = {
-        "synthetic": {"T": 30, "batch_size": 16, "steps": 12, "eval_every_steps": 6},
-        "fc_mnist_poisson": {"T": 4, "batch_size": 8, "epochs": 2, "dataset": "fashion-mnist"},
-    }[task]
-    spec = get_spec(task, **overrides)
+    spec = get_spec(task, **checks.RUN_OVERRIDES[task])
     data = make_data(spec, data_dir=data_dir, allow_download=False) if task != "synthetic" else None
     result = run(spec, RunConfig(backend="spyx", progress=False, data_dir=str(data_dir), allow_download=False),
                  data=data)
-    assert result.status == "ok", result.message + result.extra.get("traceback", "")
-    losses = result.curves["train_loss"].y
-    assert len(losses) == result.metrics["steps"].value > 0 and all(np.isfinite(losses))
-    assert 0.0 <= result.metrics["accuracy"].value <= 1.0
-    assert [layer.name for layer in result.layers] == spec.layer_names()
-    assert result.versions["spyx"] == spyx.__version__ and result.device["type"] == "cpu"
-    if task == "synthetic":
-        assert losses[-1] < losses[0]
+    checks.check_end_to_end(result, spec)
+    assert result.versions["spyx"] == spyx.__version__

@@ -63,6 +63,26 @@ def test_no_backend_imports_the_harness():
     assert not offenders, offenders
 
 
+# the modules several backends share, and the only frameworks each may import: a backend
+# then runs with just its own framework installed (jax_common: no brainstate, no Spyx or Flax)
+SHARED = {"jax_common": ("jax",), "torch_common": ("torch",), "torch_networks": ("torch",),
+          "torch_surrogates": ("torch",)}
+
+
+def test_every_shared_backend_module_is_listed():
+    modules = {p.stem for p in (ROOT / "backends").glob("*.py")} - {"__init__", "base"}
+    assert modules == set(SHARED), "list the new shared module in SHARED with the frameworks it may import"
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_a_shared_backend_module_imports_only_its_own_framework_and_no_backend(name):
+    folders = {p.name for p in (ROOT / "backends").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    bad = sorted(m for m in imports(ROOT / "backends" / f"{name}.py")
+                 if (m.split(".")[0] in FRAMEWORKS and m.split(".")[0] not in SHARED[name])
+                 or (m.startswith("backends.") and m.split(".")[1] in folders))
+    assert not bad, f"backends/{name}.py, shared by several backends, imports {bad}"
+
+
 def test_the_report_does_not_import_the_training_command():
     for path in (ROOT / "reports").glob("*.py"):
         assert "tasks.run" not in imports(path), f"{path.name} imports tasks.run; the CLI pieces are in tasks.cli"

@@ -8,7 +8,7 @@ batch shape (JAX's cache does that): training batches all have one size, and
 the last, partial test batch compiles its own evaluation once.  No padding is
 used, so batch statistics are always those of the real samples.
 
-Precision policy (as in :mod:`backends.torch_common`):
+Precision policy (:mod:`backends.jax_common`, as in :mod:`backends.torch_common`):
 
 * ``fp64``: ``jax_enable_x64`` is switched on in the constructor (parity);
 * ``fp32``: float32 with ``jax_default_matmul_precision = "highest"`` (no TF32);
@@ -19,15 +19,13 @@ Precision policy (as in :mod:`backends.torch_common`):
 The matmul precision, the device and brainstate's ``dt`` are scoped: every
 call into JAX runs inside a context that sets them, so the setting is part of
 each compiled function (and of JAX's cache key) without touching the process
-defaults.
+defaults.  What is not brainstate's own (device, staging, evaluation's output,
+weight loading, measurement) is :class:`backends.jax_common.JaxBackend`,
+shared with the spyx backend.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import platform
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,20 +40,11 @@ import brainpy
 import brainpy.state  # noqa: F401  (the subpackage: brainpy.state.LIF, .Expon, .Neuron)
 
 from tasks.data import Batch
-from tasks.errors import DeviceUnavailable
-from tasks.specs import (
-    TaskSpec,
-)
-from tasks.weights import BUFFER_SUFFIXES
+from tasks.specs import TaskSpec
 
-from ..base import Backend, Capabilities, EvalOutput
+from ..base import Capabilities
+from ..jax_common import SCORES, JaxBackend, StagedBatch, eval_result, from_module, to_numpy, version
 from .networks import NetworkOutput, Settings, build_network
-
-MATMUL_PRECISION = {"fp64": "highest", "fp32": "highest", "tf32": "tensorfloat32", "bf16": "highest"}
-
-
-def _version(module) -> str:
-    return str(getattr(module, "__version__", "unknown"))
 
 
 def _ce_summed_over_time(readout, labels, n_classes):
@@ -69,18 +58,13 @@ def _mse_of_rate(readout, labels, n_classes):
     return jnp.mean(braintools.metric.squared_error(rate, jax.nn.one_hot(labels, n_classes, dtype=rate.dtype)))
 
 
-# the spec's loss and score kinds (tasks/specs.py) -> braintools / jax.numpy
+# the spec's loss kinds (tasks/specs.py) -> braintools / jax.numpy (the score kinds: jax_common.SCORES)
 LOSSES = {
     "ce_of_time_mean": lambda readout, labels, n_classes: jnp.mean(
         braintools.metric.softmax_cross_entropy_with_integer_labels(jnp.mean(readout, axis=0), labels)),
     "ce_summed_over_time": _ce_summed_over_time,
     "mse_of_rate": _mse_of_rate,
     "mean": lambda readout, labels, n_classes: jnp.mean(readout),
-}
-SCORES = {
-    "max_over_time": lambda readout, spikes: jnp.max(readout, axis=0),
-    "spike_count": lambda readout, spikes: jnp.sum(spikes, axis=0),
-    "time_mean": lambda readout, spikes: jnp.mean(readout, axis=0),
 }
 
 
@@ -90,42 +74,8 @@ def task_loss(spec: TaskSpec, out: NetworkOutput, labels):
     return LOSSES[spec.loss](out.readout, labels, spec.n_classes), SCORES[spec.score](out.readout, output_spikes)
 
 
-def _to_module(layout: str, value: np.ndarray) -> np.ndarray:
-    if layout == "linear":  # [out, in] -> [in, out]
-        return value.T
-    if layout == "conv":  # [O, I, kh, kw] -> [kh, kw, I, O]
-        return value.transpose(2, 3, 1, 0)
-    return value
-
-
-def _from_module(layout: str, value: np.ndarray) -> np.ndarray:
-    if layout == "linear":
-        return value.T
-    if layout == "conv":  # [kh, kw, I, O] -> [O, I, kh, kw]
-        return value.transpose(3, 2, 0, 1)
-    return value
-
-
-def _numpy(x) -> np.ndarray:
-    return np.asarray(jax.device_get(x), dtype=np.float64)
-
-
-@dataclass
-class StagedBatch:
-    """A batch already on the device (see ``Backend.stage``)."""
-
-    x: Any
-    y: Any
-    static: bool
-
-    @property
-    def size(self) -> int:
-        return int(self.y.shape[0])
-
-
-class BrainstateBackend(Backend):
+class BrainstateBackend(JaxBackend):
     framework = "brainstate"
-    peak_memory_scope = "process"  # JAX cannot reset peak_bytes_in_use
     # for_loop's ``unroll``: time loops of up to ``unroll_limit`` steps are
     # unrolled completely, longer ones not at all.  Measured on the CPU: the
     # T = 2 ResNet step is about 1.4x faster unrolled; for T = 20..200 loops,
@@ -135,12 +85,6 @@ class BrainstateBackend(Backend):
 
     def __init__(self, spec: TaskSpec, weights: dict[str, np.ndarray], *, device: str = "cpu", precision: str = "fp32"):
         super().__init__(spec, weights, device=device, precision=precision)
-        if precision == "fp64":
-            jax.config.update("jax_enable_x64", True)
-        self.jax_device = self._find_device(device)
-        self.dtype = jnp.float64 if precision == "fp64" else jnp.float32
-        self.np_dtype = np.float64 if precision == "fp64" else np.float32
-        self.matmul_precision = MATMUL_PRECISION[precision]
         self.dt = float(getattr(spec, "dt", 1.0))
         unroll = spec.T if spec.T <= self.unroll_limit else 1
         self.settings = Settings(
@@ -162,31 +106,16 @@ class BrainstateBackend(Backend):
                 lr=spec.lr, betas=tuple(spec.adam_betas), eps=spec.adam_eps
             )
             self.optimizer.register_trainable_weights(self.params)
-        self._compiled: dict[tuple, Any] = {}
-        self._last: Any = None
-        self._peak_at_reset: int | None = None
-        self.compile_count = 0  # traces of compiled functions (a recompilation shows here)
 
     # -- set-up ---------------------------------------------------------------------
-    @staticmethod
-    def _find_device(device: str):
-        if device == "cpu":
-            return jax.devices("cpu")[0]
-        try:
-            gpus = jax.devices("gpu")
-        except RuntimeError:
-            gpus = []
-        if not gpus:
-            raise DeviceUnavailable("--device cuda asked for, but JAX sees no GPU (is jax[cuda] installed?)")
-        return gpus[0]
-
     def _scope(self):
         """Matmul precision, device and brainstate's dt for everything run inside."""
-        stack = contextlib.ExitStack()
-        stack.enter_context(jax.default_matmul_precision(self.matmul_precision))
-        stack.enter_context(jax.default_device(self.jax_device))
+        stack = super()._scope()
         stack.enter_context(brainstate.environ.context(dt=self.dt))
         return stack
+
+    def _state_leaves(self) -> list:
+        return [s.value for s in self.params.values()]
 
     # -- description ----------------------------------------------------------------
     @classmethod
@@ -195,19 +124,19 @@ class BrainstateBackend(Backend):
         import optax
 
         out = {
-            "jax": _version(jax),
-            "jaxlib": _version(jaxlib),
-            "brainstate": _version(brainstate),
-            "brainpy": _version(brainpy),
-            "brainpy.state": _version(brainpy.state),
-            "braintools": _version(braintools),
-            "brainunit": _version(brainunit),
-            "optax": _version(optax),
+            "jax": version(jax),
+            "jaxlib": version(jaxlib),
+            "brainstate": version(brainstate),
+            "brainpy": version(brainpy),
+            "brainpy.state": version(brainpy.state),
+            "braintools": version(braintools),
+            "brainunit": version(brainunit),
+            "optax": version(optax),
         }
         try:
             import brainevent
 
-            out["brainevent"] = _version(brainevent)
+            out["brainevent"] = version(brainevent)
         except Exception:
             pass
         return out
@@ -266,40 +195,7 @@ class BrainstateBackend(Backend):
                   "before adding the float32 bias.",
         )
 
-    def device_info(self) -> dict[str, Any]:
-        d = self.jax_device
-        info: dict[str, Any] = {
-            "type": "cuda" if d.platform == "gpu" else d.platform,
-            "name": getattr(d, "device_kind", str(d)),
-            "platform": d.platform,
-            "jax_backend": jax.default_backend(),
-        }
-        if d.platform == "cpu":
-            info["name"] = _cpu_name() or info["name"]
-            info["threads"] = os.cpu_count()
-        else:
-            try:
-                stats = d.memory_stats() or {}
-                if "bytes_limit" in stats:
-                    info["memory_bytes"] = int(stats["bytes_limit"])
-            except Exception:
-                pass
-            for attr in ("compute_capability", "core_count"):
-                if hasattr(d, attr):
-                    info[attr] = getattr(d, attr)
-        return info
-
     # -- compiled functions -----------------------------------------------------------
-    def stage(self, batch: Batch) -> StagedBatch:
-        with self._scope():
-            x = jax.device_put(np.asarray(batch.x, dtype=self.np_dtype), self.jax_device)
-            y = jax.device_put(np.asarray(batch.y, dtype=np.int32), self.jax_device)
-        return StagedBatch(x, y, batch.static)
-
-    def _inputs(self, batch: Batch | StagedBatch):
-        staged = batch if isinstance(batch, StagedBatch) else self.stage(batch)
-        return staged.x, staged.y
-
     def _forward(self, x, y, *, static: bool, record: bool, batch_statistics: bool, update_running: bool):
         brainstate.nn.init_all_states(self.net, y.shape[0])
         out = self.net(x, static=static, record=record, batch_statistics=batch_statistics,
@@ -307,12 +203,7 @@ class BrainstateBackend(Backend):
         loss, scores = task_loss(self.spec, out, y)
         return loss, scores, out
 
-    def _function(self, kind: str, static: bool, record: bool = False, batch_statistics: bool = True):
-        key = (kind, static, record, batch_statistics)
-        fn = self._compiled.get(key)
-        if fn is not None:
-            return fn
-
+    def _compile(self, kind: str, static: bool, record: bool, batch_statistics: bool):
         def count():
             self.compile_count += 1
 
@@ -352,70 +243,21 @@ class BrainstateBackend(Backend):
                 count()
                 loss, scores, out = self._forward(x, y, static=static, record=record,
                                                   batch_statistics=batch_statistics, update_running=False)
-                result = {
-                    "loss": loss,
-                    "scores": scores,
-                    "counts": {k: jnp.sum(v, axis=(0, 1)) for k, v in out.spikes.items()},
-                }
-                if record:
-                    result["spikes"] = out.spikes
-                    result["membranes"] = out.membranes
-                    result["readout"] = out.readout
-                return result
+                return eval_result(loss, scores, out.spikes, record, out.membranes, out.readout)
 
             fn = evaluate
-        fn = brainstate.transform.jit(fn)
-        self._compiled[key] = fn
-        return fn
+        return brainstate.transform.jit(fn)
 
-    # -- training and evaluation -----------------------------------------------------
+    # -- training -------------------------------------------------------------------------
     def train_step(self, batch: Batch | StagedBatch) -> float:
-        with self._scope():
-            x, y = self._inputs(batch)
-            loss = self._function("train", batch.static)(x, y)
+        loss = self._call("train", batch)
         self._last = loss
         return float(loss)
 
     def forward_backward(self, batch: Batch | StagedBatch) -> None:
         """Forward and backward as in training, no Adam update; the (gradients, loss)
         stay on the device in ``self._last`` (:meth:`synchronize` waits for them)."""
-        with self._scope():
-            x, y = self._inputs(batch)
-            self._last = self._function("forward_backward", batch.static)(x, y)
-
-    def infer(self, batch: Batch | StagedBatch) -> None:
-        """Forward pass (running statistics), results left on the device."""
-        with self._scope():
-            x, y = self._inputs(batch)
-            self._last = self._function("eval", batch.static, False, False)(x, y)
-
-    def _layout(self, name: str, value: np.ndarray, leading: int) -> np.ndarray:
-        """Channels-last -> channels-first for the convolutional layers."""
-        if value.ndim - leading == 3:
-            axes = tuple(range(leading)) + (leading + 2, leading, leading + 1)
-            return np.ascontiguousarray(value.transpose(axes))
-        return value
-
-    def evaluate(self, batch: Batch | StagedBatch, *, record: bool = False, batch_statistics: bool = False) -> EvalOutput:
-        with self._scope():
-            x, y = self._inputs(batch)
-            out = self._function("eval", batch.static, record, batch_statistics)(x, y)
-        self._last = out
-        out = jax.device_get(out)
-        counts = {k: self._layout(k, _numpy(v), 0) for k, v in out["counts"].items()}
-        result = EvalOutput(loss=float(out["loss"]), scores=_numpy(out["scores"]), spike_counts=counts)
-        if record:
-            result.spikes = {k: self._layout(k, _numpy(v), 2) for k, v in out["spikes"].items()}
-            result.membranes = {k: self._layout(k, _numpy(v), 2) for k, v in out["membranes"].items()}
-            result.readout = _numpy(out["readout"])
-        return result
-
-    def gradients(self, batch: Batch | StagedBatch) -> dict[str, np.ndarray]:
-        with self._scope():
-            x, y = self._inputs(batch)
-            grads, loss = self._function("gradients", batch.static)(x, y)
-        self._last = loss
-        return self.shared_gradients(grads)
+        self._last = self._call("forward_backward", batch)
 
     def shared_gradients(self, grads) -> dict[str, np.ndarray]:
         """Gradients as the compiled functions return them -> shared names and layouts (float64 NumPy)."""
@@ -424,7 +266,7 @@ class BrainstateBackend(Backend):
         for name, (state, key, layout) in self.weight_map.items():
             if key is None:
                 continue
-            out[name] = _from_module(layout, _numpy(grads[name.rsplit(".", 1)[0]][key]))
+            out[name] = from_module(layout, to_numpy(grads[name.rsplit(".", 1)[0]][key]))
         return out
 
     # -- weights -------------------------------------------------------------------------
@@ -432,24 +274,17 @@ class BrainstateBackend(Backend):
         out = {}
         for name, (state, key, layout) in self.weight_map.items():
             value = state.value if key is None else state.value[key]
-            out[name] = _from_module(layout, _numpy(value))
+            out[name] = from_module(layout, to_numpy(value))
         return out
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        unknown = sorted(set(weights) - set(self.weight_map))
-        missing = sorted(n for n in self.weight_map if n not in weights and not n.endswith(BUFFER_SUFFIXES))
-        if unknown or missing:
-            raise ValueError(f"{self.name}: unknown weights {unknown}, missing weights {missing}")
+        self._check_weight_names(self.weight_map, weights)
         updates: dict[int, tuple[Any, dict]] = {}
         with self._scope():
             for name, value in weights.items():
                 state, key, layout = self.weight_map[name]
                 current = state.value if key is None else state.value[key]
-                converted = np.asarray(_to_module(layout, np.asarray(value, dtype=np.float64)), dtype=self.np_dtype)
-                if tuple(converted.shape) != tuple(current.shape):
-                    raise ValueError(f"{self.name}: weight {name} has shape {np.shape(value)}, "
-                                     f"which does not fit the module's {tuple(current.shape)} ({layout} layout)")
-                array = jax.device_put(np.ascontiguousarray(converted), self.jax_device)
+                array = self._device_array(name, value, layout, current.shape)
                 if key is None:
                     state.value = array
                 else:
@@ -461,56 +296,3 @@ class BrainstateBackend(Backend):
     def set_learning_rate(self, lr: float) -> None:
         # A float in an optimiser state: the compiled step reads it as an input.
         self.optimizer.current_lr = float(lr)
-
-    # -- measurement -----------------------------------------------------------------------
-    def synchronize(self) -> None:
-        leaves = jax.tree_util.tree_leaves(self._last) if self._last is not None else []
-        leaves += [s.value for s in self.params.values()]
-        jax.block_until_ready(leaves)
-
-    def reset_peak_memory(self) -> None:
-        """JAX cannot reset its allocator's peak: this only records the peak so far.
-
-        :meth:`peak_memory_bytes` therefore reports the peak of the whole
-        process (construction included), which is why measurements run each
-        backend in a fresh process.
-        """
-        self.synchronize()
-        self._peak_at_reset = self._stats().get("peak_bytes_in_use")
-
-    def _stats(self) -> dict:
-        if self.jax_device.platform == "cpu":
-            return {}
-        try:
-            return dict(self.jax_device.memory_stats() or {})
-        except Exception:
-            return {}
-
-    def peak_memory_bytes(self) -> int | None:
-        """The process's device-memory peak (``peak_bytes_in_use``); None on the CPU."""
-        if self.jax_device.platform == "cpu":
-            return None
-        self.synchronize()
-        peak = self._stats().get("peak_bytes_in_use")
-        return None if peak is None else int(peak)
-
-    def is_out_of_memory(self, exc: BaseException) -> bool:
-        text = str(exc)
-        if "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
-            return True
-        return False
-
-    def close(self) -> None:
-        self._compiled.clear()
-        self._last = None
-
-
-def _cpu_name() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or None

@@ -36,6 +36,8 @@ import numpy as np
 
 import brainpy.state as bps
 
+from ..jax_common import TdBNMath
+
 
 # ----------------------------------------------------------------- helpers
 def constant(value: float, dtype: Any):
@@ -270,8 +272,9 @@ class Conv2d(brainstate.nn.Conv2d):
 
 
 # ----------------------------------------------------------------- tdBN
-class TdBN(brainstate.nn.Module):
-    """Threshold-dependent batch norm of a channels-last ``[T, B, H, W, C]`` input.
+class TdBN(brainstate.nn.Module, TdBNMath):
+    """Threshold-dependent batch norm of a channels-last ``[T, B, H, W, C]`` input
+    (the arithmetic: :class:`backends.jax_common.TdBNMath`).
 
     ``y = lambda * alpha * V_th * (x - mean) / sqrt(var + eps) + beta`` with the
     mean and biased variance over (T, B, H, W); the running statistics move
@@ -283,7 +286,7 @@ class TdBN(brainstate.nn.Module):
 
     def __init__(self, channels: int, alpha: float, v_th: float, eps: float, momentum: float, dtype, name=None):
         super().__init__(name=name)
-        self.alpha_vth = float(alpha) * float(v_th)
+        self.scale = float(alpha) * float(v_th)
         self.eps = float(eps)
         self.momentum = float(momentum)
         self.dtype = dtype
@@ -293,21 +296,16 @@ class TdBN(brainstate.nn.Module):
         self.running_mean = brainstate.BatchState(jnp.zeros((channels,), dtype))
         self.running_var = brainstate.BatchState(jnp.ones((channels,), dtype))
 
-    def update(self, x, batch_statistics: bool = True, update_running: bool = False):
-        x = x.astype(self.dtype)
-        if batch_statistics:
-            axes = tuple(range(x.ndim - 1))
-            mean = jnp.mean(x, axis=axes)
-            var = jnp.var(x, axis=axes)
-            if update_running:
-                n = x.size // x.shape[-1]
-                m = self.momentum
-                batch_mean = jax.lax.stop_gradient(mean)
-                unbiased = jax.lax.stop_gradient(var) * (n / (n - 1))
-                self.running_mean.value = (1.0 - m) * self.running_mean.value + m * batch_mean
-                self.running_var.value = (1.0 - m) * self.running_var.value + m * unbiased
-        else:
-            mean, var = self.running_mean.value, self.running_var.value
+    def _affine(self):
         params = self.weight.value
-        scale = params["weight"] * self.alpha_vth / jnp.sqrt(var + self.eps)
-        return (x - mean) * scale + params["bias"]
+        return params["weight"], params["bias"]
+
+    def _running(self):
+        return self.running_mean.value, self.running_var.value
+
+    def _set_running(self, mean, var) -> None:
+        self.running_mean.value = mean
+        self.running_var.value = var
+
+    def update(self, x, batch_statistics: bool = True, update_running: bool = False):
+        return self.normalise(x, batch_statistics, update_running)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
+from ..jax_common import dsrn_forward, residual_block
 from . import components as C
 
 
@@ -187,13 +188,6 @@ class LIFLayerNet(brainstate.nn.Module):
         return NetworkOutput(spikes, rec.spikes, rec.membranes)
 
 
-def _fold(module, x):
-    """Apply ``module`` to ``[T, B, ...]`` with time folded into the batch."""
-    T, B = x.shape[:2]
-    y = module(x.reshape((T * B,) + x.shape[2:]))
-    return y.reshape((T, B) + y.shape[1:])
-
-
 class BasicBlock(brainstate.nn.Module):
     def __init__(self, spec: DSRNSpec, settings: Settings, block, spk):
         super().__init__()
@@ -235,13 +229,7 @@ class BasicBlock(brainstate.nn.Module):
         return out
 
     def __call__(self, s, lif, bn_mode: dict):
-        h = lif(f"{self.prefix}.lif1", self.lif1, self.bn1(_fold(self.conv1, s), **bn_mode))
-        out = self.bn2(_fold(self.conv2, h), **bn_mode)
-        if self.has_projection:
-            out = out + self.shortcut_bn(_fold(self.shortcut_conv, s), **bn_mode)
-        else:
-            out = out + s
-        return lif(f"{self.prefix}.lif2", self.lif2, out)
+        return residual_block(self, s, lif, bn_mode)
 
 
 def _bn_map(prefix: str, bn) -> dict:
@@ -300,19 +288,8 @@ class DSRN(brainstate.nn.Module):
             spikes, membranes = run_neuron(neuron, inp, T=T, static=False, record=record, unroll=unroll)
             return rec.add(name, spikes, membranes)
 
-        if static:
-            # One image per sample, the same at every step: convolve it once
-            # ([B, C, H, W] -> channels-last) and repeat the result over time.
-            y = self.stem_conv(jnp.transpose(x, (0, 2, 3, 1)))
-            y = jnp.broadcast_to(y, (T,) + y.shape)
-        else:
-            y = _fold(self.stem_conv, jnp.transpose(x, (0, 1, 3, 4, 2)))
-        s = lif("stem.lif", self.stem_lif, self.stem_bn(y, **bn_mode))
-        for attr in self.block_names:
-            s = getattr(self, attr)(s, lif, bn_mode)
-        pooled = jnp.mean(s, axis=(2, 3))  # [T, B, C]
-        h = lif("fc1.lif", self.fc1_lif, self.fc1(pooled))
-        readout = lif("fc2.lif", self.fc2_lif, self.fc2(h))
+        # a static image (one per sample, the same at every step) is convolved once and repeated over time
+        readout = dsrn_forward(self, x, lif, bn_mode, T=T, static=static)
         return NetworkOutput(readout, rec.spikes, rec.membranes)
 
 

@@ -11,7 +11,8 @@ evaluation, the parity gradients and ``forward_backward`` (the step without the
 Adam update) are compiled too, one function per static batch shape (JAX's
 cache).
 
-Precision policy (as in :mod:`backends.torch_common` and the brainstate backend):
+Precision policy (:mod:`backends.jax_common`, shared with the brainstate backend, as in
+:mod:`backends.torch_common`):
 
 * ``fp64``: ``jax_enable_x64`` is switched on in the constructor (parity);
   every array and constant of a backend has an explicit dtype, so a float32
@@ -23,16 +24,14 @@ Precision policy (as in :mod:`backends.torch_common` and the brainstate backend)
   ``param_dtype=float32``).
 
 Matmul precision and device are scoped: every call into JAX runs inside a
-context that sets them, so they are part of each compiled function.
+context that sets them, so they are part of each compiled function.  What is
+not Spyx's, Flax's or optax's (device, staging, evaluation's output, weight
+loading, measurement) is :class:`backends.jax_common.JaxBackend`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import platform
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -43,21 +42,15 @@ import spyx
 from flax import nnx
 
 from tasks.data import Batch
-from tasks.errors import DeviceUnavailable
 from tasks.specs import ALL_PRECISIONS, TASKS, TaskSpec
 from tasks.weights import BUFFER_SUFFIXES
 
-from ..base import Backend, Capabilities, EvalOutput
+from ..base import Capabilities
+from ..jax_common import SCORES, JaxBackend, StagedBatch, eval_result, from_module, to_numpy, version
 from .networks import READOUTS, Settings, build_network
 
-MATMUL_PRECISION = {"fp64": "highest", "fp32": "highest", "tf32": "tensorfloat32", "bf16": "highest"}
 
-
-def _version(module) -> str:
-    return str(getattr(module, "__version__", "unknown"))
-
-
-# ----------------------------------------------------------------- losses and scores
+# ----------------------------------------------------------------- losses (the score kinds: jax_common.SCORES)
 def _ce_of_time_mean(spec: TaskSpec) -> Callable:
     # spyx.fn.integral_crossentropy takes the cross-entropy of sum_t R; fed R / T
     # that is mean_t R.  smoothing 0: the one-hot labels unchanged.
@@ -96,68 +89,11 @@ LOSSES: dict[str, Callable[[TaskSpec], Callable]] = {
     "mean": _mean,
 }
 
-# score kind -> scores(readout [T, B, C], output spikes [T, B, C]) -> [B, C]
-SCORES: dict[str, Callable[[Any, Any], Any]] = {
-    "max_over_time": lambda readout, spikes: jnp.max(readout, axis=0),
-    "spike_count": lambda readout, spikes: jnp.sum(spikes, axis=0),
-    "time_mean": lambda readout, spikes: jnp.mean(readout, axis=0),
-}
-
-
-# ----------------------------------------------------------------- layouts
-def _to_module(layout: str, value: np.ndarray) -> np.ndarray:
-    if layout == "linear":  # [out, in] -> [in, out]
-        return value.T
-    if layout == "conv":  # [O, I, kh, kw] -> [kh, kw, I, O]
-        return value.transpose(2, 3, 1, 0)
-    return value
-
-
-def _from_module(layout: str, value: np.ndarray) -> np.ndarray:
-    if layout == "linear":
-        return value.T
-    if layout == "conv":  # [kh, kw, I, O] -> [O, I, kh, kw]
-        return value.transpose(3, 2, 0, 1)
-    return value
-
-
-def _channels_first(value: np.ndarray, leading: int) -> np.ndarray:
-    """Channels-last -> channels-first for convolutional layers (3 dims after ``leading``)."""
-    if value.ndim - leading == 3:
-        axes = tuple(range(leading)) + (leading + 2, leading, leading + 1)
-        return np.ascontiguousarray(value.transpose(axes))
-    return value
-
-
-def _numpy(x) -> np.ndarray:
-    return np.array(jax.device_get(x), dtype=np.float64)
-
-
-@dataclass
-class StagedBatch:
-    """A batch already on the device (see ``Backend.stage``)."""
-
-    x: Any
-    y: Any
-    static: bool
-
-    @property
-    def size(self) -> int:
-        return int(self.y.shape[0])
-
-
-class SpyxBackend(Backend):
+class SpyxBackend(JaxBackend):
     framework = "spyx"
-    peak_memory_scope = "process"  # JAX cannot reset peak_bytes_in_use
 
     def __init__(self, spec: TaskSpec, weights: dict[str, np.ndarray], *, device: str = "cpu", precision: str = "fp32"):
         super().__init__(spec, weights, device=device, precision=precision)
-        if precision == "fp64":
-            jax.config.update("jax_enable_x64", True)
-        self.jax_device = self._find_device(device)
-        self.dtype = jnp.float64 if precision == "fp64" else jnp.float32
-        self.np_dtype = np.float64 if precision == "fp64" else np.float32
-        self.matmul_precision = MATMUL_PRECISION[precision]
         settings = Settings(dtype=self.dtype, compute_dtype=jnp.bfloat16 if precision == "bf16" else None)
         self.loss_fn = LOSSES[spec.loss](spec)
         self.score_fn = SCORES[spec.score]
@@ -189,28 +125,9 @@ class SpyxBackend(Backend):
                 learning_rate=spec.lr, b1=spec.adam_betas[0], b2=spec.adam_betas[1], eps=spec.adam_eps,
             )
             self.opt_state = self.tx.init(self.params)
-        self._compiled: dict[tuple, Any] = {}
-        self._last: Any = None
-        self.compile_count = 0  # traces of compiled functions (a recompilation shows here)
 
-    # -- set-up ---------------------------------------------------------------------
-    @staticmethod
-    def _find_device(device: str):
-        if device == "cpu":
-            return jax.devices("cpu")[0]
-        try:
-            gpus = jax.devices("gpu")
-        except RuntimeError:
-            gpus = []
-        if not gpus:
-            raise DeviceUnavailable("--device cuda asked for, but JAX sees no GPU (is jax[cuda] installed?)")
-        return gpus[0]
-
-    def _scope(self):
-        stack = contextlib.ExitStack()
-        stack.enter_context(jax.default_matmul_precision(self.matmul_precision))
-        stack.enter_context(jax.default_device(self.jax_device))
-        return stack
+    def _state_leaves(self) -> list:
+        return jax.tree_util.tree_leaves((self.params, self.buffers))
 
     # -- description ----------------------------------------------------------------
     @classmethod
@@ -219,11 +136,11 @@ class SpyxBackend(Backend):
         import jaxlib
 
         return {
-            "spyx": _version(spyx),
-            "flax": _version(flax),
-            "jax": _version(jax),
-            "jaxlib": _version(jaxlib),
-            "optax": _version(optax),
+            "spyx": version(spyx),
+            "flax": version(flax),
+            "jax": version(jax),
+            "jaxlib": version(jaxlib),
+            "optax": version(optax),
         }
 
     @classmethod
@@ -299,26 +216,6 @@ class SpyxBackend(Backend):
                   "Linear adds the bias in bfloat16 too.",
         )
 
-    def device_info(self) -> dict[str, Any]:
-        d = self.jax_device
-        info: dict[str, Any] = {
-            "type": "cuda" if d.platform == "gpu" else d.platform,
-            "name": getattr(d, "device_kind", str(d)),
-            "platform": d.platform,
-            "jax_backend": jax.default_backend(),
-        }
-        if d.platform == "cpu":
-            info["name"] = _cpu_name() or info["name"]
-            info["threads"] = os.cpu_count()
-        else:
-            stats = self._stats()
-            if "bytes_limit" in stats:
-                info["memory_bytes"] = int(stats["bytes_limit"])
-            for attr in ("compute_capability", "core_count"):
-                if hasattr(d, attr):
-                    info[attr] = getattr(d, attr)
-        return info
-
     # -- the pure functions -----------------------------------------------------------
     def _model(self, params: dict, buffers: dict) -> nnx.Module:
         """The network with these weights (inside a trace: a fresh module of traced values)."""
@@ -344,11 +241,9 @@ class SpyxBackend(Backend):
     def _function(self, kind: str, static: bool, record: bool = False, batch_statistics: bool = True):
         if not self.buffer_names:
             batch_statistics = True  # no tdBN: both modes are one function
-        key = (kind, static, record, batch_statistics)
-        fn = self._compiled.get(key)
-        if fn is not None:
-            return fn
+        return super()._function(kind, static, record, batch_statistics)
 
+    def _compile(self, kind: str, static: bool, record: bool, batch_statistics: bool):
         def loss_and_gradients(params, buffers, x, y, update_running: bool):
             def loss(p):
                 value, _, _, _, new_buffers = self._forward(p, buffers, x, y, static=static, batch_statistics=True,
@@ -380,91 +275,42 @@ class SpyxBackend(Backend):
                 loss, scores, out, readout, _ = self._forward(params, buffers, x, y, static=static,
                                                               batch_statistics=batch_statistics,
                                                               update_running=False)
-                result = {"loss": loss, "scores": scores,
-                          "counts": {k: jnp.sum(v, axis=(0, 1)) for k, v in out.spikes.items()}}
-                if record:
-                    result.update(spikes=out.spikes, membranes=out.membranes, readout=readout)
-                return result
-        fn = jax.jit(fn)
-        self._compiled[key] = fn
-        return fn
+                return eval_result(loss, scores, out.spikes, record, out.membranes, readout)
+        return jax.jit(fn)
 
-    # -- training and evaluation -----------------------------------------------------
-    def stage(self, batch: Batch) -> StagedBatch:
-        x = jax.device_put(np.asarray(batch.x, dtype=self.np_dtype), self.jax_device)
-        y = jax.device_put(np.asarray(batch.y, dtype=np.int32), self.jax_device)
-        return StagedBatch(x, y, batch.static)
-
-    def _inputs(self, batch: Batch | StagedBatch):
-        staged = batch if isinstance(batch, StagedBatch) else self.stage(batch)
-        return staged.x, staged.y
+    # -- training -------------------------------------------------------------------------
+    def _arguments(self, kind: str) -> tuple:
+        if kind == "train":
+            return self.params, self.opt_state, self.buffers
+        return self.params, self.buffers
 
     def train_step(self, batch: Batch | StagedBatch) -> float:
-        with self._scope():
-            x, y = self._inputs(batch)
-            fn = self._function("train", batch.static)
-            self.params, self.opt_state, self.buffers, loss = fn(self.params, self.opt_state, self.buffers, x, y)
+        self.params, self.opt_state, self.buffers, loss = self._call("train", batch)
         self._last = loss
         return float(loss)
 
     def forward_backward(self, batch: Batch | StagedBatch) -> None:
         """Forward and backward as in training, no Adam update; (gradients, loss) stay on
         the device in ``self._last`` (:meth:`synchronize` waits for them)."""
-        with self._scope():
-            x, y = self._inputs(batch)
-            grads, self.buffers, loss = self._function("forward_backward", batch.static)(self.params, self.buffers, x, y)
+        grads, self.buffers, loss = self._call("forward_backward", batch)
         self._last = (grads, loss)
-
-    def infer(self, batch: Batch | StagedBatch) -> None:
-        with self._scope():
-            x, y = self._inputs(batch)
-            self._last = self._function("eval", batch.static, False, False)(self.params, self.buffers, x, y)
-
-    def evaluate(self, batch: Batch | StagedBatch, *, record: bool = False, batch_statistics: bool = False) -> EvalOutput:
-        with self._scope():
-            x, y = self._inputs(batch)
-            out = self._function("eval", batch.static, record, batch_statistics)(self.params, self.buffers, x, y)
-        self._last = out
-        out = jax.device_get(out)
-        counts = {k: _channels_first(_numpy(v), 0) for k, v in out["counts"].items()}
-        result = EvalOutput(loss=float(out["loss"]), scores=_numpy(out["scores"]), spike_counts=counts)
-        if record:
-            result.spikes = {k: _channels_first(_numpy(v), 2) for k, v in out["spikes"].items()}
-            result.membranes = {k: _channels_first(_numpy(v), 2) for k, v in out["membranes"].items()}
-            result.readout = _numpy(out["readout"])
-        return result
-
-    def gradients(self, batch: Batch | StagedBatch) -> dict[str, np.ndarray]:
-        with self._scope():
-            x, y = self._inputs(batch)
-            grads, loss = self._function("gradients", batch.static)(self.params, self.buffers, x, y)
-        self._last = loss
-        return self.shared_gradients(grads)
 
     def shared_gradients(self, grads) -> dict[str, np.ndarray]:
         """Gradients as the compiled functions return them -> shared layouts (float64 NumPy)."""
         grads = jax.device_get(grads)
-        return {n: _from_module(self.paths[n][1], _numpy(grads[n])) for n in self.trainable}
+        return {n: from_module(self.paths[n][1], to_numpy(grads[n])) for n in self.trainable}
 
     # -- weights -------------------------------------------------------------------------
     def get_weights(self) -> dict[str, np.ndarray]:
         values = {**self.params, **self.buffers}
-        return {n: _from_module(self.paths[n][1], _numpy(values[n])) for n in self.paths}
+        return {n: from_module(self.paths[n][1], to_numpy(values[n])) for n in self.paths}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        unknown = sorted(set(weights) - set(self.paths))
-        missing = sorted(n for n in self.trainable if n not in weights)
-        if unknown or missing:
-            raise ValueError(f"{self.name}: unknown weights {unknown}, missing weights {missing}")
+        self._check_weight_names(self.paths, weights)
         converted = {}
         for name, value in weights.items():
-            layout = self.paths[name][1]
             target = self.params[name] if name in self.params else self.buffers[name]
-            array = np.asarray(_to_module(layout, np.asarray(value, dtype=np.float64)), dtype=self.np_dtype)
-            if tuple(array.shape) != tuple(target.shape):
-                raise ValueError(f"{self.name}: weight {name} has shape {np.shape(value)}, which does not fit "
-                                 f"the module's {tuple(target.shape)} ({layout} layout)")
-            converted[name] = jax.device_put(np.ascontiguousarray(array), self.jax_device)
+            converted[name] = self._device_array(name, value, self.paths[name][1], target.shape)
         for name, array in converted.items():
             (self.params if name in self.params else self.buffers)[name] = array
 
@@ -474,47 +320,3 @@ class SpyxBackend(Backend):
         current = hyper["learning_rate"]
         hyper["learning_rate"] = jax.device_put(np.asarray(lr, dtype=current.dtype), self.jax_device)
         self.opt_state = self.opt_state._replace(hyperparams=hyper)
-
-    # -- measurement -----------------------------------------------------------------------
-    def synchronize(self) -> None:
-        leaves = jax.tree_util.tree_leaves(self._last) if self._last is not None else []
-        leaves += jax.tree_util.tree_leaves((self.params, self.buffers))
-        jax.block_until_ready(leaves)
-
-    def reset_peak_memory(self) -> None:
-        """JAX cannot reset its allocator's peak: :meth:`peak_memory_bytes` is the process's peak."""
-        self.synchronize()
-
-    def _stats(self) -> dict:
-        if self.jax_device.platform == "cpu":
-            return {}
-        try:
-            return dict(self.jax_device.memory_stats() or {})
-        except Exception:
-            return {}
-
-    def peak_memory_bytes(self) -> int | None:
-        if self.jax_device.platform == "cpu":
-            return None
-        self.synchronize()
-        peak = self._stats().get("peak_bytes_in_use")
-        return None if peak is None else int(peak)
-
-    def is_out_of_memory(self, exc: BaseException) -> bool:
-        text = str(exc)
-        return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
-
-    def close(self) -> None:
-        self._compiled.clear()
-        self._last = None
-
-
-def _cpu_name() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or None

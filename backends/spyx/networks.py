@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import spyx
@@ -27,6 +26,7 @@ from flax import nnx
 
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
+from ..jax_common import TdBNMath, dsrn_forward, residual_block
 from .neurons import NEURONS, run
 
 
@@ -155,9 +155,9 @@ class LIFLayerNet(nnx.Module):
 
 
 # ----------------------------------------------------------------- tdBN
-class TdBN(nnx.Module):
+class TdBN(nnx.Module, TdBNMath):
     """Threshold-dependent batch norm of a channels-last ``[T, B, H, W, C]`` input (custom: JAX,
-    Flax and Spyx have none).
+    Flax and Spyx have none; the arithmetic: :class:`backends.jax_common.TdBNMath`).
 
     ``y = lambda alpha V_th (x - mean) / sqrt(var + eps) + beta``, mean and biased variance over
     (T, B, H, W), the gradient flowing through both.  ``lambda`` (``weight``) and ``beta``
@@ -176,33 +176,22 @@ class TdBN(nnx.Module):
         self.running_mean = nnx.BatchStat(jnp.zeros((channels,), dtype))
         self.running_var = nnx.BatchStat(jnp.ones((channels,), dtype))
 
+    def _affine(self):
+        return self.weight[...], self.bias[...]
+
+    def _running(self):
+        return self.running_mean[...], self.running_var[...]
+
+    def _set_running(self, mean, var) -> None:
+        self.running_mean[...] = mean
+        self.running_var[...] = var
+
     def __call__(self, x, batch_statistics: bool = True, update_running: bool = False):
-        x = x.astype(self.dtype)
-        if batch_statistics:
-            axes = tuple(range(x.ndim - 1))
-            mean = jnp.mean(x, axis=axes)
-            var = jnp.var(x, axis=axes)
-            if update_running:
-                n = x.size // x.shape[-1]
-                m = self.momentum
-                self.running_mean[...] = (1.0 - m) * self.running_mean[...] + m * jax.lax.stop_gradient(mean)
-                unbiased = jax.lax.stop_gradient(var) * (n / (n - 1))
-                self.running_var[...] = (1.0 - m) * self.running_var[...] + m * unbiased
-        else:
-            mean, var = self.running_mean[...], self.running_var[...]
-        scale = self.weight[...] * self.scale / jnp.sqrt(var + self.eps)
-        return (x - mean) * scale + self.bias[...]
+        return self.normalise(x, batch_statistics, update_running)
 
 
 def _bn_paths(name: str, attr: tuple[str, ...]) -> dict:
     return {f"{name}.{k}": (attr + (k,), "same") for k in ("weight", "bias", "running_mean", "running_var")}
-
-
-def _fold(module, x):
-    """``module`` on ``[T, B, ...]`` with time folded into the batch."""
-    T, B = x.shape[:2]
-    y = module(x.reshape((T * B,) + x.shape[2:]))
-    return y.reshape((T, B) + y.shape[1:])
 
 
 class BasicBlock(nnx.Module):
@@ -236,13 +225,7 @@ class BasicBlock(nnx.Module):
         return out
 
     def __call__(self, s, lif, bn_mode: dict):
-        h = lif(f"{self.prefix}.lif1", self.lif1, self.bn1(_fold(self.conv1, s), **bn_mode))
-        out = self.bn2(_fold(self.conv2, h), **bn_mode)
-        if self.has_projection:
-            out = out + self.shortcut_bn(_fold(self.shortcut_conv, s), **bn_mode)
-        else:
-            out = out + s
-        return lif(f"{self.prefix}.lif2", self.lif2, out)
+        return residual_block(self, s, lif, bn_mode)
 
 
 class DSRN(nnx.Module):
@@ -280,17 +263,8 @@ class DSRN(nnx.Module):
         def lif(name, module, inputs):
             return rec(name, run(module, inputs, self.dtype))
 
-        if static:
-            # one image per sample: convolved once ([B, C, H, W] -> channels-last), repeated over time
-            y = over_time(self.stem_conv(jnp.transpose(x, (0, 2, 3, 1))), self.T, True)
-        else:
-            y = _fold(self.stem_conv, jnp.transpose(x, (0, 1, 3, 4, 2)))
-        s = lif("stem.lif", self.stem_lif, self.stem_bn(y, **bn_mode))
-        for attr in self.block_names:
-            s = getattr(self, attr)(s, lif, bn_mode)
-        pooled = jnp.mean(s, axis=(2, 3))  # [T, B, C]
-        h = lif("fc1.lif", self.fc1_lif, self.fc1(pooled))
-        lif("fc2.lif", self.fc2_lif, self.fc2(h))
+        # one image per sample: convolved once ([B, C, H, W] -> channels-last), repeated over time
+        dsrn_forward(self, x, lif, bn_mode, T=self.T, static=static)
         return rec.out
 
 
