@@ -1,0 +1,397 @@
+"""Numba kernels of the fused multi-step neurons on the CPU (see :mod:`backends.stbp.multistep`).
+
+The CPU counterpart of :mod:`backends.stbp.kernels`: one call covers all T
+steps of a layer.  The neurons of one step are cut into blocks of
+:data:`BLOCK`; each block is one task of a ``prange`` loop (the cores share
+the blocks), keeps its state in a small local array (in the L1 cache) and
+walks time, forward or in reverse.  Inside a step the block's neurons are a
+plain loop over contiguous memory, which LLVM vectorises (AVX-512 where the
+CPU has it).  No Python runs per time step.
+
+The arithmetic is the PyTorch engine's (``torch_forward`` /
+``torch_backward``), operation for operation, in the tensors' own dtype
+(float32 or float64), with every constant rounded to that dtype the way
+PyTorch rounds a Python scalar: the forward's spikes and membranes are
+bit-identical to it, and so are the gradients except for the sigmoid
+surrogate, whose ``exp`` is the C library's here and SLEEF's in PyTorch (a
+rounding apart).
+
+The forward writes the spikes (in the input's dtype) and, when asked, the
+membrane the backward pass reads -- the one tensor a layer keeps -- and a
+one-byte copy of the spikes (``spikes8``): what a layer fed by these spikes
+keeps for its own backward pass instead of the float copy (see
+:mod:`backends.stbp.multistep`).  The backward reads the membrane and the
+gradients of the spikes (and of the membrane, where it is used) and writes
+the input gradient, summed over time in the same pass for a static input.
+
+Tensors go in and out as NumPy views of the torch tensors' memory (no
+copy); they must be contiguous with step ``t`` at ``t * M``.  A tensor whose
+every step is the same (a static input, or a gradient broadcast over time)
+is passed as one step with a step stride of 0.
+
+Compiled code is cached on disk (``cache=True``): the first use on a machine
+compiles (a few seconds per kernel and dtype), later processes load it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+KIND_CODES = {"soft": 0, "subtractive": 1, "hard": 2, "stbp": 3}
+
+# Neurons per task, at most: the block's state (a few arrays of this size)
+# stays in the core's L2 cache, and each step of a block is a contiguous run
+# long enough for the prefetchers.  A layer is cut into about one block per
+# thread (no fewer than MIN_BLOCK neurons each).
+MAX_BLOCK = 16384
+MIN_BLOCK = 1024
+# Below this many neuron-steps a layer runs on one thread: starting the
+# thread pool costs more than it saves.
+PARALLEL_MIN = 1 << 17
+
+
+def _forward(kind, x, x_step, s, s8, m, T, M, q, keep_m, keep_s8, block):
+    """Spikes ``s`` (and ``m``, ``s8``) of all T steps; ``q`` the constants of :func:`constants`.
+
+    Every step of a block is read and written through slices indexed from 0:
+    numba then knows no index is negative (no wrap-around test) and LLVM
+    vectorises the loops.
+    """
+    nblocks = (M + block - 1) // block
+    for b in prange(nblocks):
+        lo = b * block
+        n = min(block, M - lo)
+        p0, p1, c, one, zero = q[0], q[1], q[2], q[3], q[4]
+        state = np.zeros(n, dtype=s.dtype)
+        spk = np.zeros(n, dtype=s.dtype)
+        for t in range(T):
+            xt = x[t * x_step + lo:t * x_step + lo + n]
+            st = s[t * M + lo:t * M + lo + n]
+            mt = m[t * M + lo:t * M + lo + n] if keep_m else spk
+            if kind == 0:  # soft: v = a (v - v_th s) + (1 - a) x; s = H((v - v_th) / v_th)
+                for j in range(n):
+                    v = p0 * (state[j] - p1 * spk[j]) + c * xt[j]
+                    state[j] = v
+                    spk[j] = one if (v - p1) / p1 > zero else zero
+            elif kind == 1:  # subtractive: u = beta u + x - v_th H(u_prev - v_th)
+                for j in range(n):
+                    u = state[j]
+                    u = p0 * u + xt[j] - p1 * (one if u > p1 else zero)
+                    state[j] = u
+                    spk[j] = one if u - p1 > zero else zero
+            elif kind == 2:  # hard: h = v + (x - v) / tau; s = H(h - v_th); v = h (1 - s)
+                for j in range(n):
+                    v = state[j]
+                    h = v + (xt[j] - v) / p0
+                    f = one if h - p1 > zero else zero
+                    if keep_m:
+                        mt[j] = h
+                    state[j] = h * (one - f)
+                    spk[j] = f
+            else:  # stbp: u = tau u (1 - s) + x; s = H(u - v_th)
+                for j in range(n):
+                    u = p0 * state[j] * (one - spk[j]) + xt[j]
+                    state[j] = u
+                    spk[j] = one if u - p1 > zero else zero
+            for j in range(n):
+                st[j] = spk[j]
+            if keep_m and kind != 2:  # the membrane is the state (hard: written above)
+                for j in range(n):
+                    mt[j] = state[j]
+            if keep_s8:
+                s8t = s8[t * M + lo:t * M + lo + n]
+                for j in range(n):
+                    s8t[j] = np.uint8(1) if spk[j] != zero else np.uint8(0)
+
+
+# exp in float32 for the sigmoid surrogate, as a loop LLVM vectorises (the C
+# library's expf is a call per element): Cephes' expf -- z = k ln2 + r with
+# |r| <= ln2/2 (ln2 split in two for an exact k ln2), e^r by a degree-7
+# polynomial, 2^k built in the exponent bits.  At most 1 ulp from exp in
+# [-87.33, 88]; z is clamped to that range (the sigmoid is then 0 or 1 to
+# float32 precision either way).  PyTorch's sigmoid uses SLEEF's expf (1 ulp).
+_F = np.float32
+LOG2E, HALF = _F(1.44269504088896341), _F(0.5)
+LN2_HI, LN2_LO = _F(0.693359375), _F(-2.12194440e-4)
+EXP_LO, EXP_HI = _F(-87.33), _F(88.0)
+EXP_P0, EXP_P1, EXP_P2 = _F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3)
+EXP_P3, EXP_P4, EXP_P5 = _F(4.1665795894e-2), _F(1.6666665459e-1), _F(5.0000001201e-1)
+
+
+def _backward(kind, m, gs, gs_step, gm, gm_step, has_gm, gx, static, T, M, q, block, fast_exp):
+    """d loss / d input from the saved membrane, in reverse time (``torch_backward``'s arithmetic)."""
+    nblocks = (M + block - 1) // block
+    for b in prange(nblocks):
+        lo = b * block
+        n = min(block, M - lo)
+        p0, p1, p2, p3 = q[0], q[1], q[2], q[3]
+        c0, c1, one, zero = q[4], q[5], q[6], q[7]
+        carry = np.zeros(n, dtype=m.dtype)
+        total = np.zeros(n, dtype=m.dtype)
+        hs = np.zeros(n, dtype=m.dtype)
+        two_k = np.zeros(n if fast_exp else 0, dtype=np.int32)
+        two_k_f = two_k.view(np.float32)
+        for t in range(T - 1, -1, -1):
+            mt = m[t * M + lo:t * M + lo + n]
+            gst = gs[t * gs_step + lo:t * gs_step + lo + n]
+            gmt = gm[t * gm_step + lo:t * gm_step + lo + n] if has_gm else gst
+            gxt = total if static else gx[t * M + lo:t * M + lo + n]
+            # the surrogate h(m) (multistep.surrogate)
+            if kind == 0:  # triangle: alpha max(0, width - |(m - v_th) / v_th|) / v_th
+                for j in range(n):
+                    w = p3 - abs((mt[j] - p1) / p1)
+                    hs[j] = p2 * (w if w > zero else zero) / p1
+            elif kind == 1:  # arctangent: (alpha / 2) / (1 + (pi alpha (m - v_th) / 2)^2)
+                for j in range(n):
+                    w = c0 * (mt[j] - p1) / c1
+                    hs[j] = (one / (one + w * w)) * p3
+            elif kind == 2:  # sigmoid: alpha sig (1 - sig), sig = sigmoid(alpha (m - v_th))
+                if fast_exp:  # float32: exp(z) = 2^k e^r, vectorised (see _EXP)
+                    for j in range(n):
+                        z = min(max(-(p2 * (mt[j] - p1)), EXP_LO), EXP_HI)
+                        k = np.floor(z * LOG2E + HALF)
+                        r = z - k * LN2_HI - k * LN2_LO
+                        e = EXP_P0
+                        e = e * r + EXP_P1
+                        e = e * r + EXP_P2
+                        e = e * r + EXP_P3
+                        e = e * r + EXP_P4
+                        e = e * r + EXP_P5
+                        hs[j] = e * (r * r) + r + one
+                        two_k[j] = (np.int32(k) + np.int32(127)) << np.int32(23)  # the bits of 2^k
+                    for j in range(n):
+                        sig = one / (one + hs[j] * two_k_f[j])
+                        hs[j] = p2 * sig * (one - sig)
+                else:
+                    for j in range(n):
+                        sig = one / (one + np.exp(-(p2 * (mt[j] - p1))))
+                        hs[j] = p2 * sig * (one - sig)
+            else:  # rectangle: 1/(2a) on |m - v_th - center| < a
+                for j in range(n):
+                    hs[j] = (one if abs(mt[j] - p1 - p3) < p2 else zero) / c0
+            # the reverse step; g_in is added to the total (static input) or written
+            if kind == 0:
+                for j in range(n):
+                    cj = carry[j]
+                    g = (gst[j] - cj * p0 * p1) * hs[j] + cj * p0
+                    if has_gm:
+                        g = g + gmt[j]
+                    carry[j] = g
+                    gxt[j] = total[j] + c1 * g if static else c1 * g
+            elif kind == 1:
+                for j in range(n):
+                    g = gst[j] * hs[j] + carry[j] * p0
+                    if has_gm:
+                        g = g + gmt[j]
+                    carry[j] = g
+                    gxt[j] = total[j] + g if static else g
+            elif kind == 2:
+                for j in range(n):
+                    cj = carry[j]
+                    mj = mt[j]
+                    f = one if mj - p1 > zero else zero
+                    g = cj * (one - f) + (gst[j] - cj * mj) * hs[j]
+                    if has_gm:
+                        g = g + gmt[j]
+                    carry[j] = g * c0
+                    gxt[j] = total[j] + g / p0 if static else g / p0
+            else:
+                for j in range(n):
+                    cj = carry[j]
+                    mj = mt[j]
+                    f = one if mj - p1 > zero else zero
+                    g = (gst[j] - cj * p0 * mj) * hs[j] + cj * p0 * (one - f)
+                    if has_gm:
+                        g = g + gmt[j]
+                    carry[j] = g
+                    gxt[j] = total[j] + g if static else g
+        if static:
+            gxs = gx[lo:lo + n]
+            for j in range(n):
+                gxs[j] = total[j]
+
+
+def _filter(x, y, T, M, decay, reverse, block):
+    """y[t] = decay y[t -/+ 1] + x[t] (forward: the synapse; reversed: its gradient)."""
+    nblocks = (M + block - 1) // block
+    for b in prange(nblocks):
+        lo = b * block
+        n = min(block, M - lo)
+        acc = np.zeros(n, dtype=y.dtype)
+        for k in range(T):
+            t = T - 1 - k if reverse else k
+            xt = x[t * M + lo:t * M + lo + n]
+            yt = y[t * M + lo:t * M + lo + n]
+            if reverse:
+                for j in range(n):
+                    a = xt[j] + decay * acc[j]
+                    acc[j] = a
+                    yt[j] = a
+            else:
+                for j in range(n):
+                    a = decay * acc[j] + xt[j]
+                    acc[j] = a
+                    yt[j] = a
+
+
+def _compile(fn, parallel):
+    return njit(parallel=parallel, cache=True, nogil=True, error_model="numpy")(fn)
+
+
+_forward_parallel, _forward_serial = _compile(_forward, True), _compile(_forward, False)
+_backward_parallel, _backward_serial = _compile(_backward, True), _compile(_backward, False)
+_filter_parallel, _filter_serial = _compile(_filter, True), _compile(_filter, False)
+
+
+# ------------------------------------------------------------------ threads
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def set_threads(n: int | None = None) -> int:
+    """Numba's thread count: ``n``, or the cores available (at most what numba started with)."""
+    n = cpu_count() if n is None else int(n)
+    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
+
+
+def thread_info() -> dict:
+    """What the device record says about the CPU engine's threads."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        layer = numba.config.THREADING_LAYER
+    return {"numba": numba.__version__, "numba_threads": numba.get_num_threads(), "numba_threading_layer": layer,
+            "numba_parallel_min_neuron_steps": PARALLEL_MIN}
+
+
+set_threads()
+
+
+# ------------------------------------------------------------------ constants
+def constants(kind: str, p: tuple[float, ...], dtype: np.dtype, backward: bool) -> np.ndarray:
+    """The kernels' constants in ``dtype``, each rounded once from the Python float
+    PyTorch would use as a scalar operand (``1 - a`` is computed in double, then rounded)."""
+    q = [float(v) for v in p] + [0.0] * (4 - len(p))
+    if not backward:
+        extra = 1.0 - q[0] if kind == "soft" else 0.0
+        return np.array([q[0], q[1], extra, 1.0, 0.0], dtype=dtype)
+    c0 = c1 = 0.0
+    if kind == "soft":
+        c1 = 1.0 - q[0]
+    elif kind == "subtractive":  # (pi alpha (m - v_th)) / 2; (alpha / 2) in q[3]
+        c0, c1 = math.pi * q[2], 2.0
+        q[3] = q[2] / 2.0
+    elif kind == "hard":
+        c0 = 1.0 - 1.0 / q[0]
+    else:  # stbp: the rectangle's height 1 / (2a)
+        c0 = 2.0 * q[2]
+    return np.array(q[:4] + [c0, c1, 1.0, 0.0], dtype=dtype)
+
+
+def _plan(T: int, M: int):
+    """(kernel variant, block size): one thread for small layers, else about one block per thread."""
+    threads = numba.get_num_threads()
+    if T * M < PARALLEL_MIN or threads == 1:
+        return False, min(M, MAX_BLOCK)
+    block = -(-M // threads)
+    return True, max(MIN_BLOCK, min(MAX_BLOCK, block))
+
+
+# ------------------------------------------------------------------ entry points (NumPy arrays)
+def neuron_forward(kind: str, x: np.ndarray, x_step: int, T: int, M: int, p, s: np.ndarray,
+                   m: np.ndarray | None, s8: np.ndarray | None) -> None:
+    """Fill ``s`` (and ``m``, ``s8``): flat arrays of ``T * M``; ``x`` flat, step ``t`` at ``t * x_step``."""
+    q = constants(kind, p, s.dtype, backward=False)
+    parallel, block = _plan(T, M)
+    fn = _forward_parallel if parallel else _forward_serial
+    fn(KIND_CODES[kind], x, x_step, s, s8 if s8 is not None else np.empty(0, np.uint8), s if m is None else m,
+       T, M, q, m is not None, s8 is not None, block)
+
+
+def neuron_backward(kind: str, m: np.ndarray, T: int, M: int, p, gs: np.ndarray, gs_step: int,
+                    gm: np.ndarray | None, gm_step: int, gx: np.ndarray, static: bool) -> None:
+    """Fill ``gx`` (``T * M``, or ``M`` summed over time when ``static``)."""
+    q = constants(kind, p, m.dtype, backward=True)
+    parallel, block = _plan(T, M)
+    fn = _backward_parallel if parallel else _backward_serial
+    fn(KIND_CODES[kind], m, gs, gs_step, gs if gm is None else gm, gm_step, gm is not None, gx, static, T, M, q,
+       block, m.dtype == np.float32)
+
+
+def synapse(x: np.ndarray, y: np.ndarray, T: int, M: int, decay: float, reverse: bool) -> None:
+    parallel, block = _plan(T, M)
+    fn = _filter_parallel if parallel else _filter_serial
+    fn(x, y, T, M, y.dtype.type(decay), reverse, block)
+
+
+# ------------------------------------------------------------------ entry points (torch tensors)
+def _flat(t):
+    """A NumPy view of a contiguous CPU tensor's memory, flattened (no copy)."""
+    return t.detach().numpy().reshape(-1)
+
+
+def _over_steps(g, T: int, M: int):
+    """``(flat array, step stride)`` of a ``[T, ...]`` tensor; a tensor broadcast
+    over time (stride 0, e.g. the gradient of a mean over time) is read as one step."""
+    if T > 1 and g.stride(0) == 0 and g[0].is_contiguous():
+        return _flat(g[0]), 0
+    return _flat(g.contiguous()), M
+
+
+def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool):
+    """Spikes ``[T, ...]`` in ``x``'s dtype and, with ``keep_membrane``, membranes (the same dtype)."""
+    import torch
+
+    x = x.contiguous()
+    if steps is None:
+        T, M, x_step = x.shape[0], x[0].numel(), x[0].numel()
+        shape = tuple(x.shape)
+    else:
+        T, M, x_step = steps, x.numel(), 0
+        shape = (steps,) + tuple(x.shape)
+    s = torch.empty(shape, dtype=x.dtype)
+    m = torch.empty(shape, dtype=x.dtype) if keep_membrane else None
+    if T > 0 and M > 0:
+        neuron_forward(kind, _flat(x), x_step, T, M, p, _flat(s), None if m is None else _flat(m), None)
+    return s, m
+
+
+def torch_neuron_backward(kind: str, m, p, grad_s, grad_m, static: bool):
+    """d loss / d input: ``[T, ...]``, or ``[...]`` summed over time for a static input."""
+    import torch
+
+    T, M = m.shape[0], m[0].numel()
+    m = m.contiguous()
+    if grad_s is None:
+        grad_s = torch.zeros((), dtype=m.dtype).expand(m.shape)
+    gs, gs_step = _over_steps(grad_s.to(m.dtype), T, M)
+    gm, gm_step = (None, 0) if grad_m is None else _over_steps(grad_m.to(m.dtype), T, M)
+    gx = torch.empty(tuple(m.shape[1:]) if static else tuple(m.shape), dtype=m.dtype)
+    if T > 0 and M > 0:
+        neuron_backward(kind, _flat(m), T, M, p, gs, gs_step, gm, gm_step, _flat(gx), static)
+    elif static:
+        gx.zero_()
+    return gx
+
+
+def torch_synapse(x, decay: float, reverse: bool):
+    """The exponential synapse over ``[T, ...]`` (``reverse``: its gradient)."""
+    import torch
+
+    x = x.contiguous()
+    y = torch.empty_like(x)
+    T, M = x.shape[0], x[0].numel() if x.shape[0] else 0
+    if T > 0 and M > 0:
+        synapse(_flat(x), _flat(y), T, M, decay, reverse)
+    return y
