@@ -1,5 +1,6 @@
 """stbp:fused: the hand-written multi-step backward, the Triton kernels (run by
-Triton's interpreter on the CPU), the one-call tdBN, and what the backward keeps."""
+Triton's interpreter on the CPU), the numba CPU kernels and the fallback
+without numba, the one-call tdBN, and what the backward keeps."""
 
 import os
 import subprocess
@@ -153,11 +154,149 @@ def test_triton_kernels_under_the_interpreter():
 
 def test_engine_choice():
     x = torch.zeros(2, 3)
-    assert multistep.engine_for(x) == "torch"  # CPU: no Triton kernel
-    assert multistep.engine_for(x.double()) == "torch"
+    cpu = "numba" if multistep.numba_installed() else "torch"  # CPU: no Triton kernel
+    assert multistep.engine_for(x) == cpu
+    assert multistep.engine_for(x.double()) == cpu
+    assert multistep.engine_for(x.half()) == "torch"
+    assert multistep.engine(True, torch.float64) == "torch"
     assert multistep.engine_for(x, "triton") == "triton"
     with pytest.raises(KeyError):
         multistep.neuron("nope", x, (1.0, 1.0, 1.0), False)
+
+
+def test_without_numba_the_cpu_runs_the_torch_engine(monkeypatch):
+    monkeypatch.setattr(multistep, "numba_installed", lambda: False)
+    x = torch.zeros(2, 3)
+    assert multistep.engine_for(x) == "torch"
+    assert multistep.engine_for(x.double()) == "torch"
+    from backends.stbp.fused import FusedSTBPBackend
+    from tasks.specs import get_spec
+    from tasks.weights import initial_weights
+
+    spec = get_spec("lif_layer", neurons=8, T=4)
+    backend = FusedSTBPBackend(spec, initial_weights(spec))
+    info = backend.device_info()
+    assert info["neuron_engine"] == "torch" and "numba_threads" not in info
+
+
+def test_numba_that_does_not_import_falls_back_in_a_fresh_process():
+    """numba absent (its import fails): stbp:fused still trains on the CPU, with the torch engine."""
+    here = os.path.dirname(os.path.dirname(__file__))
+    code = "\n".join([
+        "import sys",
+        "sys.modules['numba'] = None  # 'import numba' now raises ImportError",
+        "from backends.stbp import multistep",
+        "from backends.stbp.fused import FusedSTBPBackend",
+        "from tasks.parity import parity_case",
+        "case = parity_case('fc_mnist')",
+        "backend = FusedSTBPBackend(case.spec, case.weights)",
+        "assert not multistep.numba_installed()",
+        "assert backend.device_info()['neuron_engine'] == 'torch'",
+        "loss = backend.train_step(case.batches[0])",
+        "assert loss == loss and 'backends.stbp.cpu_kernels' not in sys.modules",
+        "print('ok')",
+    ])
+    proc = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ the numba kernels
+needs_numba = pytest.mark.skipif(not multistep.numba_installed(), reason="numba is not installed")
+
+
+def _exact(kind, dtype):
+    """Bit-identical to the torch engine, except the sigmoid surrogate's exp (a rounding apart)."""
+    if kind != "hard":
+        return dict(rtol=0.0, atol=0.0)
+    return dict(rtol=1e-13, atol=1e-15) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("static", [False, True], ids=["time-major", "static"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_numba_kernels_equal_the_torch_engine(kind, static, dtype):
+    p = KINDS[kind][0]
+    x, gs, gm = _inputs(kind, static, dtype, seed=5)
+    steps = T if static else None
+    want = _run(lambda v: multistep.neuron(kind, v, p, True, steps, "torch"), x, gs, gm)
+    got = _run(lambda v: multistep.neuron(kind, v, p, True, steps, "numba"), x, gs, gm)
+    assert 0.05 < want[0].mean() < 0.95, "the case must fire, and not always"
+    assert got[0].dtype == got[1].dtype == got[2].dtype == dtype
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    torch.testing.assert_close(got[2], want[2], **_exact(kind, dtype))
+    # only the spikes used: no membrane gradient reaches the backward
+    want = _run(lambda v: multistep.neuron(kind, v, p, False, steps, "torch"), x, gs, torch.zeros_like(gm))
+    got = _run(lambda v: multistep.neuron(kind, v, p, False, steps, "numba"), x, gs, torch.zeros_like(gm))
+    torch.testing.assert_close(got[2], want[2], **_exact(kind, dtype))
+    # without gradients the membrane is written only when asked for
+    with torch.no_grad():
+        for record in (True, False):
+            s, m = multistep.neuron(kind, x, p, record, steps, "numba")
+            assert torch.equal(s, want[0]) and (m is None) != record
+            if record:
+                assert torch.equal(m, want[1])
+
+
+@needs_numba
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_numba_kernels_on_a_layer_the_cores_share(kind):
+    """Many blocks of neurons, the last one short, on the parallel path; a spike
+    gradient broadcast over time (the gradient of a mean over time) read in place."""
+    from backends.stbp import cpu_kernels
+
+    steps, shape = 5, (7, 5003)  # 35 021 neurons: several blocks of any size
+    assert steps * 7 * 5003 >= cpu_kernels.PARALLEL_MIN
+    p = KINDS[kind][0]
+    gen = torch.Generator().manual_seed(2)
+    for static in (False, True):
+        x = (torch.rand(shape if static else (steps,) + shape, generator=gen) * 2 - 0.5) * KINDS[kind][1]
+        n = steps if static else None
+        results = []
+        for engine in ("torch", "numba"):
+            v = x.clone().requires_grad_(True)
+            s, m = multistep.neuron(kind, v, p, False, n, engine)
+            (s.mean(0).sum() + (m * m).sum()).backward()
+            results.append((s.detach(), m.detach(), v.grad))
+        want, got = results
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        torch.testing.assert_close(got[2], want[2], **_exact(kind, torch.float32))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_numba_synapse_equals_the_torch_engine(dtype):
+    x, g, _ = _inputs("soft", False, dtype)
+    want = _run(lambda v: (multistep.synapse(v, 0.9, "torch"), v), x, g, torch.zeros_like(g))
+    got = _run(lambda v: (multistep.synapse(v, 0.9, "numba"), v), x, g, torch.zeros_like(g))
+    assert torch.equal(got[0], want[0]) and torch.equal(got[2], want[2])
+
+
+@needs_numba
+def test_numba_backward_keeps_only_the_membrane():
+    p = KINDS["stbp"][0]
+    x, _, _ = _inputs("stbp", False, torch.float32)
+    assert _saved_bytes(lambda v: multistep.neuron("stbp", v, p, False, None, "numba"), x) == x.numel() * 4
+
+
+@needs_numba
+def test_numba_threads_follow_torch_and_are_recorded():
+    from backends.stbp import cpu_kernels
+    from backends.stbp.fused import FusedSTBPBackend
+    from tasks.specs import get_spec
+    from tasks.weights import initial_weights
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert cpu_kernels.sync_threads() == 1
+        spec = get_spec("lif_layer", neurons=8, T=4)
+        info = FusedSTBPBackend(spec, initial_weights(spec)).device_info()
+        assert info["neuron_engine"] == "numba" and info["numba_threads"] == 1
+        assert info["numba_threading_layer"]
+    finally:
+        torch.set_num_threads(before)
+    assert cpu_kernels.sync_threads() == min(before, cpu_kernels.numba.config.NUMBA_NUM_THREADS)
 
 
 def test_cuda_without_triton_is_unavailable(monkeypatch):

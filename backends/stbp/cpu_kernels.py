@@ -267,6 +267,7 @@ def set_threads(n: int | None = None) -> int:
 
 def thread_info() -> dict:
     """What the device record says about the CPU engine's threads."""
+    sync_threads()
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet
@@ -336,6 +337,20 @@ def synapse(x: np.ndarray, y: np.ndarray, T: int, M: int, decay: float, reverse:
 
 
 # ------------------------------------------------------------------ entry points (torch tensors)
+_threads_set = [0]
+
+
+def sync_threads() -> int:
+    """Numba's thread count follows PyTorch's (``torch.set_num_threads``, by default
+    the cores available): one setting for the whole step."""
+    import torch
+
+    n = torch.get_num_threads()
+    if n != _threads_set[0]:
+        _threads_set[0] = set_threads(n)
+    return _threads_set[0]
+
+
 def _flat(t):
     """A NumPy view of a contiguous CPU tensor's memory, flattened (no copy)."""
     return t.detach().numpy().reshape(-1)
@@ -352,6 +367,8 @@ def _over_steps(g, T: int, M: int):
 def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool):
     """Spikes ``[T, ...]`` in ``x``'s dtype and, with ``keep_membrane``, membranes (the same dtype)."""
     import torch
+
+    sync_threads()
 
     x = x.contiguous()
     if steps is None:
@@ -371,6 +388,8 @@ def torch_neuron_backward(kind: str, m, p, grad_s, grad_m, static: bool):
     """d loss / d input: ``[T, ...]``, or ``[...]`` summed over time for a static input."""
     import torch
 
+    sync_threads()
+
     T, M = m.shape[0], m[0].numel()
     m = m.contiguous()
     if grad_s is None:
@@ -388,6 +407,8 @@ def torch_neuron_backward(kind: str, m, p, grad_s, grad_m, static: bool):
 def torch_synapse(x, decay: float, reverse: bool):
     """The exponential synapse over ``[T, ...]`` (``reverse``: its gradient)."""
     import torch
+
+    sync_threads()
 
     x = x.contiguous()
     y = torch.empty_like(x)

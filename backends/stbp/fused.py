@@ -99,5 +99,9 @@ class FusedSTBPBackend(STBPBackend):
     def device_info(self):
         info = super().device_info()
         info["neuron_engine"] = multistep.engine(self.device == "cuda", self.dtype)
+        if info["neuron_engine"] == "numba":
+            from . import cpu_kernels
+
+            info.update(cpu_kernels.thread_info())
         return info
 
