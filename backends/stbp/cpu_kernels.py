@@ -37,12 +37,21 @@ from __future__ import annotations
 
 import math
 import os
+import types
 
 import numba
 import numpy as np
 from numba import njit, prange
 
 KIND_CODES = {"soft": 0, "subtractive": 1, "hard": 2, "stbp": 3}
+
+# numba's own thread pool ("workqueue"), not its OpenMP layer, unless the
+# user chose one: the OpenMP layer loads the system's libgomp next to the one
+# PyTorch brings, two pools of spinning threads on the same cores; and on a
+# loaded machine an OpenMP barrier waiting for a descheduled thread cost
+# ~10 ms per kernel in our measurements (docs/performance.md).
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 # Neurons per task, at most: the block's state (a few arrays of this size)
 # stays in the core's L2 cache, and each step of a block is a contiguous run
@@ -52,61 +61,7 @@ MAX_BLOCK = 16384
 MIN_BLOCK = 1024
 # Below this many neuron-steps a layer runs on one thread: starting the
 # thread pool costs more than it saves.
-PARALLEL_MIN = 1 << 17
-
-
-def _forward(kind, x, x_step, s, s8, m, T, M, q, keep_m, keep_s8, block):
-    """Spikes ``s`` (and ``m``, ``s8``) of all T steps; ``q`` the constants of :func:`constants`.
-
-    Every step of a block is read and written through slices indexed from 0:
-    numba then knows no index is negative (no wrap-around test) and LLVM
-    vectorises the loops.
-    """
-    nblocks = (M + block - 1) // block
-    for b in prange(nblocks):
-        lo = b * block
-        n = min(block, M - lo)
-        p0, p1, c, one, zero = q[0], q[1], q[2], q[3], q[4]
-        state = np.zeros(n, dtype=s.dtype)
-        spk = np.zeros(n, dtype=s.dtype)
-        for t in range(T):
-            xt = x[t * x_step + lo:t * x_step + lo + n]
-            st = s[t * M + lo:t * M + lo + n]
-            mt = m[t * M + lo:t * M + lo + n] if keep_m else spk
-            if kind == 0:  # soft: v = a (v - v_th s) + (1 - a) x; s = H((v - v_th) / v_th)
-                for j in range(n):
-                    v = p0 * (state[j] - p1 * spk[j]) + c * xt[j]
-                    state[j] = v
-                    spk[j] = one if (v - p1) / p1 > zero else zero
-            elif kind == 1:  # subtractive: u = beta u + x - v_th H(u_prev - v_th)
-                for j in range(n):
-                    u = state[j]
-                    u = p0 * u + xt[j] - p1 * (one if u > p1 else zero)
-                    state[j] = u
-                    spk[j] = one if u - p1 > zero else zero
-            elif kind == 2:  # hard: h = v + (x - v) / tau; s = H(h - v_th); v = h (1 - s)
-                for j in range(n):
-                    v = state[j]
-                    h = v + (xt[j] - v) / p0
-                    f = one if h - p1 > zero else zero
-                    if keep_m:
-                        mt[j] = h
-                    state[j] = h * (one - f)
-                    spk[j] = f
-            else:  # stbp: u = tau u (1 - s) + x; s = H(u - v_th)
-                for j in range(n):
-                    u = p0 * state[j] * (one - spk[j]) + xt[j]
-                    state[j] = u
-                    spk[j] = one if u - p1 > zero else zero
-            for j in range(n):
-                st[j] = spk[j]
-            if keep_m and kind != 2:  # the membrane is the state (hard: written above)
-                for j in range(n):
-                    mt[j] = state[j]
-            if keep_s8:
-                s8t = s8[t * M + lo:t * M + lo + n]
-                for j in range(n):
-                    s8t[j] = np.uint8(1) if spk[j] != zero else np.uint8(0)
+PARALLEL_MIN = 1 << 19
 
 
 # exp in float32 for the sigmoid surrogate, as a loop LLVM vectorises (the C
@@ -123,93 +78,190 @@ EXP_P0, EXP_P1, EXP_P2 = _F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.33345190
 EXP_P3, EXP_P4, EXP_P5 = _F(4.1665795894e-2), _F(1.6666665459e-1), _F(5.0000001201e-1)
 
 
+
+def _helper(fn):
+    return njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn)
+
+
+@_helper
+def _step(kind, xt, state, spk, mt, keep_m, q):
+    """One forward step of ``n = len(state)`` neurons: ``state`` and ``spk`` (the
+    spikes, in and out) updated in place, the membrane written to ``mt``."""
+    n = state.shape[0]
+    p0, p1, c, one, zero = q[0], q[1], q[2], q[3], q[4]
+    if kind == 0:  # soft: v = a (v - v_th s) + (1 - a) x; s = H((v - v_th) / v_th)
+        for j in range(n):
+            v = p0 * (state[j] - p1 * spk[j]) + c * xt[j]
+            state[j] = v
+            spk[j] = one if (v - p1) / p1 > zero else zero
+    elif kind == 1:  # subtractive: u = beta u + x - v_th H(u_prev - v_th)
+        for j in range(n):
+            u = state[j]
+            u = p0 * u + xt[j] - p1 * (one if u > p1 else zero)
+            state[j] = u
+            spk[j] = one if u - p1 > zero else zero
+    elif kind == 2:  # hard: h = v + (x - v) / tau; s = H(h - v_th); v = h (1 - s)
+        for j in range(n):
+            v = state[j]
+            h = v + (xt[j] - v) / p0
+            f = one if h - p1 > zero else zero
+            if keep_m:
+                mt[j] = h
+            state[j] = h * (one - f)
+            spk[j] = f
+    else:  # stbp: u = tau u (1 - s) + x; s = H(u - v_th)
+        for j in range(n):
+            u = p0 * state[j] * (one - spk[j]) + xt[j]
+            state[j] = u
+            spk[j] = one if u - p1 > zero else zero
+    if keep_m and kind != 2:  # the membrane is the state (hard: written above)
+        for j in range(n):
+            mt[j] = state[j]
+
+
+@_helper
+def _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp):
+    """h(m) of ``n = len(hs)`` membranes into ``hs`` (multistep.surrogate)."""
+    n = hs.shape[0]
+    p1, p2, p3, c0, c1, one, zero = q[1], q[2], q[3], q[4], q[5], q[6], q[7]
+    if kind == 0:  # triangle: alpha max(0, width - |(m - v_th) / v_th|) / v_th
+        for j in range(n):
+            w = p3 - abs((mt[j] - p1) / p1)
+            hs[j] = p2 * (w if w > zero else zero) / p1
+    elif kind == 1:  # arctangent: (alpha / 2) / (1 + (pi alpha (m - v_th) / 2)^2)
+        for j in range(n):
+            w = c0 * (mt[j] - p1) / c1
+            hs[j] = (one / (one + w * w)) * p3
+    elif kind == 2:  # sigmoid: alpha sig (1 - sig), sig = sigmoid(alpha (m - v_th))
+        if fast_exp:  # float32: exp(z) = 2^k e^r, vectorised (see above)
+            for j in range(n):
+                z = min(max(-(p2 * (mt[j] - p1)), EXP_LO), EXP_HI)
+                k = np.floor(z * LOG2E + HALF)
+                r = z - k * LN2_HI - k * LN2_LO
+                e = EXP_P0
+                e = e * r + EXP_P1
+                e = e * r + EXP_P2
+                e = e * r + EXP_P3
+                e = e * r + EXP_P4
+                e = e * r + EXP_P5
+                hs[j] = e * (r * r) + r + one
+                two_k[j] = (np.int32(k) + np.int32(127)) << np.int32(23)  # the bits of 2^k
+            for j in range(n):
+                sig = one / (one + hs[j] * two_k_f[j])
+                hs[j] = p2 * sig * (one - sig)
+        else:
+            for j in range(n):
+                sig = one / (one + np.exp(-(p2 * (mt[j] - p1))))
+                hs[j] = p2 * sig * (one - sig)
+    else:  # rectangle: 1/(2a) on |m - v_th - center| < a
+        for j in range(n):
+            hs[j] = (one if abs(mt[j] - p1 - p3) < p2 else zero) / c0
+
+
+@_helper
+def _back_step(kind, mt, gst, gmt, has_gm, hs, carry, gxt, total, static, q):
+    """One reverse step (``torch_backward``'s arithmetic): ``carry`` updated in
+    place; the input gradient written to ``gxt``, or added to ``total``."""
+    n = carry.shape[0]
+    p0, p1, c0, c1, one, zero = q[0], q[1], q[4], q[5], q[6], q[7]
+    if kind == 0:
+        for j in range(n):
+            cj = carry[j]
+            g = (gst[j] - cj * p0 * p1) * hs[j] + cj * p0
+            if has_gm:
+                g = g + gmt[j]
+            carry[j] = g
+            if static:
+                total[j] = total[j] + c1 * g
+            else:
+                gxt[j] = c1 * g
+    elif kind == 1:
+        for j in range(n):
+            g = gst[j] * hs[j] + carry[j] * p0
+            if has_gm:
+                g = g + gmt[j]
+            carry[j] = g
+            if static:
+                total[j] = total[j] + g
+            else:
+                gxt[j] = g
+    elif kind == 2:
+        for j in range(n):
+            cj = carry[j]
+            mj = mt[j]
+            f = one if mj - p1 > zero else zero
+            g = cj * (one - f) + (gst[j] - cj * mj) * hs[j]
+            if has_gm:
+                g = g + gmt[j]
+            carry[j] = g * c0
+            if static:
+                total[j] = total[j] + g / p0
+            else:
+                gxt[j] = g / p0
+    else:
+        for j in range(n):
+            cj = carry[j]
+            mj = mt[j]
+            f = one if mj - p1 > zero else zero
+            g = (gst[j] - cj * p0 * mj) * hs[j] + cj * p0 * (one - f)
+            if has_gm:
+                g = g + gmt[j]
+            carry[j] = g
+            if static:
+                total[j] = total[j] + g
+            else:
+                gxt[j] = g
+
+
+def _forward(kind, x, x_step, s, s8, m, T, M, q, keep_m, keep_s8, block):
+    """Spikes ``s`` (and ``m``, ``s8``) of all T steps; ``q`` the constants of :func:`constants`.
+
+    Every step of a block is read and written through slices indexed from 0:
+    numba then knows no index is negative (no wrap-around test) and LLVM
+    vectorises the loops.
+    """
+    nblocks = (M + block - 1) // block
+    for b in prange(nblocks):
+        lo = b * block
+        n = min(block, M - lo)
+        zero = q[4]
+        state = np.zeros(n, dtype=s.dtype)
+        spk = np.zeros(n, dtype=s.dtype)
+        unused = np.zeros(0 if keep_m else n, dtype=s.dtype)  # (not aliasing spk: see _backward)
+        for t in range(T):
+            xt = x[t * x_step + lo:t * x_step + lo + n]
+            mt = m[t * M + lo:t * M + lo + n] if keep_m else unused
+            _step(kind, xt, state, spk, mt, keep_m, q)
+            st = s[t * M + lo:t * M + lo + n]
+            for j in range(n):
+                st[j] = spk[j]
+            if keep_s8:
+                s8t = s8[t * M + lo:t * M + lo + n]
+                for j in range(n):
+                    s8t[j] = np.uint8(1) if spk[j] != zero else np.uint8(0)
+
+
 def _backward(kind, m, gs, gs_step, gm, gm_step, has_gm, gx, static, T, M, q, block, fast_exp):
     """d loss / d input from the saved membrane, in reverse time (``torch_backward``'s arithmetic)."""
     nblocks = (M + block - 1) // block
     for b in prange(nblocks):
         lo = b * block
         n = min(block, M - lo)
-        p0, p1, p2, p3 = q[0], q[1], q[2], q[3]
-        c0, c1, one, zero = q[4], q[5], q[6], q[7]
         carry = np.zeros(n, dtype=m.dtype)
         total = np.zeros(n, dtype=m.dtype)
         hs = np.zeros(n, dtype=m.dtype)
         two_k = np.zeros(n if fast_exp else 0, dtype=np.int32)
         two_k_f = two_k.view(np.float32)
+        # not written for a static input; a separate array, or LLVM sees it may
+        # alias ``total`` and gives up vectorising
+        unused = np.zeros(n if static else 0, dtype=m.dtype)
         for t in range(T - 1, -1, -1):
             mt = m[t * M + lo:t * M + lo + n]
             gst = gs[t * gs_step + lo:t * gs_step + lo + n]
             gmt = gm[t * gm_step + lo:t * gm_step + lo + n] if has_gm else gst
-            gxt = total if static else gx[t * M + lo:t * M + lo + n]
-            # the surrogate h(m) (multistep.surrogate)
-            if kind == 0:  # triangle: alpha max(0, width - |(m - v_th) / v_th|) / v_th
-                for j in range(n):
-                    w = p3 - abs((mt[j] - p1) / p1)
-                    hs[j] = p2 * (w if w > zero else zero) / p1
-            elif kind == 1:  # arctangent: (alpha / 2) / (1 + (pi alpha (m - v_th) / 2)^2)
-                for j in range(n):
-                    w = c0 * (mt[j] - p1) / c1
-                    hs[j] = (one / (one + w * w)) * p3
-            elif kind == 2:  # sigmoid: alpha sig (1 - sig), sig = sigmoid(alpha (m - v_th))
-                if fast_exp:  # float32: exp(z) = 2^k e^r, vectorised (see _EXP)
-                    for j in range(n):
-                        z = min(max(-(p2 * (mt[j] - p1)), EXP_LO), EXP_HI)
-                        k = np.floor(z * LOG2E + HALF)
-                        r = z - k * LN2_HI - k * LN2_LO
-                        e = EXP_P0
-                        e = e * r + EXP_P1
-                        e = e * r + EXP_P2
-                        e = e * r + EXP_P3
-                        e = e * r + EXP_P4
-                        e = e * r + EXP_P5
-                        hs[j] = e * (r * r) + r + one
-                        two_k[j] = (np.int32(k) + np.int32(127)) << np.int32(23)  # the bits of 2^k
-                    for j in range(n):
-                        sig = one / (one + hs[j] * two_k_f[j])
-                        hs[j] = p2 * sig * (one - sig)
-                else:
-                    for j in range(n):
-                        sig = one / (one + np.exp(-(p2 * (mt[j] - p1))))
-                        hs[j] = p2 * sig * (one - sig)
-            else:  # rectangle: 1/(2a) on |m - v_th - center| < a
-                for j in range(n):
-                    hs[j] = (one if abs(mt[j] - p1 - p3) < p2 else zero) / c0
-            # the reverse step; g_in is added to the total (static input) or written
-            if kind == 0:
-                for j in range(n):
-                    cj = carry[j]
-                    g = (gst[j] - cj * p0 * p1) * hs[j] + cj * p0
-                    if has_gm:
-                        g = g + gmt[j]
-                    carry[j] = g
-                    gxt[j] = total[j] + c1 * g if static else c1 * g
-            elif kind == 1:
-                for j in range(n):
-                    g = gst[j] * hs[j] + carry[j] * p0
-                    if has_gm:
-                        g = g + gmt[j]
-                    carry[j] = g
-                    gxt[j] = total[j] + g if static else g
-            elif kind == 2:
-                for j in range(n):
-                    cj = carry[j]
-                    mj = mt[j]
-                    f = one if mj - p1 > zero else zero
-                    g = cj * (one - f) + (gst[j] - cj * mj) * hs[j]
-                    if has_gm:
-                        g = g + gmt[j]
-                    carry[j] = g * c0
-                    gxt[j] = total[j] + g / p0 if static else g / p0
-            else:
-                for j in range(n):
-                    cj = carry[j]
-                    mj = mt[j]
-                    f = one if mj - p1 > zero else zero
-                    g = (gst[j] - cj * p0 * mj) * hs[j] + cj * p0 * (one - f)
-                    if has_gm:
-                        g = g + gmt[j]
-                    carry[j] = g
-                    gxt[j] = total[j] + g if static else g
+            gxt = unused if static else gx[t * M + lo:t * M + lo + n]
+            _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp)
+            _back_step(kind, mt, gst, gmt, has_gm, hs, carry, gxt, total, static, q)
         if static:
             gxs = gx[lo:lo + n]
             for j in range(n):
@@ -239,13 +291,105 @@ def _filter(x, y, T, M, decay, reverse, block):
                     yt[j] = a
 
 
+def _spike_linear(x, wt, bias, has_bias, y, idx, rows, chunk_len, chunk_bad, chunk):
+    """y = x W^T + b for binary ``x`` [R, J], as accumulation: row r of y is the bias
+    plus the rows of ``wt`` = W^T [J, K] at the spikes of row r of x.
+
+    Each chunk of ``chunk`` rows lists its spikes, column in ``idx`` and row in
+    ``rows``, from ``c * chunk * J`` on (``chunk_len`` of them): what the
+    weight gradient needs.  Sparse rows are read in windows of 64 inputs,
+    a window without a spike costing one vectorised test; after a row with
+    more than one spike in 16 the next row is listed without the test
+    (branch-free).  ``chunk_bad`` counts the inputs that are neither 0 nor 1
+    (the caller then computes a dense product instead).
+    """
+    R, J = x.shape
+    K = wt.shape[1]
+    nch = (R + chunk - 1) // chunk
+    for c in prange(nch):
+        r0 = c * chunk
+        r1 = min(R, r0 + chunk)
+        ix = idx[r0 * J:r1 * J]
+        ir = rows[r0 * J:r1 * J]
+        acc = np.empty(K, dtype=y.dtype)
+        pos = 0
+        bad = 0
+        dense = False
+        for r in range(r0, r1):
+            xr = x[r]
+            start = pos
+            if dense:
+                for j in range(J):
+                    ix[pos] = j
+                    pos += xr[j] != 0
+            else:
+                for w in range((J + 63) // 64):
+                    xw = xr[w * 64:w * 64 + 64]
+                    hit = 0
+                    for u in range(xw.shape[0]):
+                        hit += xw[u] != 0
+                    if hit:
+                        for u in range(xw.shape[0]):
+                            ix[pos] = w * 64 + u
+                            pos += xw[u] != 0
+            n = pos - start
+            dense = n * 16 > J
+            for e in range(start, pos):
+                bad += xr[ix[e]] != 1
+                ir[e] = r
+            for k in range(K):
+                acc[k] = bias[k] if has_bias else 0
+            e = start
+            while e + 4 <= pos:  # four weight rows per pass over the accumulator
+                w0, w1, w2, w3 = wt[ix[e]], wt[ix[e + 1]], wt[ix[e + 2]], wt[ix[e + 3]]
+                for k in range(K):
+                    acc[k] += (w0[k] + w1[k]) + (w2[k] + w3[k])
+                e += 4
+            while e < pos:
+                w0 = wt[ix[e]]
+                for k in range(K):
+                    acc[k] += w0[k]
+                e += 1
+            yr = y[r]
+            for k in range(K):
+                yr[k] = acc[k]
+        chunk_len[c] = pos
+        chunk_bad[c] = bad
+
+
+def _spike_linear_wgrad(g, idx, rows, acc, per):
+    """W^T's gradient, ``acc`` [parts, J, K] (one per part of ``per`` spikes, summed
+    by the caller): row j gets the output gradient of every row with a spike at j."""
+    R, K = g.shape
+    n = idx.shape[0]
+    parts = acc.shape[0]
+    for c in prange(parts):
+        a = acc[c]
+        a[:] = 0
+        for e in range(c * per, min(n, (c + 1) * per)):
+            j = idx[e]
+            r = rows[e]
+            for k in range(K):
+                a[j, k] += g[r, k]
+
+
 def _compile(fn, parallel):
-    return njit(parallel=parallel, cache=True, nogil=True, error_model="numpy")(fn)
+    """``fn`` compiled, threaded or not.  Each variant is a copy of ``fn`` under its
+    own name: numba's disk cache tells functions apart by name and bytecode,
+    not by compile options, so two variants of one function would load each
+    other's code."""
+    name = f"{fn.__name__}_{'parallel' if parallel else 'serial'}"
+    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    copy.__doc__ = fn.__doc__
+    return njit(parallel=parallel, cache=True, nogil=True, error_model="numpy")(copy)
 
 
 _forward_parallel, _forward_serial = _compile(_forward, True), _compile(_forward, False)
 _backward_parallel, _backward_serial = _compile(_backward, True), _compile(_backward, False)
 _filter_parallel, _filter_serial = _compile(_filter, True), _compile(_filter, False)
+_spike_linear_parallel, _spike_linear_serial = _compile(_spike_linear, True), _compile(_spike_linear, False)
+_wgrad_parallel, _wgrad_serial = _compile(_spike_linear_wgrad, True), _compile(_spike_linear_wgrad, False)
 
 
 # ------------------------------------------------------------------ threads
@@ -416,3 +560,60 @@ def torch_synapse(x, decay: float, reverse: bool):
     if T > 0 and M > 0:
         synapse(_flat(x), _flat(y), T, M, decay, reverse)
     return y
+
+
+def _row_chunks(R: int, work: int):
+    """(kernel variant index, rows per chunk): about four chunks per thread for
+    load balance, one chunk when the work is small."""
+    threads = numba.get_num_threads()
+    if work < PARALLEL_MIN or threads == 1:
+        return False, max(R, 1)
+    return True, max(1, -(-R // (4 * threads)))
+
+
+def torch_spike_linear(x, weight, bias):
+    """``(x W^T + b, (rows, cols))`` for spikes ``x`` [R, J] (contiguous): the spikes'
+    positions (int32); ``(F.linear(x, W, b), None)`` when an input is neither 0 nor 1."""
+    import torch
+    from torch.nn import functional as F
+
+    sync_threads()
+    R, J = x.shape
+    K = weight.shape[0]
+    parallel, chunk = _row_chunks(R, R * J)
+    wt = weight.detach().t().contiguous()
+    y = torch.empty((R, K), dtype=x.dtype)
+    # room for every input to be a spike; only the pages written are ever touched
+    cols = torch.empty(R * J, dtype=torch.int32)
+    rows = torch.empty(R * J, dtype=torch.int32)
+    nch = -(-R // chunk)
+    chunk_len = torch.empty(nch, dtype=torch.int64)
+    chunk_bad = torch.empty(nch, dtype=torch.int64)
+    b = bias.detach() if bias is not None else y.new_zeros(1)
+    fn = _spike_linear_parallel if parallel else _spike_linear_serial
+    fn(x.numpy(), wt.numpy(), _flat(b), bias is not None, y.numpy(), _flat(cols), _flat(rows),
+       _flat(chunk_len), _flat(chunk_bad), chunk)
+    if int(chunk_bad.sum()):
+        return F.linear(x, weight, bias), None
+    lengths = chunk_len.tolist()
+    if nch == 1:
+        return y, (rows[:lengths[0]].clone(), cols[:lengths[0]].clone())
+    parts = [(c * chunk * J, n) for c, n in enumerate(lengths)]
+    return y, tuple(torch.cat([t[o:o + n] for o, n in parts]) for t in (rows, cols))
+
+
+def torch_spike_linear_wgrad(g, rows, cols, J: int):
+    """The weight gradient [K, J] of a spike linear layer from its output gradient ``g`` [R, K]."""
+    import torch
+
+    sync_threads()
+    R, K = g.shape
+    n = cols.numel()
+    threads = numba.get_num_threads()
+    parallel = n * K >= PARALLEL_MIN and threads > 1
+    parts = threads if parallel else 1
+    acc = torch.empty((parts, J, K), dtype=g.dtype)
+    fn = _wgrad_parallel if parallel else _wgrad_serial
+    fn(g.numpy(), _flat(cols), _flat(rows), acc.numpy(), max(1, -(-n // parts)))
+    total = acc[0] if parts == 1 else acc.sum(0)
+    return total.t().contiguous()

@@ -30,6 +30,7 @@ from ..base import Capabilities
 from . import multistep
 from .backend import STBPBackend
 from ..torch_networks import Blocks, FoldedTdBN, FunctionNeuron, FunctionSynapse, build_network
+from .spike_linear import SpikeLinear
 
 
 class FusedBlocks(Blocks):
@@ -61,6 +62,11 @@ class FusedSTBPBackend(STBPBackend):
         if device == "cuda" and not multistep.triton_installed():
             raise NotImplementedError("stbp:fused needs Triton on CUDA (pip install triton)")
         super().__init__(spec, weights, device=device, precision=precision)
+        # PyTorch's fused Adam: one kernel over all parameters instead of a
+        # dozen per-tensor passes (the same update; about 3x less time on the
+        # CPU for fc_mnist's 795 000 parameters)
+        groups = [dict(g, fused=True, foreach=None) for g in self.optimizer.param_groups]
+        self.optimizer = torch.optim.Adam(groups)
 
     @classmethod
     def capabilities(cls) -> Capabilities:
@@ -90,10 +96,19 @@ class FusedSTBPBackend(STBPBackend):
             ),
         )
 
+    # On the CPU, linear layers fed by spikes accumulate weight columns at the
+    # spikes (backends/stbp/spike_linear.py); False: every product dense.
+    spike_linear = True
+
     def build_model(self) -> nn.Module:
         model = build_network(self.spec, FusedBlocks())
         if self.device == "cuda" and isinstance(self.spec, DSRNSpec):
             model = model.to(memory_format=torch.channels_last)
+        if self.device == "cpu" and self.spike_linear:
+            for synapse in self.spec.synapses():
+                layer = getattr(model, synapse.name, None)
+                if synapse.kind == "linear" and synapse.inputs == "spikes" and type(layer) is nn.Linear:
+                    setattr(model, synapse.name, SpikeLinear.like(layer))
         return model
 
     def device_info(self):
