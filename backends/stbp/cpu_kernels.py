@@ -268,6 +268,112 @@ def _backward(kind, m, gs, gs_step, gm, gm_step, has_gm, gx, static, T, M, q, bl
                 gxs[j] = total[j]
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _dot(a, b, zero):
+    """sum a * b, the sum in any order (so that LLVM vectorises it)."""
+    acc = zero
+    for j in range(a.shape[0]):
+        acc += a[j] * b[j]
+    return acc
+
+
+def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8, m, rows):
+    """A neuron layer [T, B, N] and the linear layer it feeds, y = s W^T + b [T*B, K],
+    in one pass: each task owns ``rows`` whole samples (so no two write the same
+    row of ``y``), walks time, and turns every step's spikes of a sample into
+    its row of ``y`` while they are in cache.  Writes the one-byte spikes ``s8``
+    and the membranes ``m`` [T, B, N]."""
+    K = w.shape[0]
+    nblocks = (B + rows - 1) // rows
+    for blk in prange(nblocks):
+        b0 = blk * rows
+        nb = min(rows, B - b0)
+        zero = q[4]
+        state = np.zeros(nb * N, dtype=m.dtype)
+        spk = np.zeros(nb * N, dtype=m.dtype)
+        for t in range(T):
+            for i in range(nb):
+                b = b0 + i
+                off = (t * B + b) * N
+                xo = t * x_step + b * N
+                st = state[i * N:(i + 1) * N]
+                sp = spk[i * N:(i + 1) * N]
+                _step(kind, x[xo:xo + N], st, sp, m[off:off + N], True, q)
+                s8t = s8[off:off + N]
+                for j in range(N):
+                    s8t[j] = np.uint8(1) if sp[j] != zero else np.uint8(0)
+                r = t * B + b
+                for k in range(K):
+                    y[r, k] = (bias[k] if has_bias else zero) + _dot(sp, w[k], zero)
+
+
+def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, has_gm, gx, static, dw, rows,
+                            fast_exp):
+    """The backward pass of :func:`_neuron_linear_forward`: in reverse time, each
+    sample's spike gradient g W (K multiply-adds per neuron), the neuron's
+    reverse step, and the spikes (recomputed from the membrane) times g added
+    to this task's part of W's gradient ``dw[task]`` [K, N]."""
+    K = w.shape[0]
+    nblocks = (B + rows - 1) // rows
+    for blk in prange(nblocks):
+        b0 = blk * rows
+        nb = min(rows, B - b0)
+        p1, one, zero = q[1], q[6], q[7]
+        carry = np.zeros(nb * N, dtype=m.dtype)
+        total = np.zeros(nb * N if static else 0, dtype=m.dtype)
+        unused = np.zeros(N if static else 0, dtype=m.dtype)
+        hs = np.zeros(N, dtype=m.dtype)
+        gsr = np.zeros(N, dtype=m.dtype)
+        fired = np.zeros(N, dtype=m.dtype)
+        two_k = np.zeros(N if fast_exp else 0, dtype=np.int32)
+        two_k_f = two_k.view(np.float32)
+        d = dw[blk]
+        d[:] = 0
+        for t in range(T - 1, -1, -1):
+            for i in range(nb):
+                b = b0 + i
+                off = (t * B + b) * N
+                r = t * B + b
+                mt = m[off:off + N]
+                for j in range(N):
+                    gsr[j] = zero
+                if has_gs:
+                    go = t * gs_step + b * N
+                    gst = gs[go:go + N]
+                    for j in range(N):
+                        gsr[j] = gst[j]
+                for k in range(K):
+                    gk = g[r, k]
+                    wk = w[k]
+                    for j in range(N):
+                        gsr[j] += gk * wk[j]
+                _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp)
+                gmt = gm[off:off + N] if has_gm else gsr
+                if static:
+                    _back_step(kind, mt, gsr, gmt, has_gm, hs, carry[i * N:(i + 1) * N], unused,
+                               total[i * N:(i + 1) * N], True, q)
+                else:
+                    _back_step(kind, mt, gsr, gmt, has_gm, hs, carry[i * N:(i + 1) * N], gx[off:off + N],
+                               unused, False, q)
+                if kind == 0:
+                    for j in range(N):
+                        fired[j] = one if (mt[j] - p1) / p1 > zero else zero
+                else:
+                    for j in range(N):
+                        fired[j] = one if mt[j] - p1 > zero else zero
+                for k in range(K):
+                    gk = g[r, k]
+                    dk = d[k]
+                    for j in range(N):
+                        dk[j] += gk * fired[j]
+        if static:
+            for i in range(nb):
+                gxs = gx[(b0 + i) * N:(b0 + i + 1) * N]
+                ti = total[i * N:(i + 1) * N]
+                for j in range(N):
+                    gxs[j] = ti[j]
+
+
 def _filter(x, y, T, M, decay, reverse, block):
     """y[t] = decay y[t -/+ 1] + x[t] (forward: the synapse; reversed: its gradient)."""
     nblocks = (M + block - 1) // block
@@ -390,6 +496,9 @@ _backward_parallel, _backward_serial = _compile(_backward, True), _compile(_back
 _filter_parallel, _filter_serial = _compile(_filter, True), _compile(_filter, False)
 _spike_linear_parallel, _spike_linear_serial = _compile(_spike_linear, True), _compile(_spike_linear, False)
 _wgrad_parallel, _wgrad_serial = _compile(_spike_linear_wgrad, True), _compile(_spike_linear_wgrad, False)
+_nl_forward_parallel, _nl_forward_serial = _compile(_neuron_linear_forward, True), _compile(_neuron_linear_forward, False)
+_nl_backward_parallel, _nl_backward_serial = (_compile(_neuron_linear_backward, True),
+                                              _compile(_neuron_linear_backward, False))
 
 
 # ------------------------------------------------------------------ threads
@@ -617,3 +726,60 @@ def torch_spike_linear_wgrad(g, rows, cols, J: int):
     fn(g.numpy(), _flat(cols), _flat(rows), acc.numpy(), max(1, -(-n // parts)))
     total = acc[0] if parts == 1 else acc.sum(0)
     return total.t().contiguous()
+
+
+def _sample_blocks(B: int, work: int):
+    """(threaded, samples per task) for the neuron + linear kernels."""
+    threads = numba.get_num_threads()
+    if work < PARALLEL_MIN or threads == 1 or B == 1:
+        return False, max(B, 1)
+    return True, -(-B // threads)
+
+
+def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias):
+    """``(spikes8 [T, B, N] uint8, membranes [T, B, N], y [T, B, K])`` of a neuron layer
+    fed ``x`` ([T, B, N], or static [B, N] with ``steps``) and the linear layer it feeds."""
+    import torch
+
+    sync_threads()
+    x = x.contiguous()
+    if steps is None:
+        T, B, N = x.shape
+        x_step = B * N
+    else:
+        (B, N), T = x.shape, steps
+        x_step = 0
+    K = weight.shape[0]
+    m = torch.empty((T, B, N), dtype=x.dtype)
+    s8 = torch.empty((T, B, N), dtype=torch.uint8)
+    y = torch.empty((T, B, K), dtype=x.dtype)
+    w = weight.detach().contiguous()
+    b = bias.detach() if bias is not None else y.new_zeros(1)
+    q = constants(kind, p, m.numpy().dtype, backward=False)
+    parallel, rows = _sample_blocks(B, T * B * N)
+    fn = _nl_forward_parallel if parallel else _nl_forward_serial
+    fn(KIND_CODES[kind], _flat(x), x_step, T, B, N, q, w.numpy(), _flat(b), bias is not None,
+       y.view(T * B, K).numpy(), _flat(s8), _flat(m), rows)
+    return s8, m, y
+
+
+def torch_neuron_linear_backward(kind: str, m, p, weight, grad_y, grad_s, grad_m, static: bool):
+    """``(d loss / d x, d loss / d weight)`` of :func:`torch_neuron_linear_forward`."""
+    import torch
+
+    sync_threads()
+    T, B, N = m.shape
+    K = weight.shape[0]
+    g = grad_y.to(m.dtype).reshape(T * B, K).contiguous()
+    gs, gs_step = (_flat(m), 0) if grad_s is None else _over_steps(grad_s.to(m.dtype), T, B * N)
+    gm = m if grad_m is None else grad_m.to(m.dtype).contiguous()
+    gx = torch.empty((B, N) if static else (T, B, N), dtype=m.dtype)
+    parallel, rows = _sample_blocks(B, T * B * N)
+    nblocks = -(-B // rows)
+    dw = torch.empty((nblocks, K, N), dtype=m.dtype)
+    q = constants(kind, p, m.numpy().dtype, backward=True)
+    fn = _nl_backward_parallel if parallel else _nl_backward_serial
+    fn(KIND_CODES[kind], _flat(m), T, B, N, q, weight.detach().contiguous().numpy(), g.numpy(),
+       gs, grad_s is not None, gs_step, _flat(gm), grad_m is not None, _flat(gx), static,
+       dw.numpy(), rows, m.dtype == torch.float32)
+    return gx, (dw[0] if nblocks == 1 else dw.sum(0))

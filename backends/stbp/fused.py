@@ -24,12 +24,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, DSRNSpec, TASKS
+from tasks.specs import ALL_PRECISIONS, DSRNSpec, FCMnistSpec, FCPoissonSpec, TASKS
 
 from ..base import Capabilities
 from . import multistep
 from .backend import STBPBackend
-from ..torch_networks import Blocks, FoldedTdBN, FunctionNeuron, FunctionSynapse, build_network
+from ..torch_common import NetworkOutput, Recorder, neuron_input
+from ..torch_networks import Blocks, FCNet, FoldedTdBN, FunctionNeuron, FunctionSynapse, build_network
+from . import neuron_linear
 from .spike_linear import SpikeLinear
 
 
@@ -53,6 +55,33 @@ class FusedBlocks(Blocks):
 
     def tdbn(self, channels, alpha, v_th, eps, momentum):
         return FoldedTdBN(channels, alpha, v_th, eps, momentum)
+
+
+class FusedFCNet(FCNet):
+    """:class:`~backends.torch_networks.FCNet` with the hidden neuron layer and ``fc2``
+    as one node where it can (:mod:`backends.stbp.neuron_linear`: training on the
+    CPU); its forward is FCNet's, the same equations, otherwise."""
+
+    def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
+        h = neuron_input(self.fc1(x))
+        if not neuron_linear.applies(h, self.fc2.weight):
+            return self._apart(h, static, record)
+        rec = Recorder(record)
+        steps = self.spec.T if static else None
+        s1, m1, y2 = neuron_linear.neuron_linear(self.spec.neuron, h, self.spec.neuron_params(),
+                                                 self.fc2.weight, self.fc2.bias, steps)
+        rec("lif1", (s1, m1))  # spikes as one byte each: nothing downstream needs them as floats
+        s2, u2 = self.lif2(neuron_input(y2), True)
+        rec("lif2", (s2, u2))
+        return rec.output(u2 if self.spec.readout == "membrane" else s2)
+
+    def _apart(self, h, static, record):
+        """FCNet.forward from the hidden layer's input on."""
+        rec = Recorder(record)
+        s1 = rec("lif1", self.lif1(h, record, self.spec.T if static else None))
+        s2, u2 = self.lif2(neuron_input(self.fc2(s1)), True)
+        rec("lif2", (s2, u2))
+        return rec.output(u2 if self.spec.readout == "membrane" else s2)
 
 
 class FusedSTBPBackend(STBPBackend):
@@ -99,15 +128,26 @@ class FusedSTBPBackend(STBPBackend):
     # On the CPU, linear layers fed by spikes accumulate weight columns at the
     # spikes (backends/stbp/spike_linear.py); False: every product dense.
     spike_linear = True
+    # On the CPU, the FC networks' hidden layer and fc2 as one node in training
+    # (backends/stbp/neuron_linear.py); False: apart.
+    fuse_fc = True
 
     def build_model(self) -> nn.Module:
-        model = build_network(self.spec, FusedBlocks())
+        if self.device == "cpu" and self.fuse_fc and isinstance(self.spec, (FCMnistSpec, FCPoissonSpec)):
+            model = FusedFCNet(self.spec, FusedBlocks())
+        else:
+            model = build_network(self.spec, FusedBlocks())
         if self.device == "cuda" and isinstance(self.spec, DSRNSpec):
             model = model.to(memory_format=torch.channels_last)
         if self.device == "cpu" and self.spike_linear:
             for synapse in self.spec.synapses():
                 layer = getattr(model, synapse.name, None)
-                if synapse.kind == "linear" and synapse.inputs == "spikes" and type(layer) is nn.Linear:
+                fused = isinstance(model, FusedFCNet) and synapse.name == "fc2"  # run inside the fused node
+                # with few outputs a dense product costs about what listing the
+                # spikes does (measured: docs/performance.md)
+                wide = synapse.out_shape[0] >= SpikeLinear.MIN_OUTPUTS
+                if (synapse.kind == "linear" and synapse.inputs == "spikes" and type(layer) is nn.Linear
+                        and wide and not fused):
                     setattr(model, synapse.name, SpikeLinear.like(layer))
         return model
 

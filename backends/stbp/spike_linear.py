@@ -79,6 +79,10 @@ def accumulates(x: torch.Tensor, weight: torch.Tensor) -> bool:
 class SpikeLinear(nn.Linear):
     """``nn.Linear`` whose input is spikes (see the module docstring)."""
 
+    # Below this many outputs per input, finding the spikes costs about as much
+    # as the dense product (MKL) it replaces: stbp:fused keeps nn.Linear there.
+    MIN_OUTPUTS = 32
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if accumulates(x, self.weight):
             return SpikeLinearFunction.apply(x, self.weight, self.bias)
