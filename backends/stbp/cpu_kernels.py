@@ -374,6 +374,157 @@ def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, 
                     gxs[j] = ti[j]
 
 
+def _synaptic_input(x, T, B, J, w1t, b1, y1, idx, rows, chunk_len, chunk_bad, chunk):
+    """The synthetic network's input layer by accumulation: y1[t, :, b] = b1 + the
+    rows of W1^T at the spikes of x[t, b] (``x`` flat [T*B*J]), each task
+    taking ``chunk`` whole steps.  A row is read in windows of 64 values, a
+    window without a spike costing one vectorised test; the spikes found
+    (column ``idx``, row ``rows`` = t B + b) are listed from ``c * chunk * B * J``
+    on for chunk c."""
+    H = w1t.shape[1]
+    nch = (T + chunk - 1) // chunk
+    for c in prange(nch):
+        t0 = c * chunk
+        t1 = min(T, t0 + chunk)
+        ix = idx[t0 * B * J:t1 * B * J]
+        ir = rows[t0 * B * J:t1 * B * J]
+        pos = 0
+        bad = 0
+        for t in range(t0, t1):
+            for h in range(H):
+                y1[(t * H + h) * B:(t * H + h + 1) * B] = b1[h]
+            for b in range(B):
+                r = t * B + b
+                start = pos
+                xr = x[r * J:(r + 1) * J]
+                for w in range((J + 63) // 64):
+                    xw = xr[w * 64:w * 64 + 64]
+                    hit = 0
+                    for u in range(xw.shape[0]):
+                        hit += xw[u] != 0
+                    if hit:
+                        for u in range(xw.shape[0]):
+                            ix[pos] = w * 64 + u
+                            pos += xw[u] != 0
+                for e in range(start, pos):
+                    j = ix[e]
+                    bad += xr[j] != 1
+                    ir[e] = r
+                    for h in range(H):
+                        y1[(t * H + h) * B + b] += w1t[j, h]
+        chunk_len[c] = pos
+        chunk_bad[c] = bad
+
+
+def _synaptic_forward(y1, T, B, w2, b2, decay, q, m, s, o, rows):
+    """The rest of the synthetic network, vectorised over samples (``rows`` per
+    task; every tensor [T, layer, B]): I = decay I + y1, the soft-reset neuron
+    (:func:`_step`'s arithmetic; membranes ``m``, spikes ``s``), the readout
+    W2 s + b2 and its synapse (``o``)."""
+    C, H = w2.shape
+    nblocks = (B + rows - 1) // rows
+    for blk in prange(nblocks):
+        lo = blk * rows
+        n = min(rows, B - lo)
+        a, v_th, c_in, one, zero = q[0], q[1], q[2], q[3], q[4]
+        syn = np.zeros((H, n), dtype=m.dtype)
+        state = np.zeros((H, n), dtype=m.dtype)
+        spk = np.zeros((H, n), dtype=m.dtype)
+        out = np.zeros((C, n), dtype=m.dtype)
+        acc = np.zeros(n, dtype=m.dtype)
+        for t in range(T):
+            for h in range(H):
+                sy, st, sp = syn[h], state[h], spk[h]
+                o_ = (t * H + h) * B + lo
+                yt, mt, stt = y1[o_:o_ + n], m[o_:o_ + n], s[o_:o_ + n]
+                for i in range(n):
+                    sy[i] = decay * sy[i] + yt[i]  # the input synapse
+                    v = a * (st[i] - v_th * sp[i]) + c_in * sy[i]  # the soft-reset neuron
+                    st[i] = v
+                    sp[i] = one if (v - v_th) / v_th > zero else zero
+                    mt[i] = v
+                    stt[i] = sp[i]
+            for c in range(C):  # the readout and its synapse
+                for i in range(n):
+                    acc[i] = b2[c]
+                for h in range(H):
+                    wch = w2[c, h]
+                    sp = spk[h]
+                    for i in range(n):
+                        acc[i] += wch * sp[i]
+                oc = out[c]
+                o_ = (t * C + c) * B + lo
+                ot = o[o_:o_ + n]
+                for i in range(n):
+                    oc[i] = decay * oc[i] + acc[i]
+                    ot[i] = oc[i]
+
+
+def _synaptic_backward(m, T, B, w2, go, go_step, decay, q, gi, dw2, db2, db1, rows):
+    """The backward pass of :func:`_synaptic_forward`, in reverse time, vectorised
+    over samples: the readout synapse and readout, the soft neuron's reverse
+    step (:func:`_surrogate` and :func:`_back_step`'s arithmetic), the input
+    synapse; writes the input layer's output gradient ``gi`` [T, H, B] and adds
+    per-sample parts of the other gradients to ``dw2`` [C, H, B] etc."""
+    C, H = w2.shape
+    nblocks = (B + rows - 1) // rows
+    for blk in prange(nblocks):
+        lo = blk * rows
+        n = min(rows, B - lo)
+        a, v_th, alpha, width, c_in, zero = q[0], q[1], q[2], q[3], q[5], q[7]
+        carry_o = np.zeros((C, n), dtype=m.dtype)
+        carry_v = np.zeros((H, n), dtype=m.dtype)
+        carry_i = np.zeros((H, n), dtype=m.dtype)
+        gs = np.zeros((H, n), dtype=m.dtype)
+        fired = np.zeros((H, n), dtype=m.dtype)
+        for t in range(T - 1, -1, -1):
+            for h in range(H):
+                o_ = (t * H + h) * B + lo
+                mt, fh = m[o_:o_ + n], fired[h]
+                for i in range(n):
+                    fh[i] = 1 if (mt[i] - v_th) / v_th > zero else 0
+                gs[h, :] = zero
+            for c in range(C):  # readout synapse, reversed; the readout's gradients
+                o_ = (t * go_step + c) * B + lo
+                gt, co, d2 = go[o_:o_ + n], carry_o[c], db2[c, lo:lo + n]
+                for i in range(n):
+                    co[i] = gt[i] + decay * co[i]
+                    d2[i] += co[i]
+                for h in range(H):
+                    wch = w2[c, h]
+                    gsh, fh, d = gs[h], fired[h], dw2[c, h, lo:lo + n]
+                    for i in range(n):
+                        gsh[i] += co[i] * wch
+                        d[i] += co[i] * fh[i]
+            for h in range(H):
+                o_ = (t * H + h) * B + lo
+                mt, gsh, cv, ci = m[o_:o_ + n], gs[h], carry_v[h], carry_i[h]
+                git, d1 = gi[o_:o_ + n], db1[h, lo:lo + n]
+                for i in range(n):
+                    w = width - abs((mt[i] - v_th) / v_th)
+                    hh = alpha * (w if w > zero else zero) / v_th
+                    cj = cv[i]
+                    gv = (gsh[i] - cj * a * v_th) * hh + cj * a
+                    cv[i] = gv
+                    g = c_in * gv + decay * ci[i]  # input synapse, reversed
+                    ci[i] = g
+                    git[i] = g
+                    d1[i] += g
+
+
+def _synaptic_input_wgrad(gi, T, B, idx, rows, dw1):
+    """W1's gradient [H, J] from the input spikes: dw1[:, j] += gi[t, :, b]."""
+    H = dw1.shape[0]
+    dw1[:] = 0
+    for e in range(idx.shape[0]):
+        r = rows[e]
+        t = r // B
+        b = r - t * B
+        j = idx[e]
+        for h in range(H):
+            dw1[h, j] += gi[(t * H + h) * B + b]
+
+
 def _filter(x, y, T, M, decay, reverse, block):
     """y[t] = decay y[t -/+ 1] + x[t] (forward: the synapse; reversed: its gradient)."""
     nblocks = (M + block - 1) // block
@@ -499,6 +650,10 @@ _wgrad_parallel, _wgrad_serial = _compile(_spike_linear_wgrad, True), _compile(_
 _nl_forward_parallel, _nl_forward_serial = _compile(_neuron_linear_forward, True), _compile(_neuron_linear_forward, False)
 _nl_backward_parallel, _nl_backward_serial = (_compile(_neuron_linear_backward, True),
                                               _compile(_neuron_linear_backward, False))
+_syn_input_parallel, _syn_input_serial = _compile(_synaptic_input, True), _compile(_synaptic_input, False)
+_syn_forward_parallel, _syn_forward_serial = _compile(_synaptic_forward, True), _compile(_synaptic_forward, False)
+_syn_backward_parallel, _syn_backward_serial = _compile(_synaptic_backward, True), _compile(_synaptic_backward, False)
+_syn_input_wgrad = _compile(_synaptic_input_wgrad, False)
 
 
 # ------------------------------------------------------------------ threads
@@ -783,3 +938,73 @@ def torch_neuron_linear_backward(kind: str, m, p, weight, grad_y, grad_s, grad_m
        gs, grad_s is not None, gs_step, _flat(gm), grad_m is not None, _flat(gx), static,
        dw.numpy(), rows, m.dtype == torch.float32)
     return gx, (dw[0] if nblocks == 1 else dw.sum(0))
+
+
+def torch_synaptic_forward(x, w1, b1, w2, b2, decay: float, p):
+    """``(spikes [T, B, H], membranes [T, H, B], O [T, B, C], (rows, idx))`` of the
+    synthetic network on spikes ``x`` [T, B, J] (spikes and O are views of
+    [T, layer, B] memory); ``None`` when an input is neither 0 nor 1 (the
+    caller runs the layers apart)."""
+    import torch
+
+    sync_threads()
+    x = x.contiguous()
+    T, B, J = x.shape
+    H, C = w1.shape[0], w2.shape[0]
+    dt = x.dtype
+    npdt = x.numpy().dtype
+    R = T * B
+    y1 = torch.empty((T, H, B), dtype=dt)
+    cols = torch.empty(R * J, dtype=torch.int32)  # room for every input; only what is written is touched
+    rows = torch.empty(R * J, dtype=torch.int32)
+    parallel, chunk = _row_chunks(T, R * J)  # chunks of whole steps
+    nch = -(-T // chunk)
+    chunk_len = torch.empty(nch, dtype=torch.int64)
+    chunk_bad = torch.empty(nch, dtype=torch.int64)
+    fn = _syn_input_parallel if parallel else _syn_input_serial
+    fn(_flat(x), T, B, J, w1.detach().t().contiguous().numpy(), _flat(b1.detach()), _flat(y1), _flat(cols),
+       _flat(rows), _flat(chunk_len), _flat(chunk_bad), chunk)
+    if int(chunk_bad.sum()):
+        return None
+    lengths = chunk_len.tolist()
+    parts = [(c * chunk * B * J, n) for c, n in enumerate(lengths)]
+    rows, cols = (torch.cat([t[o:o + n] for o, n in parts]) if nch > 1 else t[:lengths[0]].clone()
+                  for t in (rows, cols))
+    m = torch.empty((T, H, B), dtype=dt)
+    s = torch.empty((T, H, B), dtype=dt)
+    o = torch.empty((T, C, B), dtype=dt)
+    q = constants("soft", p, npdt, backward=False)
+    parallel, block = _sample_blocks(B, T * B * H * 8)
+    fn = _syn_forward_parallel if parallel else _syn_forward_serial
+    fn(_flat(y1), T, B, w2.detach().contiguous().numpy(), _flat(b2.detach()), npdt.type(decay), q,
+       _flat(m), _flat(s), _flat(o), block)
+    # O [T, B, C] contiguous: the loss's mean and the scores' max over time read it
+    return s.transpose(1, 2), m, o.transpose(1, 2).contiguous(), (rows, cols)
+
+
+def torch_synaptic_backward(m, w2, grad_o, decay: float, p, rows, cols, J: int):
+    """``(dW1, db1, dW2, db2)`` of :func:`torch_synaptic_forward` from the gradient of O [T, B, C]."""
+    import torch
+
+    sync_threads()
+    T, H, B = m.shape
+    C = w2.shape[0]
+    dt = m.dtype
+    npdt = m.numpy().dtype
+    g = grad_o.to(dt)
+    if T > 1 and g.stride(0) == 0:  # the gradient of a mean over time: one step, read T times
+        go, go_step = g[0].t().contiguous(), 0
+    else:
+        go, go_step = g.transpose(1, 2).contiguous(), C
+    gi = torch.empty((T, H, B), dtype=dt)
+    dw2 = torch.zeros((C, H, B), dtype=dt)
+    db2 = torch.zeros((C, B), dtype=dt)
+    db1 = torch.zeros((H, B), dtype=dt)
+    q = constants("soft", p, npdt, backward=True)
+    parallel, block = _sample_blocks(B, T * B * H * 8)
+    fn = _syn_backward_parallel if parallel else _syn_backward_serial
+    fn(_flat(m), T, B, w2.detach().contiguous().numpy(), _flat(go), go_step, npdt.type(decay), q, _flat(gi),
+       dw2.numpy(), db2.numpy(), db1.numpy(), block)
+    dw1 = torch.empty((H, J), dtype=dt)
+    _syn_input_wgrad(_flat(gi), T, B, _flat(cols), _flat(rows), dw1.numpy())
+    return dw1, db1.sum(1), dw2.sum(2), db2.sum(1)

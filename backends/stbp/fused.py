@@ -24,14 +24,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, DSRNSpec, FCMnistSpec, FCPoissonSpec, TASKS
+from tasks.specs import ALL_PRECISIONS, DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TASKS
 
 from ..base import Capabilities
 from . import multistep
 from .backend import STBPBackend
 from ..torch_common import NetworkOutput, Recorder, neuron_input
-from ..torch_networks import Blocks, FCNet, FoldedTdBN, FunctionNeuron, FunctionSynapse, build_network
-from . import neuron_linear
+from ..torch_networks import Blocks, FCNet, FoldedTdBN, FunctionNeuron, FunctionSynapse, SyntheticNet, build_network
+from . import neuron_linear, synaptic
 from .spike_linear import SpikeLinear
 
 
@@ -84,6 +84,22 @@ class FusedFCNet(FCNet):
         return rec.output(u2 if self.spec.readout == "membrane" else s2)
 
 
+class FusedSyntheticNet(SyntheticNet):
+    """:class:`~backends.torch_networks.SyntheticNet` as one node where it can
+    (:mod:`backends.stbp.synaptic`: training on the CPU); SyntheticNet's forward otherwise."""
+
+    def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
+        if not static and not record and synaptic.applies(x, self.fc1.weight):
+            spec = self.spec
+            out = synaptic.synaptic_net(x, self.fc1.weight, self.fc1.bias, self.readout.weight, self.readout.bias,
+                                        spec.a_syn, spec.neuron_params())
+            if out is not None:
+                rec = Recorder(False)
+                rec("hidden", (out[0], None))
+                return rec.output(out[1])
+        return super().forward(x, static, record)
+
+
 class FusedSTBPBackend(STBPBackend):
     variant = "fused"
 
@@ -131,10 +147,15 @@ class FusedSTBPBackend(STBPBackend):
     # On the CPU, the FC networks' hidden layer and fc2 as one node in training
     # (backends/stbp/neuron_linear.py); False: apart.
     fuse_fc = True
+    # On the CPU, the synthetic network as one node in training
+    # (backends/stbp/synaptic.py); False: its layers apart.
+    fuse_synthetic = True
 
     def build_model(self) -> nn.Module:
         if self.device == "cpu" and self.fuse_fc and isinstance(self.spec, (FCMnistSpec, FCPoissonSpec)):
             model = FusedFCNet(self.spec, FusedBlocks())
+        elif self.device == "cpu" and self.fuse_synthetic and isinstance(self.spec, SyntheticSpec):
+            model = FusedSyntheticNet(self.spec, FusedBlocks())
         else:
             model = build_network(self.spec, FusedBlocks())
         if self.device == "cuda" and isinstance(self.spec, DSRNSpec):
