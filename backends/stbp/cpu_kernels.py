@@ -772,12 +772,12 @@ def _over_steps(g, T: int, M: int):
     return _flat(g.contiguous()), M
 
 
-def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool):
-    """Spikes ``[T, ...]`` in ``x``'s dtype and, with ``keep_membrane``, membranes (the same dtype)."""
+def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool, spikes8: bool = False):
+    """Spikes ``[T, ...]`` in ``x``'s dtype and, with ``keep_membrane``, membranes (the same
+    dtype); with ``spikes8``, ``(spikes, membranes, one-byte spikes)``."""
     import torch
 
     sync_threads()
-
     x = x.contiguous()
     if steps is None:
         T, M, x_step = x.shape[0], x[0].numel(), x[0].numel()
@@ -787,9 +787,11 @@ def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool
         shape = (steps,) + tuple(x.shape)
     s = torch.empty(shape, dtype=x.dtype)
     m = torch.empty(shape, dtype=x.dtype) if keep_membrane else None
+    s8 = torch.empty(shape, dtype=torch.uint8) if spikes8 else None
     if T > 0 and M > 0:
-        neuron_forward(kind, _flat(x), x_step, T, M, p, _flat(s), None if m is None else _flat(m), None)
-    return s, m
+        neuron_forward(kind, _flat(x), x_step, T, M, p, _flat(s), None if m is None else _flat(m),
+                       None if s8 is None else _flat(s8))
+    return (s, m, s8) if spikes8 else (s, m)
 
 
 def torch_neuron_backward(kind: str, m, p, grad_s, grad_m, static: bool):

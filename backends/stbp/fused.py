@@ -150,6 +150,9 @@ class FusedSTBPBackend(STBPBackend):
     # On the CPU, the synthetic network as one node in training
     # (backends/stbp/synaptic.py); False: its layers apart.
     fuse_synthetic = True
+    # On the CPU, spikes saved for a backward pass are kept in one byte
+    # (multistep.spike_bytes); False: as floats.
+    spike_bytes = True
 
     def build_model(self) -> nn.Module:
         if self.device == "cpu" and self.fuse_fc and isinstance(self.spec, (FCMnistSpec, FCPoissonSpec)):
@@ -171,6 +174,13 @@ class FusedSTBPBackend(STBPBackend):
                         and wide and not fused):
                     setattr(model, synapse.name, SpikeLinear.like(layer))
         return model
+
+    def _forward(self, batch, record):
+        # training on the CPU: spikes a layer keeps for its backward pass are kept in one byte
+        if self.device == "cpu" and self.spike_bytes and self.model.training and torch.is_grad_enabled():
+            with multistep.spike_bytes.saving():
+                return super()._forward(batch, record)
+        return super()._forward(batch, record)
 
     def device_info(self):
         info = super().device_info()

@@ -42,9 +42,11 @@ z = m - v_th for the last three.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import math
+import weakref
 
 import torch
 
@@ -245,13 +247,88 @@ def run_synapse(engine: str, x, decay: float, reverse: bool):
     return torch_synapse_backward(x, decay) if reverse else torch_synapse(x, decay)
 
 
+# ------------------------------------------------------------------ spikes kept in one byte
+class _SpikeBytes:
+    """Spikes saved for a backward pass in one byte instead of a float each.
+
+    A layer fed by spikes (a convolution, a linear layer) keeps its input for
+    its weight gradient: autograd saves the float spike tensor, 4 bytes per
+    neuron and step.  Inside :meth:`saving` (``torch.autograd.graph.saved_tensors_hooks``),
+    a saved tensor that is -- or views -- spikes a neuron layer registered
+    with their one-byte copy (written by the same kernel) is replaced by a
+    view of that copy with the same strides, and turned back into floats when
+    the backward pass asks for it (a temporary, one layer at a time).  The
+    values are the same (0 and 1); what is kept is a quarter of the bytes.
+    The networks' Recorder keeps the one-byte copy too (the training step
+    reads only the last layer's, for its scores).  The spike tensors must not
+    be modified in place afterwards (none is).
+    """
+
+    def __init__(self):
+        self._by_id: dict[int, tuple] = {}
+        self._depth = 0
+
+    def active(self) -> bool:
+        return self._depth > 0
+
+    def register(self, s: torch.Tensor, s8: torch.Tensor) -> None:
+        key = id(s)
+        self._by_id[key] = (weakref.ref(s, lambda _r, k=key: self._by_id.pop(k, None)), s8)
+
+    def _pack(self, t: torch.Tensor):
+        base = t if t._base is None else t._base
+        entry = self._by_id.get(id(base))
+        if entry is None or entry[0]() is not base or t.dtype != base.dtype:
+            return t
+        return (_PACKED, entry[1].as_strided(t.size(), t.stride(), t.storage_offset()), t.dtype)
+
+    @staticmethod
+    def _unpack(packed):
+        if isinstance(packed, tuple) and packed and packed[0] is _PACKED:
+            return packed[1].to(packed[2])
+        return packed
+
+    def keep(self, s: torch.Tensor) -> torch.Tensor:
+        """What a Recorder keeps of spikes ``s``: their one-byte copy, when there is one."""
+        entry = self._by_id.get(id(s))
+        return entry[1] if entry is not None and entry[0]() is s else s
+
+    @contextlib.contextmanager
+    def saving(self):
+        """Spikes registered inside are saved in one byte by any autograd node,
+        and recorded in one byte by the networks' Recorder (their float copy is
+        freed once the next layer has read it)."""
+        from ..torch_common import spike_keeper
+
+        self._depth += 1
+        token = spike_keeper.set(self.keep)
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack):
+                yield
+        finally:
+            spike_keeper.reset(token)
+            self._depth -= 1
+            if not self._depth:
+                self._by_id.clear()
+
+
+_PACKED = object()
+spike_bytes = _SpikeBytes()
+
+
 # ------------------------------------------------------------------ autograd
 class MultiStepNeuron(torch.autograd.Function):
     """(x, kind, params, steps, engine) -> (spikes [T, ...], membranes [T, ...])."""
 
     @staticmethod
     def forward(ctx, x, kind, p, steps, engine):
-        s, m = run_forward(engine, kind, x, p, steps, keep_membrane=True)
+        if engine == "numba" and spike_bytes.active():
+            # the same pass writes a one-byte copy of the spikes, which a layer
+            # saving these spikes for its backward pass keeps instead
+            s, m, s8 = _cpu_kernels().torch_neuron_forward(kind, x, p, steps, True, spikes8=True)
+            spike_bytes.register(s, s8)
+        else:
+            s, m = run_forward(engine, kind, x, p, steps, keep_membrane=True)
         ctx.save_for_backward(m)
         ctx.kind, ctx.p, ctx.static, ctx.engine = kind, p, steps is not None, engine
         # An output nobody used gets a gradient of None, not a tensor of zeros
