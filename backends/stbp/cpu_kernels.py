@@ -760,34 +760,41 @@ def sync_threads() -> int:
 
 
 def _flat(t):
-    """A NumPy view of a contiguous CPU tensor's memory, flattened (no copy)."""
-    return t.detach().numpy().reshape(-1)
+    """A flat NumPy view of the memory of a dense CPU tensor (no copy)."""
+    from .layout import flat
+
+    return flat(t.detach()).numpy()
 
 
-def _over_steps(g, T: int, M: int):
-    """``(flat array, step stride)`` of a ``[T, ...]`` tensor; a tensor broadcast
-    over time (stride 0, e.g. the gradient of a mean over time) is read as one step."""
-    if T > 1 and g.stride(0) == 0 and g[0].is_contiguous():
+def _over_steps(g, reference):
+    """``(flat array, step stride)`` of a ``[T, ...]`` tensor in ``reference``'s layout;
+    a tensor broadcast over time (stride 0, e.g. the gradient of a mean over time)
+    is read as one step."""
+    from .layout import like
+
+    T, M = reference.shape[0], reference[0].numel()
+    if T > 1 and g.stride(0) == 0 and g[0].stride() == reference[0].stride():
         return _flat(g[0]), 0
-    return _flat(g.contiguous()), M
+    return _flat(like(reference, g)), M
 
 
 def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool, spikes8: bool = False):
     """Spikes ``[T, ...]`` in ``x``'s dtype and, with ``keep_membrane``, membranes (the same
-    dtype); with ``spikes8``, ``(spikes, membranes, one-byte spikes)``."""
-    import torch
+    dtype); with ``spikes8``, ``(spikes, membranes, one-byte spikes)``.  Every output
+    has ``x``'s layout (any dense time-major one: channels-last stays channels-last)."""
+    from . import layout
 
     sync_threads()
-    x = x.contiguous()
     if steps is None:
+        x = layout.time_major(x)
         T, M, x_step = x.shape[0], x[0].numel(), x[0].numel()
-        shape = tuple(x.shape)
+        s = layout.empty_like_layout(x)
     else:
+        x = layout.static(x)
         T, M, x_step = steps, x.numel(), 0
-        shape = (steps,) + tuple(x.shape)
-    s = torch.empty(shape, dtype=x.dtype)
-    m = torch.empty(shape, dtype=x.dtype) if keep_membrane else None
-    s8 = torch.empty(shape, dtype=torch.uint8) if spikes8 else None
+        s = layout.over_time(x, steps, x.dtype)
+    m = layout.empty_like_layout(s) if keep_membrane else None
+    s8 = layout.empty_like_layout(s, layout.torch.uint8) if spikes8 else None
     if T > 0 and M > 0:
         neuron_forward(kind, _flat(x), x_step, T, M, p, _flat(s), None if m is None else _flat(m),
                        None if s8 is None else _flat(s8))
@@ -795,18 +802,20 @@ def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool
 
 
 def torch_neuron_backward(kind: str, m, p, grad_s, grad_m, static: bool):
-    """d loss / d input: ``[T, ...]``, or ``[...]`` summed over time for a static input."""
+    """d loss / d input: ``[T, ...]``, or ``[...]`` summed over time for a static input
+    (in the membrane's layout)."""
     import torch
 
-    sync_threads()
+    from . import layout
 
+    sync_threads()
+    m = layout.time_major(m)
     T, M = m.shape[0], m[0].numel()
-    m = m.contiguous()
     if grad_s is None:
         grad_s = torch.zeros((), dtype=m.dtype).expand(m.shape)
-    gs, gs_step = _over_steps(grad_s.to(m.dtype), T, M)
-    gm, gm_step = (None, 0) if grad_m is None else _over_steps(grad_m.to(m.dtype), T, M)
-    gx = torch.empty(tuple(m.shape[1:]) if static else tuple(m.shape), dtype=m.dtype)
+    gs, gs_step = _over_steps(grad_s.to(m.dtype), m)
+    gm, gm_step = (None, 0) if grad_m is None else _over_steps(grad_m.to(m.dtype), m)
+    gx = layout.empty_like_layout(m[0] if static else m)
     if T > 0 and M > 0:
         neuron_backward(kind, _flat(m), T, M, p, gs, gs_step, gm, gm_step, _flat(gx), static)
     elif static:
@@ -815,14 +824,14 @@ def torch_neuron_backward(kind: str, m, p, grad_s, grad_m, static: bool):
 
 
 def torch_synapse(x, decay: float, reverse: bool):
-    """The exponential synapse over ``[T, ...]`` (``reverse``: its gradient)."""
-    import torch
+    """The exponential synapse over ``[T, ...]`` (``reverse``: its gradient), in ``x``'s layout."""
+    from . import layout
 
     sync_threads()
-
-    x = x.contiguous()
-    y = torch.empty_like(x)
-    T, M = x.shape[0], x[0].numel() if x.shape[0] else 0
+    x = layout.time_major(x)
+    y = layout.empty_like_layout(x)
+    T = x.shape[0]
+    M = x[0].numel() if T else 0
     if T > 0 and M > 0:
         synapse(_flat(x), _flat(y), T, M, decay, reverse)
     return y
@@ -928,7 +937,7 @@ def torch_neuron_linear_backward(kind: str, m, p, weight, grad_y, grad_s, grad_m
     T, B, N = m.shape
     K = weight.shape[0]
     g = grad_y.to(m.dtype).reshape(T * B, K).contiguous()
-    gs, gs_step = (_flat(m), 0) if grad_s is None else _over_steps(grad_s.to(m.dtype), T, B * N)
+    gs, gs_step = (_flat(m), 0) if grad_s is None else _over_steps(grad_s.to(m.dtype), m)
     gm = m if grad_m is None else grad_m.to(m.dtype).contiguous()
     gx = torch.empty((B, N) if static else (T, B, N), dtype=m.dtype)
     parallel, rows = _sample_blocks(B, T * B * N)

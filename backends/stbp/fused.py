@@ -153,6 +153,8 @@ class FusedSTBPBackend(STBPBackend):
     # On the CPU, spikes saved for a backward pass are kept in one byte
     # (multistep.spike_bytes); False: as floats.
     spike_bytes = True
+    # On the CPU (with the numba engine), dsrn_tdbn's convolutions channels-last; False: NCHW.
+    channels_last_cpu = True
 
     def build_model(self) -> nn.Module:
         if self.device == "cpu" and self.fuse_fc and isinstance(self.spec, (FCMnistSpec, FCPoissonSpec)):
@@ -161,7 +163,11 @@ class FusedSTBPBackend(STBPBackend):
             model = FusedSyntheticNet(self.spec, FusedBlocks())
         else:
             model = build_network(self.spec, FusedBlocks())
-        if self.device == "cuda" and isinstance(self.spec, DSRNSpec):
+        cpu_layout = self.channels_last_cpu and multistep.numba_installed()
+        if isinstance(self.spec, DSRNSpec) and (self.device == "cuda" or cpu_layout):
+            # channels-last convolutions: cuDNN's tensor-core kernels and oneDNN's
+            # CPU kernels both prefer them (no reorder around every convolution on
+            # the CPU); the neuron kernels read any dense time-major layout
             model = model.to(memory_format=torch.channels_last)
         if self.device == "cpu" and self.spike_linear:
             for synapse in self.spec.synapses():
