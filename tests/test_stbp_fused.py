@@ -443,12 +443,12 @@ def test_spikes_saved_for_a_convolution_are_kept_in_one_byte():
             y = conv(s.flatten(0, 1))
             return v, y
 
-        def pack(t):  # the innermost hooks are the ones autograd calls: pack as saving() would
+        def pack(t, saved=saved, in_bytes=in_bytes):  # the innermost hooks are the ones autograd calls
             packed = multistep.spike_bytes._pack(t) if in_bytes else t
             saved.append(t.numel() * t.element_size() if packed is t else packed[1].numel())
             return packed
 
-        def context():
+        def context(in_bytes=in_bytes):
             return multistep.spike_bytes.saving() if in_bytes else contextlib.nullcontext()
 
         with context():

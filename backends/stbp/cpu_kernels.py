@@ -617,7 +617,7 @@ def _spike_linear(x, wt, bias, has_bias, y, idx, rows, chunk_len, chunk_bad, chu
 def _spike_linear_wgrad(g, idx, rows, acc, per):
     """W^T's gradient, ``acc`` [parts, J, K] (one per part of ``per`` spikes, summed
     by the caller): row j gets the output gradient of every row with a spike at j."""
-    R, K = g.shape
+    K = g.shape[1]
     n = idx.shape[0]
     parts = acc.shape[0]
     for c in prange(parts):
@@ -882,7 +882,7 @@ def torch_spike_linear_wgrad(g, rows, cols, J: int):
     import torch
 
     sync_threads()
-    R, K = g.shape
+    K = g.shape[1]
     n = cols.numel()
     threads = numba.get_num_threads()
     parallel = n * K >= PARALLEL_MIN and threads > 1

@@ -5,15 +5,21 @@ how each piece runs:
 
 * every neuron layer is one multi-step autograd node
   (:mod:`backends.stbp.multistep`): on a CUDA device one Triton kernel for
-  all T forward and one backward, keeping only the membrane for the backward
-  pass; elsewhere the same recurrences in a PyTorch loop;
+  all T forward and one backward, on the CPU one numba kernel each way,
+  keeping only the membrane for the backward pass; without either, the same
+  recurrences in a PyTorch loop;
 * the exponential synapse is one such node too (it keeps nothing);
 * tdBN is one ``batch_norm`` call on the time-folded ``[T*B, C, H, W]``
   tensor (statistics and normalisation in the library's fused kernel), with
   the weight lambda * alpha * V_th; a static input (the stem's image, the same
   at every step) is normalised once and read by the neuron at every step;
-* on CUDA the convolutions run channels-last (the layout cuDNN's tensor-core
-  kernels prefer); the neuron kernels take any dense time-major layout.
+* the convolutions run channels-last (the layout cuDNN's tensor-core
+  kernels and oneDNN's CPU kernels prefer); the neuron kernels take any dense
+  time-major layout;
+* on the CPU in training, more of the step is fused (``docs/performance.md``,
+  "The CPU engine"): the synthetic network as one node, the FC networks'
+  hidden layer with ``fc2``, spike-fed linear layers by accumulation, and
+  spikes saved for a backward pass in one byte.
 
 The equations are those of ``docs/tasks.md``; ``python -m tasks.parity``
 checks them like every other backend's.
@@ -24,14 +30,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec, TASKS
+from tasks.specs import ALL_PRECISIONS, TASKS, DSRNSpec, FCMnistSpec, FCPoissonSpec, SyntheticSpec
 
 from ..base import Capabilities
-from . import multistep
-from .backend import STBPBackend
 from ..torch_common import NetworkOutput, Recorder, neuron_input
 from ..torch_networks import Blocks, FCNet, FoldedTdBN, FunctionNeuron, FunctionSynapse, SyntheticNet, build_network
-from . import neuron_linear, synaptic
+from . import multistep, neuron_linear, synaptic
+from .backend import STBPBackend
 from .spike_linear import SpikeLinear
 
 
@@ -123,21 +128,37 @@ class FusedSTBPBackend(STBPBackend):
                 "neurons": (
                     "custom: one autograd node per layer over all T with a hand-written backward (BPTT), "
                     "saving only the membrane; CUDA float32: one Triton kernel for the forward and one for "
-                    "the backward (backends/stbp/kernels.py); CPU and float64: the same recurrences in a "
-                    "PyTorch loop"
+                    "the backward (backends/stbp/kernels.py); CPU float32/float64: numba kernels, the cores "
+                    "sharing blocks of neurons (backends/stbp/cpu_kernels.py); without either, the same "
+                    "recurrences in a PyTorch loop"
                 ),
-                "synapse:synthetic": "custom: the exponential synapse as one multi-step node (Triton on CUDA)",
+                "synapse:synthetic": "custom: the exponential synapse as one multi-step node (Triton on CUDA, numba on the CPU)",
+                "network:synthetic": (
+                    "CPU training: the whole network one autograd node (numba): input spikes found in one read "
+                    "and their weight rows added, synapses, neuron and readout per sample in cache"
+                ),
+                "network:fc": (
+                    "CPU training: the hidden neuron layer and fc2 one node (numba): fc2's output, the spikes' "
+                    "gradient and fc2's weight gradient computed inside the neuron's passes; only the membrane kept"
+                ),
+                "spike linear layers": (
+                    "CPU: a linear layer fed by spikes with at least 32 outputs adds weight rows at the spikes and "
+                    "keeps their positions for the weight gradient (fc_mnist_poisson's fc1)"
+                ),
+                "saved spikes": "CPU training: spikes a layer keeps for its backward pass kept in one byte",
+                "optimizer": "torch.optim.Adam(fused=True)",
                 "tdbn": (
                     "torch batch_norm on the time-folded [T*B, C, H, W] tensor with weight lambda*alpha*V_th "
                     "(one fused kernel for statistics and normalisation; unbiased running variance); the "
                     "stem's static image is convolved and normalised once and read at every step"
                 ),
-                "layout": "channels-last convolutions on CUDA",
+                "layout": "channels-last convolutions (CUDA, and the CPU with numba)",
                 "surrogates": "the same formulas as stbp, inside the kernels",
             },
             notes=(
-                "Our STBP code made fast: the networks of stbp with fused multi-step neurons. Falls back to "
-                "PyTorch loops where Triton cannot run (CPU, float64); CUDA graphs and torch.compile are not used."
+                "Our STBP code made fast: the networks of stbp with fused multi-step neurons (Triton on CUDA, "
+                "numba on the CPU). Falls back to PyTorch loops where neither can run; CUDA graphs and "
+                "torch.compile are not used. docs/performance.md, 'The CPU engine', says what runs where."
             ),
         )
 

@@ -152,8 +152,11 @@ def _filter(x_ptr, y_ptr, T, M, start, step, decay, BLOCK: tl.constexpr):
 
 
 # ------------------------------------------------------------------ layouts
-from .layout import dense as _dense, like as _like, over_time as _over_time, static as _static  # noqa: E402,F401
-from .layout import time_major as _time_major  # noqa: E402
+from .layout import dense as _dense  # noqa: F401
+from .layout import like as _like
+from .layout import over_time as _over_time
+from .layout import static as _static
+from .layout import time_major as _time_major
 
 
 def _grid(M: int):

@@ -180,7 +180,7 @@ def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numba_installed() -> bool:
     """Whether numba imports (an installed but broken numba counts as absent)."""
     if importlib.util.find_spec("numba") is None:

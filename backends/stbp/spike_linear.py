@@ -89,7 +89,7 @@ class SpikeLinear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
     @classmethod
-    def like(cls, linear: nn.Linear) -> "SpikeLinear":
+    def like(cls, linear: nn.Linear) -> SpikeLinear:
         """A SpikeLinear holding ``linear``'s parameters (the same tensors)."""
         new = cls.__new__(cls)
         nn.Module.__init__(new)
