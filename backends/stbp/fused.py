@@ -184,7 +184,7 @@ class FusedSTBPBackend(STBPBackend):
             model = FusedSyntheticNet(self.spec, FusedBlocks())
         else:
             model = build_network(self.spec, FusedBlocks())
-        cpu_layout = self.channels_last_cpu and multistep.numba_installed()
+        cpu_layout = self.device == "cpu" and self.channels_last_cpu and multistep.numba_installed()
         if isinstance(self.spec, DSRNSpec) and (self.device == "cuda" or cpu_layout):
             # channels-last convolutions: cuDNN's tensor-core kernels and oneDNN's
             # CPU kernels both prefer them (no reorder around every convolution on
