@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import contextvars
 import platform
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,13 @@ def over_time(x: torch.Tensor, T: int, static: bool) -> torch.Tensor:
     return x.unsqueeze(0).expand((T,) + tuple(x.shape)) if static else x
 
 
+# What a Recorder keeps of a layer's spikes: the tensor itself, unless a
+# backend sets a function here for the duration of a forward pass (stbp:fused
+# keeps the one-byte copy its neuron kernel wrote, so that the float spikes
+# can be freed as soon as the next layer has read them).
+spike_keeper: contextvars.ContextVar = contextvars.ContextVar("spike_keeper", default=None)
+
+
 class Recorder:
     """Collects each spiking layer's spikes (and, with ``record``, membranes) during a forward pass."""
 
@@ -73,11 +81,12 @@ class Recorder:
         self.record = record
         self.spikes: dict[str, torch.Tensor] = {}
         self.membranes: dict[str, torch.Tensor] | None = {} if record else None
+        self.keep = spike_keeper.get()
 
     def __call__(self, name: str, pair) -> torch.Tensor:
         """Keep ``pair = (spikes, membranes)`` of layer ``name``; return the spikes."""
         spikes, membranes = pair
-        self.spikes[name] = spikes
+        self.spikes[name] = spikes if self.keep is None else self.keep(spikes)
         if self.record:
             self.membranes[name] = membranes
         return spikes

@@ -1,6 +1,8 @@
 """stbp:fused: the hand-written multi-step backward, the Triton kernels (run by
-Triton's interpreter on the CPU), the one-call tdBN, and what the backward keeps."""
+Triton's interpreter on the CPU), the numba CPU kernels and the fallback
+without numba, the one-call tdBN, and what the backward keeps."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -153,11 +155,149 @@ def test_triton_kernels_under_the_interpreter():
 
 def test_engine_choice():
     x = torch.zeros(2, 3)
-    assert multistep.engine_for(x) == "torch"  # CPU: no Triton kernel
-    assert multistep.engine_for(x.double()) == "torch"
+    cpu = "numba" if multistep.numba_installed() else "torch"  # CPU: no Triton kernel
+    assert multistep.engine_for(x) == cpu
+    assert multistep.engine_for(x.double()) == cpu
+    assert multistep.engine_for(x.half()) == "torch"
+    assert multistep.engine(True, torch.float64) == "torch"
     assert multistep.engine_for(x, "triton") == "triton"
     with pytest.raises(KeyError):
         multistep.neuron("nope", x, (1.0, 1.0, 1.0), False)
+
+
+def test_without_numba_the_cpu_runs_the_torch_engine(monkeypatch):
+    monkeypatch.setattr(multistep, "numba_installed", lambda: False)
+    x = torch.zeros(2, 3)
+    assert multistep.engine_for(x) == "torch"
+    assert multistep.engine_for(x.double()) == "torch"
+    from backends.stbp.fused import FusedSTBPBackend
+    from tasks.specs import get_spec
+    from tasks.weights import initial_weights
+
+    spec = get_spec("lif_layer", neurons=8, T=4)
+    backend = FusedSTBPBackend(spec, initial_weights(spec))
+    info = backend.device_info()
+    assert info["neuron_engine"] == "torch" and "numba_threads" not in info
+
+
+def test_numba_that_does_not_import_falls_back_in_a_fresh_process():
+    """numba absent (its import fails): stbp:fused still trains on the CPU, with the torch engine."""
+    here = os.path.dirname(os.path.dirname(__file__))
+    code = "\n".join([
+        "import sys",
+        "sys.modules['numba'] = None  # 'import numba' now raises ImportError",
+        "from backends.stbp import multistep",
+        "from backends.stbp.fused import FusedSTBPBackend",
+        "from tasks.parity import parity_case",
+        "case = parity_case('fc_mnist')",
+        "backend = FusedSTBPBackend(case.spec, case.weights)",
+        "assert not multistep.numba_installed()",
+        "assert backend.device_info()['neuron_engine'] == 'torch'",
+        "loss = backend.train_step(case.batches[0])",
+        "assert loss == loss and 'backends.stbp.cpu_kernels' not in sys.modules",
+        "print('ok')",
+    ])
+    proc = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ the numba kernels
+needs_numba = pytest.mark.skipif(not multistep.numba_installed(), reason="numba is not installed")
+
+
+def _exact(kind, dtype):
+    """Bit-identical to the torch engine, except the sigmoid surrogate's exp (a rounding apart)."""
+    if kind != "hard":
+        return dict(rtol=0.0, atol=0.0)
+    return dict(rtol=1e-13, atol=1e-15) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("static", [False, True], ids=["time-major", "static"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_numba_kernels_equal_the_torch_engine(kind, static, dtype):
+    p = KINDS[kind][0]
+    x, gs, gm = _inputs(kind, static, dtype, seed=5)
+    steps = T if static else None
+    want = _run(lambda v: multistep.neuron(kind, v, p, True, steps, "torch"), x, gs, gm)
+    got = _run(lambda v: multistep.neuron(kind, v, p, True, steps, "numba"), x, gs, gm)
+    assert 0.05 < want[0].mean() < 0.95, "the case must fire, and not always"
+    assert got[0].dtype == got[1].dtype == got[2].dtype == dtype
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    torch.testing.assert_close(got[2], want[2], **_exact(kind, dtype))
+    # only the spikes used: no membrane gradient reaches the backward
+    want = _run(lambda v: multistep.neuron(kind, v, p, False, steps, "torch"), x, gs, torch.zeros_like(gm))
+    got = _run(lambda v: multistep.neuron(kind, v, p, False, steps, "numba"), x, gs, torch.zeros_like(gm))
+    torch.testing.assert_close(got[2], want[2], **_exact(kind, dtype))
+    # without gradients the membrane is written only when asked for
+    with torch.no_grad():
+        for record in (True, False):
+            s, m = multistep.neuron(kind, x, p, record, steps, "numba")
+            assert torch.equal(s, want[0]) and (m is None) != record
+            if record:
+                assert torch.equal(m, want[1])
+
+
+@needs_numba
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_numba_kernels_on_a_layer_the_cores_share(kind):
+    """Many blocks of neurons, the last one short, on the parallel path; a spike
+    gradient broadcast over time (the gradient of a mean over time) read in place."""
+    from backends.stbp import cpu_kernels
+
+    steps, shape = 5, (21, 5003)  # 105 063 neurons: several blocks of any size, the last one short
+    assert steps * 21 * 5003 >= cpu_kernels.PARALLEL_MIN
+    p = KINDS[kind][0]
+    gen = torch.Generator().manual_seed(2)
+    for static in (False, True):
+        x = (torch.rand(shape if static else (steps,) + shape, generator=gen) * 2 - 0.5) * KINDS[kind][1]
+        n = steps if static else None
+        results = []
+        for engine in ("torch", "numba"):
+            v = x.clone().requires_grad_(True)
+            s, m = multistep.neuron(kind, v, p, False, n, engine)
+            (s.mean(0).sum() + (m * m).sum()).backward()
+            results.append((s.detach(), m.detach(), v.grad))
+        want, got = results
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        torch.testing.assert_close(got[2], want[2], **_exact(kind, torch.float32))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_numba_synapse_equals_the_torch_engine(dtype):
+    x, g, _ = _inputs("soft", False, dtype)
+    want = _run(lambda v: (multistep.synapse(v, 0.9, "torch"), v), x, g, torch.zeros_like(g))
+    got = _run(lambda v: (multistep.synapse(v, 0.9, "numba"), v), x, g, torch.zeros_like(g))
+    assert torch.equal(got[0], want[0]) and torch.equal(got[2], want[2])
+
+
+@needs_numba
+def test_numba_backward_keeps_only_the_membrane():
+    p = KINDS["stbp"][0]
+    x, _, _ = _inputs("stbp", False, torch.float32)
+    assert _saved_bytes(lambda v: multistep.neuron("stbp", v, p, False, None, "numba"), x) == x.numel() * 4
+
+
+@needs_numba
+def test_numba_threads_follow_torch_and_are_recorded():
+    from backends.stbp import cpu_kernels
+    from backends.stbp.fused import FusedSTBPBackend
+    from tasks.specs import get_spec
+    from tasks.weights import initial_weights
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert cpu_kernels.sync_threads() == 1
+        spec = get_spec("lif_layer", neurons=8, T=4)
+        info = FusedSTBPBackend(spec, initial_weights(spec)).device_info()
+        assert info["neuron_engine"] == "numba" and info["numba_threads"] == 1
+        assert info["numba_threading_layer"]
+    finally:
+        torch.set_num_threads(before)
+    assert cpu_kernels.sync_threads() == min(before, cpu_kernels.numba.config.NUMBA_NUM_THREADS)
 
 
 def test_cuda_without_triton_is_unavailable(monkeypatch):
@@ -169,3 +309,158 @@ def test_cuda_without_triton_is_unavailable(monkeypatch):
     spec = get_spec("lif_layer", neurons=8, T=4)
     with pytest.raises(NotImplementedError, match="Triton"):
         FusedSTBPBackend(spec, initial_weights(spec), device="cuda")
+
+
+# ------------------------------------------------------------------ the fused CPU paths beyond the neuron
+def _backend(task, precision="fp64", **flags):
+    from backends.stbp.fused import FusedSTBPBackend
+
+    case = parity_case(task)
+    cls = type("Variant", (FusedSTBPBackend,), flags)
+    return cls(case.spec, case.weights, precision=precision), case
+
+
+@needs_numba
+@pytest.mark.parametrize("task,flags", [
+    ("synthetic", dict(fuse_synthetic=False)),
+    ("fc_mnist", dict(fuse_fc=False)),
+    ("fc_mnist_poisson", dict(fuse_fc=False, spike_linear=False)),
+    ("dsrn_tdbn", dict(spike_bytes=False)),
+], ids=["synthetic-one-node", "fc-neuron+linear", "poisson-spike-linear", "dsrn-spike-bytes"])
+def test_fused_cpu_paths_equal_the_layers_apart(task, flags):
+    """Each fused CPU path gives the gradients and loss of the layers run apart (float64)."""
+    fused, case = _backend(task)
+    apart, _ = _backend(task, **flags)
+    batch = case.batches[0]
+    want, got = apart.gradients(batch), fused.gradients(batch)
+    for name in want:
+        torch.testing.assert_close(torch.from_numpy(got[name]), torch.from_numpy(want[name]), rtol=1e-10, atol=1e-12)
+    assert abs(fused.train_step(batch) - apart.train_step(batch)) <= 1e-12 * abs(apart.train_step(batch)) + 1e-12
+
+
+@needs_numba
+def test_fused_paths_are_taken_in_training(monkeypatch):
+    from backends.stbp import cpu_kernels
+
+    calls = []
+    for name in ("torch_synaptic_forward", "torch_neuron_linear_forward", "torch_spike_linear"):
+        original = getattr(cpu_kernels, name)
+        monkeypatch.setattr(cpu_kernels, name, lambda *a, _o=original, _n=name, **k: (calls.append(_n), _o(*a, **k))[1])
+    for task in ("synthetic", "fc_mnist", "fc_mnist_poisson"):
+        backend, case = _backend(task, "fp32")
+        backend.train_step(case.batches[0])
+        backend.evaluate(case.batches[0])  # no gradient: the layers apart (spike linear layers accumulate)
+    assert calls.count("torch_synaptic_forward") == 1
+    assert calls.count("torch_neuron_linear_forward") == 2
+    assert calls.count("torch_spike_linear") == 2  # fc_mnist_poisson's fc1: 196 outputs fed by input spikes
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("shape,density,bias", [((300, 100, 4), 0.01, True), ((64, 784, 196), 0.13, False),
+                                                ((7, 13, 40), 0.5, True)])
+def test_spike_linear_equals_linear(shape, density, bias, dtype):
+    from backends.stbp.spike_linear import SpikeLinear
+
+    R, J, K = shape
+    gen = torch.Generator().manual_seed(4)
+    x = (torch.rand(3, R, J, generator=gen, dtype=dtype) < density).to(dtype).requires_grad_(True)
+    linear = torch.nn.Linear(J, K, bias=bias).to(dtype)
+    g = torch.randn(3, R, K, generator=gen, dtype=dtype)
+    results = []
+    for module in (linear, SpikeLinear.like(linear)):
+        linear.zero_grad(set_to_none=True)
+        x.grad = None
+        y = module(x)
+        y.backward(g)
+        results.append((y.detach(), x.grad.clone(), linear.weight.grad.clone(),
+                        linear.bias.grad.clone() if bias else None))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
+    for want, got in zip(*results):
+        if want is not None:
+            torch.testing.assert_close(got, want, **tol)
+
+
+@needs_numba
+def test_spike_linear_on_inputs_that_are_not_spikes_is_a_dense_product():
+    from backends.stbp.spike_linear import SpikeLinear
+
+    linear = torch.nn.Linear(6, 3).double()
+    x = torch.rand(5, 6, dtype=torch.float64, requires_grad=True)
+    y = SpikeLinear.like(linear)(x)
+    torch.testing.assert_close(y, linear(x), rtol=1e-14, atol=1e-14)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(g, linear.weight.sum(0).expand(5, 6), rtol=1e-14, atol=1e-14)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the precision policy's bfloat16 product
+        assert SpikeLinear.like(linear.float())(x.float().round()).dtype == torch.bfloat16
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("static", [False, True], ids=["time-major", "static"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_neuron_linear_equals_the_layers_apart(kind, static, dtype):
+    from backends.stbp.neuron_linear import neuron_linear
+
+    p, scale = KINDS[kind]
+    B, N, K = 5, 33, 4
+    gen = torch.Generator().manual_seed(1)
+    x0 = (torch.rand((B, N) if static else (T, B, N), generator=gen, dtype=dtype) * 2 - 0.5) * scale
+    w0, b0 = torch.randn(K, N, generator=gen, dtype=dtype), torch.randn(K, generator=gen, dtype=dtype)
+    gy, gm = torch.randn(T, B, K, generator=gen, dtype=dtype), torch.randn(T, B, N, generator=gen, dtype=dtype)
+    results = []
+    for fused in (False, True):
+        x, w, b = (t.clone().requires_grad_(True) for t in (x0, w0, b0))
+        if fused:
+            s, m, y = neuron_linear(kind, x, p, w, b, T if static else None)
+            assert s.dtype == torch.uint8
+            s = s.to(dtype)
+        else:
+            s, m = multistep.neuron(kind, x, p, False, T if static else None, "torch")
+            y = torch.nn.functional.linear(s, w, b)
+        ((y * gy).sum() + (m * gm).sum()).backward()
+        results.append((s.detach(), m.detach(), y.detach(), x.grad, w.grad, b.grad))
+    want, got = results
+    assert 0.05 < want[0].mean() < 0.95
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for a, b in zip(got[2:], want[2:]):
+        torch.testing.assert_close(a, b, **tol)
+
+
+@needs_numba
+def test_spikes_saved_for_a_convolution_are_kept_in_one_byte():
+    p = KINDS["stbp"][0]
+    x = (torch.rand(T, 2, 3, 6, 6) * 2 - 0.5) * 0.6
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    results = []
+    for in_bytes in (False, True):
+        saved = []
+
+        def step():
+            v = x.clone().requires_grad_(True)
+            s, _ = multistep.neuron("stbp", v, p, False, None, "numba")
+            y = conv(s.flatten(0, 1))
+            return v, y
+
+        def pack(t, saved=saved, in_bytes=in_bytes):  # the innermost hooks are the ones autograd calls
+            packed = multistep.spike_bytes._pack(t) if in_bytes else t
+            saved.append(t.numel() * t.element_size() if packed is t else packed[1].numel())
+            return packed
+
+        def context(in_bytes=in_bytes):
+            return multistep.spike_bytes.saving() if in_bytes else contextlib.nullcontext()
+
+        with context():
+            v, y = step()
+        conv.zero_grad()
+        (y * y).sum().backward()
+        results.append((v.grad, conv.weight.grad.clone()))
+        with context(), torch.autograd.graph.saved_tensors_hooks(pack, multistep.spike_bytes._unpack):
+            step()
+        if in_bytes:
+            assert multistep.spike_bytes._by_id == {}  # nothing outlives the pass
+        results[-1] += (sum(saved),)
+    (g0, w0, floats), (g1, w1, one_byte) = results
+    assert torch.equal(g0, g1) and torch.equal(w0, w1)
+    assert floats - one_byte == 3 * x.numel()  # the conv's input: 1 byte per spike instead of 4

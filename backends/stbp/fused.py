@@ -5,15 +5,21 @@ how each piece runs:
 
 * every neuron layer is one multi-step autograd node
   (:mod:`backends.stbp.multistep`): on a CUDA device one Triton kernel for
-  all T forward and one backward, keeping only the membrane for the backward
-  pass; elsewhere the same recurrences in a PyTorch loop;
+  all T forward and one backward, on the CPU one numba kernel each way,
+  keeping only the membrane for the backward pass; without either, the same
+  recurrences in a PyTorch loop;
 * the exponential synapse is one such node too (it keeps nothing);
 * tdBN is one ``batch_norm`` call on the time-folded ``[T*B, C, H, W]``
   tensor (statistics and normalisation in the library's fused kernel), with
   the weight lambda * alpha * V_th; a static input (the stem's image, the same
   at every step) is normalised once and read by the neuron at every step;
-* on CUDA the convolutions run channels-last (the layout cuDNN's tensor-core
-  kernels prefer); the neuron kernels take any dense time-major layout.
+* the convolutions run channels-last (the layout cuDNN's tensor-core
+  kernels and oneDNN's CPU kernels prefer); the neuron kernels take any dense
+  time-major layout;
+* on the CPU in training, more of the step is fused (``docs/performance.md``,
+  "The CPU engine"): the synthetic network as one node, the FC networks'
+  hidden layer with ``fc2``, spike-fed linear layers by accumulation, and
+  spikes saved for a backward pass in one byte.
 
 The equations are those of ``docs/tasks.md``; ``python -m tasks.parity``
 checks them like every other backend's.
@@ -24,18 +30,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tasks.specs import DSRNSpec
+from tasks.specs import (
+    DSRNSpec,
+    FCMnistSpec,
+    FCPoissonSpec,
+    SyntheticSpec,
+)
 
 from ..base import Capabilities
+from ..torch_common import NetworkOutput, Recorder, neuron_input
 from ..torch_networks import (
     Blocks,
+    FCNet,
     FoldedTdBN,
     FunctionNeuron,
     FunctionSynapse,
+    SyntheticNet,
     build_network,
 )
-from . import multistep
+from . import multistep, neuron_linear, synaptic
 from .backend import STBPBackend
+from .spike_linear import SpikeLinear
 
 
 class FusedBlocks(Blocks):
@@ -60,6 +75,49 @@ class FusedBlocks(Blocks):
         return FoldedTdBN(channels, alpha, v_th, eps, momentum)
 
 
+class FusedFCNet(FCNet):
+    """:class:`~backends.torch_networks.FCNet` with the hidden neuron layer and ``fc2``
+    as one node where it can (:mod:`backends.stbp.neuron_linear`: training on the
+    CPU); its forward is FCNet's, the same equations, otherwise."""
+
+    def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
+        h = neuron_input(self.fc1(x))
+        if not neuron_linear.applies(h, self.fc2.weight):
+            return self._apart(h, static, record)
+        rec = Recorder(record)
+        steps = self.spec.T if static else None
+        s1, m1, y2 = neuron_linear.neuron_linear(self.spec.neuron, h, self.spec.neuron_params(),
+                                                 self.fc2.weight, self.fc2.bias, steps)
+        rec("lif1", (s1, m1))  # spikes as one byte each: nothing downstream needs them as floats
+        s2, u2 = self.lif2(neuron_input(y2), True)
+        rec("lif2", (s2, u2))
+        return rec.output(u2 if self.spec.readout == "membrane" else s2)
+
+    def _apart(self, h, static, record):
+        """FCNet.forward from the hidden layer's input on."""
+        rec = Recorder(record)
+        s1 = rec("lif1", self.lif1(h, record, self.spec.T if static else None))
+        s2, u2 = self.lif2(neuron_input(self.fc2(s1)), True)
+        rec("lif2", (s2, u2))
+        return rec.output(u2 if self.spec.readout == "membrane" else s2)
+
+
+class FusedSyntheticNet(SyntheticNet):
+    """:class:`~backends.torch_networks.SyntheticNet` as one node where it can
+    (:mod:`backends.stbp.synaptic`: training on the CPU); SyntheticNet's forward otherwise."""
+
+    def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
+        if not static and not record and synaptic.applies(x, self.fc1.weight):
+            spec = self.spec
+            out = synaptic.synaptic_net(x, self.fc1.weight, self.fc1.bias, self.readout.weight, self.readout.bias,
+                                        spec.a_syn, spec.neuron_params())
+            if out is not None:
+                rec = Recorder(False)
+                rec("hidden", (out[0], None))
+                return rec.output(out[1])
+        return super().forward(x, static, record)
+
+
 class FusedSTBPBackend(STBPBackend):
     variant = "fused"
 
@@ -67,6 +125,11 @@ class FusedSTBPBackend(STBPBackend):
         if device == "cuda" and not multistep.triton_installed():
             raise NotImplementedError("stbp:fused needs Triton on CUDA (pip install triton)")
         super().__init__(spec, weights, device=device, precision=precision)
+        # PyTorch's fused Adam: one kernel over all parameters instead of a
+        # dozen per-tensor passes (the same update; about 3x less time on the
+        # CPU for fc_mnist's 795 000 parameters)
+        groups = [dict(g, fused=True, foreach=None) for g in self.optimizer.param_groups]
+        self.optimizer = torch.optim.Adam(groups)
 
     @classmethod
     def capabilities(cls) -> Capabilities:
@@ -75,32 +138,93 @@ class FusedSTBPBackend(STBPBackend):
                 "neurons": (
                     "custom: one autograd node per layer over all T with a hand-written backward (BPTT), "
                     "saving only the membrane; CUDA float32: one Triton kernel for the forward and one for "
-                    "the backward (backends/stbp/kernels.py); CPU and float64: the same recurrences in a "
-                    "PyTorch loop"
+                    "the backward (backends/stbp/kernels.py); CPU float32/float64: numba kernels, the cores "
+                    "sharing blocks of neurons (backends/stbp/cpu_kernels.py); without either, the same "
+                    "recurrences in a PyTorch loop"
                 ),
-                "synapse:synthetic": "custom: the exponential synapse as one multi-step node (Triton on CUDA)",
+                "synapse:synthetic": "custom: the exponential synapse as one multi-step node (Triton on CUDA, numba on the CPU)",
+                "network:synthetic": (
+                    "CPU training: the whole network one autograd node (numba): input spikes found in one read "
+                    "and their weight rows added, synapses, neuron and readout per sample in cache"
+                ),
+                "network:fc": (
+                    "CPU training: the hidden neuron layer and fc2 one node (numba): fc2's output, the spikes' "
+                    "gradient and fc2's weight gradient computed inside the neuron's passes; only the membrane kept"
+                ),
+                "spike linear layers": (
+                    "CPU: a linear layer fed by spikes with at least 32 outputs adds weight rows at the spikes and "
+                    "keeps their positions for the weight gradient (fc_mnist_poisson's fc1)"
+                ),
+                "saved spikes": "CPU training: spikes a layer keeps for its backward pass kept in one byte",
+                "optimizer": "torch.optim.Adam(fused=True)",
                 "tdbn": (
                     "torch batch_norm on the time-folded [T*B, C, H, W] tensor with weight lambda*alpha*V_th "
                     "(one fused kernel for statistics and normalisation; unbiased running variance); the "
                     "stem's static image is convolved and normalised once and read at every step"
                 ),
-                "layout": "channels-last convolutions on CUDA",
+                "layout": "channels-last convolutions (CUDA, and the CPU with numba)",
                 "surrogates": "the same formulas as stbp, inside the kernels",
             },
             notes=(
-                "Our STBP code made fast: the networks of stbp with fused multi-step neurons. Falls back to "
-                "PyTorch loops where Triton cannot run (CPU, float64); CUDA graphs and torch.compile are not used."
+                "Our STBP code made fast: the networks of stbp with fused multi-step neurons (Triton on CUDA, "
+                "numba on the CPU). Falls back to PyTorch loops where neither can run; CUDA graphs and "
+                "torch.compile are not used. docs/performance.md, 'The CPU engine', says what runs where."
             ),
         )
 
+    # On the CPU, linear layers fed by spikes accumulate weight columns at the
+    # spikes (backends/stbp/spike_linear.py); False: every product dense.
+    spike_linear = True
+    # On the CPU, the FC networks' hidden layer and fc2 as one node in training
+    # (backends/stbp/neuron_linear.py); False: apart.
+    fuse_fc = True
+    # On the CPU, the synthetic network as one node in training
+    # (backends/stbp/synaptic.py); False: its layers apart.
+    fuse_synthetic = True
+    # On the CPU, spikes saved for a backward pass are kept in one byte
+    # (multistep.spike_bytes); False: as floats.
+    spike_bytes = True
+    # On the CPU (with the numba engine), dsrn_tdbn's convolutions channels-last; False: NCHW.
+    channels_last_cpu = True
+
     def build_model(self) -> nn.Module:
-        model = build_network(self.spec, FusedBlocks())
-        if self.device == "cuda" and isinstance(self.spec, DSRNSpec):
+        if self.device == "cpu" and self.fuse_fc and isinstance(self.spec, (FCMnistSpec, FCPoissonSpec)):
+            model = FusedFCNet(self.spec, FusedBlocks())
+        elif self.device == "cpu" and self.fuse_synthetic and isinstance(self.spec, SyntheticSpec):
+            model = FusedSyntheticNet(self.spec, FusedBlocks())
+        else:
+            model = build_network(self.spec, FusedBlocks())
+        cpu_layout = self.device == "cpu" and self.channels_last_cpu and multistep.numba_installed()
+        if isinstance(self.spec, DSRNSpec) and (self.device == "cuda" or cpu_layout):
+            # channels-last convolutions: cuDNN's tensor-core kernels and oneDNN's
+            # CPU kernels both prefer them (no reorder around every convolution on
+            # the CPU); the neuron kernels read any dense time-major layout
             model = model.to(memory_format=torch.channels_last)
+        if self.device == "cpu" and self.spike_linear:
+            for synapse in self.spec.synapses():
+                layer = getattr(model, synapse.name, None)
+                fused = isinstance(model, FusedFCNet) and synapse.name == "fc2"  # run inside the fused node
+                # with few outputs a dense product costs about what listing the
+                # spikes does (measured: docs/performance.md)
+                wide = synapse.out_shape[0] >= SpikeLinear.MIN_OUTPUTS
+                if (synapse.kind == "linear" and synapse.inputs == "spikes" and type(layer) is nn.Linear
+                        and wide and not fused):
+                    setattr(model, synapse.name, SpikeLinear.like(layer))
         return model
+
+    def _forward(self, batch, record):
+        # training on the CPU: spikes a layer keeps for its backward pass are kept in one byte
+        if self.device == "cpu" and self.spike_bytes and self.model.training and torch.is_grad_enabled():
+            with multistep.spike_bytes.saving():
+                return super()._forward(batch, record)
+        return super()._forward(batch, record)
 
     def device_info(self):
         info = super().device_info()
         info["neuron_engine"] = multistep.engine(self.device == "cuda", self.dtype)
+        if info["neuron_engine"] == "numba":
+            from . import cpu_kernels
+
+            info.update(cpu_kernels.thread_info())
         return info
 

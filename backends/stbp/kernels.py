@@ -152,37 +152,11 @@ def _filter(x_ptr, y_ptr, T, M, start, step, decay, BLOCK: tl.constexpr):
 
 
 # ------------------------------------------------------------------ layouts
-def _dense(x: torch.Tensor) -> bool:
-    """Whether ``x`` fills its storage without gaps or overlaps (any order of dimensions)."""
-    expected = 1
-    for d in sorted(range(x.dim()), key=lambda d: x.stride(d)):
-        if x.size(d) != 1 and x.stride(d) != expected:
-            return False
-        expected *= x.size(d)
-    return True
-
-
-def _time_major(x: torch.Tensor) -> torch.Tensor:
-    """``x`` [T, ...] dense with step t at ``t * M`` (a copy only when it is not)."""
-    if _dense(x) and (x.shape[0] == 1 or x.stride(0) == x[0].numel()):
-        return x
-    return x.contiguous()
-
-
-def _static(x: torch.Tensor) -> torch.Tensor:
-    return x if _dense(x) else x.contiguous()
-
-
-def _like(reference: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``t`` in ``reference``'s layout (copied only when the strides differ)."""
-    if t.stride() == reference.stride():
-        return t
-    return torch.empty_strided(reference.shape, reference.stride(), dtype=t.dtype, device=t.device).copy_(t)
-
-
-def _over_time(x: torch.Tensor, T: int, dtype: torch.dtype) -> torch.Tensor:
-    """An empty ``[T, *x.shape]`` tensor whose every step has ``x``'s layout."""
-    return torch.empty_strided((T,) + tuple(x.shape), (x.numel(),) + tuple(x.stride()), dtype=dtype, device=x.device)
+from .layout import dense as _dense  # noqa: F401
+from .layout import like as _like
+from .layout import over_time as _over_time
+from .layout import static as _static
+from .layout import time_major as _time_major
 
 
 def _grid(M: int):

@@ -9,12 +9,15 @@ the reset can all be recomputed from it.  Its backward walks time in reverse
 (back-propagation through time written out for each neuron of
 ``docs/tasks.md``).
 
-Two engines compute the same recurrences:
+Three engines compute the same recurrences:
 
 * ``triton`` -- :mod:`backends.stbp.kernels`, one kernel launch for all T
   (float32 tensors on a CUDA device);
-* ``torch`` -- a PyTorch loop over time with the same saved state (the CPU,
-  float64, and wherever Triton is missing).
+* ``numba`` -- :mod:`backends.stbp.cpu_kernels`, one compiled call for all T
+  on the CPU, the cores sharing blocks of neurons (float32 and float64 CPU
+  tensors, where numba is installed);
+* ``torch`` -- a PyTorch loop over time with the same saved state (wherever
+  neither can run; the reference the others are tested against).
 
 A static input (one ``[B, ...]`` tensor standing for T identical steps, an
 image fed at every step) is read at every step without being repeated in
@@ -39,8 +42,11 @@ z = m - v_th for the last three.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import math
+import weakref
 
 import torch
 
@@ -174,9 +180,24 @@ def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+@functools.cache
+def numba_installed() -> bool:
+    """Whether numba imports (an installed but broken numba counts as absent)."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import numba  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
 def engine(cuda: bool, dtype: torch.dtype) -> str:
-    """``triton`` for float32 on a CUDA device (when installed), else ``torch``."""
-    return "triton" if cuda and dtype == torch.float32 and triton_installed() else "torch"
+    """``triton`` for float32 on a CUDA device (when installed); ``numba`` for
+    float32 and float64 on the CPU (when installed); else ``torch``."""
+    if cuda:
+        return "triton" if dtype == torch.float32 and triton_installed() else "torch"
+    return "numba" if dtype in (torch.float32, torch.float64) and numba_installed() else "torch"
 
 
 def engine_for(x: torch.Tensor, forced: str | None = None) -> str:
@@ -190,17 +211,111 @@ def _kernels():
     return kernels
 
 
+def _cpu_kernels():
+    from . import (
+        cpu_kernels,  # imports numba (and compiles, or loads the cache): only when used
+    )
+
+    return cpu_kernels
+
+
 def run_forward(engine: str, kind, x, p, steps, keep_membrane: bool):
     if engine == "triton":
         return _kernels().neuron_forward(kind, x, p, steps, keep_membrane)
+    if engine == "numba":
+        return _cpu_kernels().torch_neuron_forward(kind, x, p, steps, keep_membrane)
     s, m = torch_forward(kind, x, p, steps)
     return s, (m if keep_membrane else None)
 
 
 def run_backward(engine: str, kind, m, p, grad_s, grad_m, static: bool):
     if engine == "triton":
+        if grad_s is None:
+            grad_s = torch.zeros_like(m)
         return _kernels().neuron_backward(kind, m, p, grad_s, grad_m, static)
+    if engine == "numba":
+        return _cpu_kernels().torch_neuron_backward(kind, m, p, grad_s, grad_m, static)
+    if grad_s is None:
+        grad_s = torch.zeros_like(m)
     return torch_backward(kind, m, p, grad_s, grad_m, static)
+
+
+def run_synapse(engine: str, x, decay: float, reverse: bool):
+    if engine == "triton":
+        k = _kernels()
+        return k.synapse_backward(x, decay) if reverse else k.synapse_forward(x, decay)
+    if engine == "numba":
+        return _cpu_kernels().torch_synapse(x, decay, reverse)
+    return torch_synapse_backward(x, decay) if reverse else torch_synapse(x, decay)
+
+
+# ------------------------------------------------------------------ spikes kept in one byte
+class _SpikeBytes:
+    """Spikes saved for a backward pass in one byte instead of a float each.
+
+    A layer fed by spikes (a convolution, a linear layer) keeps its input for
+    its weight gradient: autograd saves the float spike tensor, 4 bytes per
+    neuron and step.  Inside :meth:`saving` (``torch.autograd.graph.saved_tensors_hooks``),
+    a saved tensor that is -- or views -- spikes a neuron layer registered
+    with their one-byte copy (written by the same kernel) is replaced by a
+    view of that copy with the same strides, and turned back into floats when
+    the backward pass asks for it (a temporary, one layer at a time).  The
+    values are the same (0 and 1); what is kept is a quarter of the bytes.
+    The networks' Recorder keeps the one-byte copy too (the training step
+    reads only the last layer's, for its scores).  The spike tensors must not
+    be modified in place afterwards (none is).
+    """
+
+    def __init__(self):
+        self._by_id: dict[int, tuple] = {}
+        self._depth = 0
+
+    def active(self) -> bool:
+        return self._depth > 0
+
+    def register(self, s: torch.Tensor, s8: torch.Tensor) -> None:
+        key = id(s)
+        self._by_id[key] = (weakref.ref(s, lambda _r, k=key: self._by_id.pop(k, None)), s8)
+
+    def _pack(self, t: torch.Tensor):
+        base = t if t._base is None else t._base
+        entry = self._by_id.get(id(base))
+        if entry is None or entry[0]() is not base or t.dtype != base.dtype:
+            return t
+        return (_PACKED, entry[1].as_strided(t.size(), t.stride(), t.storage_offset()), t.dtype)
+
+    @staticmethod
+    def _unpack(packed):
+        if isinstance(packed, tuple) and packed and packed[0] is _PACKED:
+            return packed[1].to(packed[2])
+        return packed
+
+    def keep(self, s: torch.Tensor) -> torch.Tensor:
+        """What a Recorder keeps of spikes ``s``: their one-byte copy, when there is one."""
+        entry = self._by_id.get(id(s))
+        return entry[1] if entry is not None and entry[0]() is s else s
+
+    @contextlib.contextmanager
+    def saving(self):
+        """Spikes registered inside are saved in one byte by any autograd node,
+        and recorded in one byte by the networks' Recorder (their float copy is
+        freed once the next layer has read it)."""
+        from ..torch_common import spike_keeper
+
+        self._depth += 1
+        token = spike_keeper.set(self.keep)
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack):
+                yield
+        finally:
+            spike_keeper.reset(token)
+            self._depth -= 1
+            if not self._depth:
+                self._by_id.clear()
+
+
+_PACKED = object()
+spike_bytes = _SpikeBytes()
 
 
 # ------------------------------------------------------------------ autograd
@@ -209,16 +324,23 @@ class MultiStepNeuron(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, kind, p, steps, engine):
-        s, m = run_forward(engine, kind, x, p, steps, keep_membrane=True)
+        if engine == "numba" and spike_bytes.active():
+            # the same pass writes a one-byte copy of the spikes, which a layer
+            # saving these spikes for its backward pass keeps instead
+            s, m, s8 = _cpu_kernels().torch_neuron_forward(kind, x, p, steps, True, spikes8=True)
+            spike_bytes.register(s, s8)
+        else:
+            s, m = run_forward(engine, kind, x, p, steps, keep_membrane=True)
         ctx.save_for_backward(m)
         ctx.kind, ctx.p, ctx.static, ctx.engine = kind, p, steps is not None, engine
+        # An output nobody used gets a gradient of None, not a tensor of zeros
+        # to allocate and read (the membrane, in most networks).
+        ctx.set_materialize_grads(False)
         return s, m
 
     @staticmethod
     def backward(ctx, grad_s, grad_m):
         (m,) = ctx.saved_tensors
-        if grad_s is None:
-            grad_s = torch.zeros_like(m)
         gx = run_backward(ctx.engine, ctx.kind, m, ctx.p, grad_s, grad_m, ctx.static)
         return gx, None, None, None, None
 
@@ -229,15 +351,11 @@ class MultiStepSynapse(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, decay, engine):
         ctx.decay, ctx.engine = decay, engine
-        if engine == "triton":
-            return _kernels().synapse_forward(x, decay)
-        return torch_synapse(x, decay)
+        return run_synapse(engine, x, decay, reverse=False)
 
     @staticmethod
     def backward(ctx, grad):
-        if ctx.engine == "triton":
-            return _kernels().synapse_backward(grad, ctx.decay), None, None
-        return torch_synapse_backward(grad, ctx.decay), None, None
+        return run_synapse(ctx.engine, grad, ctx.decay, reverse=True), None, None
 
 
 def neuron(kind: str, x: torch.Tensor, p: tuple[float, ...], record: bool, steps: int | None = None,

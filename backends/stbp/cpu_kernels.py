@@ -1,0 +1,1021 @@
+"""Numba kernels of the fused multi-step neurons on the CPU (see :mod:`backends.stbp.multistep`).
+
+The CPU counterpart of :mod:`backends.stbp.kernels`: one call covers all T
+steps of a layer.  The neurons of one step are cut into blocks of
+:data:`BLOCK`; each block is one task of a ``prange`` loop (the cores share
+the blocks), keeps its state in a small local array (in the L1 cache) and
+walks time, forward or in reverse.  Inside a step the block's neurons are a
+plain loop over contiguous memory, which LLVM vectorises (AVX-512 where the
+CPU has it).  No Python runs per time step.
+
+The arithmetic is the PyTorch engine's (``torch_forward`` /
+``torch_backward``), operation for operation, in the tensors' own dtype
+(float32 or float64), with every constant rounded to that dtype the way
+PyTorch rounds a Python scalar: the forward's spikes and membranes are
+bit-identical to it, and so are the gradients except for the sigmoid
+surrogate, whose ``exp`` is the C library's here and SLEEF's in PyTorch (a
+rounding apart).
+
+The forward writes the spikes (in the input's dtype) and, when asked, the
+membrane the backward pass reads -- the one tensor a layer keeps -- and a
+one-byte copy of the spikes (``spikes8``): what a layer fed by these spikes
+keeps for its own backward pass instead of the float copy (see
+:mod:`backends.stbp.multistep`).  The backward reads the membrane and the
+gradients of the spikes (and of the membrane, where it is used) and writes
+the input gradient, summed over time in the same pass for a static input.
+
+Tensors go in and out as NumPy views of the torch tensors' memory (no
+copy); they must be contiguous with step ``t`` at ``t * M``.  A tensor whose
+every step is the same (a static input, or a gradient broadcast over time)
+is passed as one step with a step stride of 0.
+
+Compiled code is cached on disk (``cache=True``): the first use on a machine
+compiles (a few seconds per kernel and dtype), later processes load it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import types
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+KIND_CODES = {"soft": 0, "subtractive": 1, "hard": 2, "stbp": 3}
+
+# numba's own thread pool ("workqueue"), not its OpenMP layer, unless the
+# user chose one: the OpenMP layer loads the system's libgomp next to the one
+# PyTorch brings, two pools of spinning threads on the same cores; and on a
+# loaded machine an OpenMP barrier waiting for a descheduled thread cost
+# ~10 ms per kernel in our measurements (docs/performance.md).
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+# Neurons per task, at most: the block's state (a few arrays of this size)
+# stays in the core's L2 cache, and each step of a block is a contiguous run
+# long enough for the prefetchers.  A layer is cut into about one block per
+# thread (no fewer than MIN_BLOCK neurons each).
+MAX_BLOCK = 16384
+MIN_BLOCK = 1024
+# Below this many neuron-steps a layer runs on one thread: starting the
+# thread pool costs more than it saves.
+PARALLEL_MIN = 1 << 19
+
+
+# exp in float32 for the sigmoid surrogate, as a loop LLVM vectorises (the C
+# library's expf is a call per element): Cephes' expf -- z = k ln2 + r with
+# |r| <= ln2/2 (ln2 split in two for an exact k ln2), e^r by a degree-7
+# polynomial, 2^k built in the exponent bits.  At most 1 ulp from exp in
+# [-87.33, 88]; z is clamped to that range (the sigmoid is then 0 or 1 to
+# float32 precision either way).  PyTorch's sigmoid uses SLEEF's expf (1 ulp).
+_F = np.float32
+LOG2E, HALF = _F(1.44269504088896341), _F(0.5)
+LN2_HI, LN2_LO = _F(0.693359375), _F(-2.12194440e-4)
+EXP_LO, EXP_HI = _F(-87.33), _F(88.0)
+EXP_P0, EXP_P1, EXP_P2 = _F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3)
+EXP_P3, EXP_P4, EXP_P5 = _F(4.1665795894e-2), _F(1.6666665459e-1), _F(5.0000001201e-1)
+
+
+
+def _helper(fn):
+    return njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn)
+
+
+@_helper
+def _step(kind, xt, state, spk, mt, keep_m, q):
+    """One forward step of ``n = len(state)`` neurons: ``state`` and ``spk`` (the
+    spikes, in and out) updated in place, the membrane written to ``mt``."""
+    n = state.shape[0]
+    p0, p1, c, one, zero = q[0], q[1], q[2], q[3], q[4]
+    if kind == 0:  # soft: v = a (v - v_th s) + (1 - a) x; s = H((v - v_th) / v_th)
+        for j in range(n):
+            v = p0 * (state[j] - p1 * spk[j]) + c * xt[j]
+            state[j] = v
+            spk[j] = one if (v - p1) / p1 > zero else zero
+    elif kind == 1:  # subtractive: u = beta u + x - v_th H(u_prev - v_th)
+        for j in range(n):
+            u = state[j]
+            u = p0 * u + xt[j] - p1 * (one if u > p1 else zero)
+            state[j] = u
+            spk[j] = one if u - p1 > zero else zero
+    elif kind == 2:  # hard: h = v + (x - v) / tau; s = H(h - v_th); v = h (1 - s)
+        for j in range(n):
+            v = state[j]
+            h = v + (xt[j] - v) / p0
+            f = one if h - p1 > zero else zero
+            if keep_m:
+                mt[j] = h
+            state[j] = h * (one - f)
+            spk[j] = f
+    else:  # stbp: u = tau u (1 - s) + x; s = H(u - v_th)
+        for j in range(n):
+            u = p0 * state[j] * (one - spk[j]) + xt[j]
+            state[j] = u
+            spk[j] = one if u - p1 > zero else zero
+    if keep_m and kind != 2:  # the membrane is the state (hard: written above)
+        for j in range(n):
+            mt[j] = state[j]
+
+
+@_helper
+def _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp):
+    """h(m) of ``n = len(hs)`` membranes into ``hs`` (multistep.surrogate)."""
+    n = hs.shape[0]
+    p1, p2, p3, c0, c1, one, zero = q[1], q[2], q[3], q[4], q[5], q[6], q[7]
+    if kind == 0:  # triangle: alpha max(0, width - |(m - v_th) / v_th|) / v_th
+        for j in range(n):
+            w = p3 - abs((mt[j] - p1) / p1)
+            hs[j] = p2 * (w if w > zero else zero) / p1
+    elif kind == 1:  # arctangent: (alpha / 2) / (1 + (pi alpha (m - v_th) / 2)^2)
+        for j in range(n):
+            w = c0 * (mt[j] - p1) / c1
+            hs[j] = (one / (one + w * w)) * p3
+    elif kind == 2:  # sigmoid: alpha sig (1 - sig), sig = sigmoid(alpha (m - v_th))
+        if fast_exp:  # float32: exp(z) = 2^k e^r, vectorised (see above)
+            for j in range(n):
+                z = min(max(-(p2 * (mt[j] - p1)), EXP_LO), EXP_HI)
+                k = np.floor(z * LOG2E + HALF)
+                r = z - k * LN2_HI - k * LN2_LO
+                e = EXP_P0
+                e = e * r + EXP_P1
+                e = e * r + EXP_P2
+                e = e * r + EXP_P3
+                e = e * r + EXP_P4
+                e = e * r + EXP_P5
+                hs[j] = e * (r * r) + r + one
+                two_k[j] = (np.int32(k) + np.int32(127)) << np.int32(23)  # the bits of 2^k
+            for j in range(n):
+                sig = one / (one + hs[j] * two_k_f[j])
+                hs[j] = p2 * sig * (one - sig)
+        else:
+            for j in range(n):
+                sig = one / (one + np.exp(-(p2 * (mt[j] - p1))))
+                hs[j] = p2 * sig * (one - sig)
+    else:  # rectangle: 1/(2a) on |m - v_th - center| < a
+        for j in range(n):
+            hs[j] = (one if abs(mt[j] - p1 - p3) < p2 else zero) / c0
+
+
+@_helper
+def _back_step(kind, mt, gst, gmt, has_gm, hs, carry, gxt, total, static, q):
+    """One reverse step (``torch_backward``'s arithmetic): ``carry`` updated in
+    place; the input gradient written to ``gxt``, or added to ``total``."""
+    n = carry.shape[0]
+    p0, p1, c0, c1, one, zero = q[0], q[1], q[4], q[5], q[6], q[7]
+    if kind == 0:
+        for j in range(n):
+            cj = carry[j]
+            g = (gst[j] - cj * p0 * p1) * hs[j] + cj * p0
+            if has_gm:
+                g = g + gmt[j]
+            carry[j] = g
+            if static:
+                total[j] = total[j] + c1 * g
+            else:
+                gxt[j] = c1 * g
+    elif kind == 1:
+        for j in range(n):
+            g = gst[j] * hs[j] + carry[j] * p0
+            if has_gm:
+                g = g + gmt[j]
+            carry[j] = g
+            if static:
+                total[j] = total[j] + g
+            else:
+                gxt[j] = g
+    elif kind == 2:
+        for j in range(n):
+            cj = carry[j]
+            mj = mt[j]
+            f = one if mj - p1 > zero else zero
+            g = cj * (one - f) + (gst[j] - cj * mj) * hs[j]
+            if has_gm:
+                g = g + gmt[j]
+            carry[j] = g * c0
+            if static:
+                total[j] = total[j] + g / p0
+            else:
+                gxt[j] = g / p0
+    else:
+        for j in range(n):
+            cj = carry[j]
+            mj = mt[j]
+            f = one if mj - p1 > zero else zero
+            g = (gst[j] - cj * p0 * mj) * hs[j] + cj * p0 * (one - f)
+            if has_gm:
+                g = g + gmt[j]
+            carry[j] = g
+            if static:
+                total[j] = total[j] + g
+            else:
+                gxt[j] = g
+
+
+def _forward(kind, x, x_step, s, s8, m, T, M, q, keep_m, keep_s8, block):
+    """Spikes ``s`` (and ``m``, ``s8``) of all T steps; ``q`` the constants of :func:`constants`.
+
+    Every step of a block is read and written through slices indexed from 0:
+    numba then knows no index is negative (no wrap-around test) and LLVM
+    vectorises the loops.
+    """
+    nblocks = (M + block - 1) // block
+    for b in prange(nblocks):
+        lo = b * block
+        n = min(block, M - lo)
+        zero = q[4]
+        state = np.zeros(n, dtype=s.dtype)
+        spk = np.zeros(n, dtype=s.dtype)
+        unused = np.zeros(0 if keep_m else n, dtype=s.dtype)  # (not aliasing spk: see _backward)
+        for t in range(T):
+            xt = x[t * x_step + lo:t * x_step + lo + n]
+            mt = m[t * M + lo:t * M + lo + n] if keep_m else unused
+            _step(kind, xt, state, spk, mt, keep_m, q)
+            st = s[t * M + lo:t * M + lo + n]
+            for j in range(n):
+                st[j] = spk[j]
+            if keep_s8:
+                s8t = s8[t * M + lo:t * M + lo + n]
+                for j in range(n):
+                    s8t[j] = np.uint8(1) if spk[j] != zero else np.uint8(0)
+
+
+def _backward(kind, m, gs, gs_step, gm, gm_step, has_gm, gx, static, T, M, q, block, fast_exp):
+    """d loss / d input from the saved membrane, in reverse time (``torch_backward``'s arithmetic)."""
+    nblocks = (M + block - 1) // block
+    for b in prange(nblocks):
+        lo = b * block
+        n = min(block, M - lo)
+        carry = np.zeros(n, dtype=m.dtype)
+        total = np.zeros(n, dtype=m.dtype)
+        hs = np.zeros(n, dtype=m.dtype)
+        two_k = np.zeros(n if fast_exp else 0, dtype=np.int32)
+        two_k_f = two_k.view(np.float32)
+        # not written for a static input; a separate array, or LLVM sees it may
+        # alias ``total`` and gives up vectorising
+        unused = np.zeros(n if static else 0, dtype=m.dtype)
+        for t in range(T - 1, -1, -1):
+            mt = m[t * M + lo:t * M + lo + n]
+            gst = gs[t * gs_step + lo:t * gs_step + lo + n]
+            gmt = gm[t * gm_step + lo:t * gm_step + lo + n] if has_gm else gst
+            gxt = unused if static else gx[t * M + lo:t * M + lo + n]
+            _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp)
+            _back_step(kind, mt, gst, gmt, has_gm, hs, carry, gxt, total, static, q)
+        if static:
+            gxs = gx[lo:lo + n]
+            for j in range(n):
+                gxs[j] = total[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _dot(a, b, zero):
+    """sum a * b, the sum in any order (so that LLVM vectorises it)."""
+    acc = zero
+    for j in range(a.shape[0]):
+        acc += a[j] * b[j]
+    return acc
+
+
+def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8, m, rows):
+    """A neuron layer [T, B, N] and the linear layer it feeds, y = s W^T + b [T*B, K],
+    in one pass: each task owns ``rows`` whole samples (so no two write the same
+    row of ``y``), walks time, and turns every step's spikes of a sample into
+    its row of ``y`` while they are in cache.  Writes the one-byte spikes ``s8``
+    and the membranes ``m`` [T, B, N]."""
+    K = w.shape[0]
+    nblocks = (B + rows - 1) // rows
+    for blk in prange(nblocks):
+        b0 = blk * rows
+        nb = min(rows, B - b0)
+        zero = q[4]
+        state = np.zeros(nb * N, dtype=m.dtype)
+        spk = np.zeros(nb * N, dtype=m.dtype)
+        for t in range(T):
+            for i in range(nb):
+                b = b0 + i
+                off = (t * B + b) * N
+                xo = t * x_step + b * N
+                st = state[i * N:(i + 1) * N]
+                sp = spk[i * N:(i + 1) * N]
+                _step(kind, x[xo:xo + N], st, sp, m[off:off + N], True, q)
+                s8t = s8[off:off + N]
+                for j in range(N):
+                    s8t[j] = np.uint8(1) if sp[j] != zero else np.uint8(0)
+                r = t * B + b
+                for k in range(K):
+                    y[r, k] = (bias[k] if has_bias else zero) + _dot(sp, w[k], zero)
+
+
+def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, has_gm, gx, static, dw, rows,
+                            fast_exp):
+    """The backward pass of :func:`_neuron_linear_forward`: in reverse time, each
+    sample's spike gradient g W (K multiply-adds per neuron), the neuron's
+    reverse step, and the spikes (recomputed from the membrane) times g added
+    to this task's part of W's gradient ``dw[task]`` [K, N]."""
+    K = w.shape[0]
+    nblocks = (B + rows - 1) // rows
+    for blk in prange(nblocks):
+        b0 = blk * rows
+        nb = min(rows, B - b0)
+        p1, one, zero = q[1], q[6], q[7]
+        carry = np.zeros(nb * N, dtype=m.dtype)
+        total = np.zeros(nb * N if static else 0, dtype=m.dtype)
+        unused = np.zeros(N if static else 0, dtype=m.dtype)
+        hs = np.zeros(N, dtype=m.dtype)
+        gsr = np.zeros(N, dtype=m.dtype)
+        fired = np.zeros(N, dtype=m.dtype)
+        two_k = np.zeros(N if fast_exp else 0, dtype=np.int32)
+        two_k_f = two_k.view(np.float32)
+        d = dw[blk]
+        d[:] = 0
+        for t in range(T - 1, -1, -1):
+            for i in range(nb):
+                b = b0 + i
+                off = (t * B + b) * N
+                r = t * B + b
+                mt = m[off:off + N]
+                for j in range(N):
+                    gsr[j] = zero
+                if has_gs:
+                    go = t * gs_step + b * N
+                    gst = gs[go:go + N]
+                    for j in range(N):
+                        gsr[j] = gst[j]
+                for k in range(K):
+                    gk = g[r, k]
+                    wk = w[k]
+                    for j in range(N):
+                        gsr[j] += gk * wk[j]
+                _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp)
+                gmt = gm[off:off + N] if has_gm else gsr
+                if static:
+                    _back_step(kind, mt, gsr, gmt, has_gm, hs, carry[i * N:(i + 1) * N], unused,
+                               total[i * N:(i + 1) * N], True, q)
+                else:
+                    _back_step(kind, mt, gsr, gmt, has_gm, hs, carry[i * N:(i + 1) * N], gx[off:off + N],
+                               unused, False, q)
+                if kind == 0:
+                    for j in range(N):
+                        fired[j] = one if (mt[j] - p1) / p1 > zero else zero
+                else:
+                    for j in range(N):
+                        fired[j] = one if mt[j] - p1 > zero else zero
+                for k in range(K):
+                    gk = g[r, k]
+                    dk = d[k]
+                    for j in range(N):
+                        dk[j] += gk * fired[j]
+        if static:
+            for i in range(nb):
+                gxs = gx[(b0 + i) * N:(b0 + i + 1) * N]
+                ti = total[i * N:(i + 1) * N]
+                for j in range(N):
+                    gxs[j] = ti[j]
+
+
+def _synaptic_input(x, T, B, J, w1t, b1, y1, idx, rows, chunk_len, chunk_bad, chunk):
+    """The synthetic network's input layer by accumulation: y1[t, :, b] = b1 + the
+    rows of W1^T at the spikes of x[t, b] (``x`` flat [T*B*J]), each task
+    taking ``chunk`` whole steps.  A row is read in windows of 64 values, a
+    window without a spike costing one vectorised test; the spikes found
+    (column ``idx``, row ``rows`` = t B + b) are listed from ``c * chunk * B * J``
+    on for chunk c."""
+    H = w1t.shape[1]
+    nch = (T + chunk - 1) // chunk
+    for c in prange(nch):
+        t0 = c * chunk
+        t1 = min(T, t0 + chunk)
+        ix = idx[t0 * B * J:t1 * B * J]
+        ir = rows[t0 * B * J:t1 * B * J]
+        pos = 0
+        bad = 0
+        for t in range(t0, t1):
+            for h in range(H):
+                y1[(t * H + h) * B:(t * H + h + 1) * B] = b1[h]
+            for b in range(B):
+                r = t * B + b
+                start = pos
+                xr = x[r * J:(r + 1) * J]
+                for w in range((J + 63) // 64):
+                    xw = xr[w * 64:w * 64 + 64]
+                    hit = 0
+                    for u in range(xw.shape[0]):
+                        hit += xw[u] != 0
+                    if hit:
+                        for u in range(xw.shape[0]):
+                            ix[pos] = w * 64 + u
+                            pos += xw[u] != 0
+                for e in range(start, pos):
+                    j = ix[e]
+                    bad += xr[j] != 1
+                    ir[e] = r
+                    for h in range(H):
+                        y1[(t * H + h) * B + b] += w1t[j, h]
+        chunk_len[c] = pos
+        chunk_bad[c] = bad
+
+
+def _synaptic_forward(y1, T, B, w2, b2, decay, q, m, s, o, rows):
+    """The rest of the synthetic network, vectorised over samples (``rows`` per
+    task; every tensor [T, layer, B]): I = decay I + y1, the soft-reset neuron
+    (:func:`_step`'s arithmetic; membranes ``m``, spikes ``s``), the readout
+    W2 s + b2 and its synapse (``o``)."""
+    C, H = w2.shape
+    nblocks = (B + rows - 1) // rows
+    for blk in prange(nblocks):
+        lo = blk * rows
+        n = min(rows, B - lo)
+        a, v_th, c_in, one, zero = q[0], q[1], q[2], q[3], q[4]
+        syn = np.zeros((H, n), dtype=m.dtype)
+        state = np.zeros((H, n), dtype=m.dtype)
+        spk = np.zeros((H, n), dtype=m.dtype)
+        out = np.zeros((C, n), dtype=m.dtype)
+        acc = np.zeros(n, dtype=m.dtype)
+        for t in range(T):
+            for h in range(H):
+                sy, st, sp = syn[h], state[h], spk[h]
+                o_ = (t * H + h) * B + lo
+                yt, mt, stt = y1[o_:o_ + n], m[o_:o_ + n], s[o_:o_ + n]
+                for i in range(n):
+                    sy[i] = decay * sy[i] + yt[i]  # the input synapse
+                    v = a * (st[i] - v_th * sp[i]) + c_in * sy[i]  # the soft-reset neuron
+                    st[i] = v
+                    sp[i] = one if (v - v_th) / v_th > zero else zero
+                    mt[i] = v
+                    stt[i] = sp[i]
+            for c in range(C):  # the readout and its synapse
+                for i in range(n):
+                    acc[i] = b2[c]
+                for h in range(H):
+                    wch = w2[c, h]
+                    sp = spk[h]
+                    for i in range(n):
+                        acc[i] += wch * sp[i]
+                oc = out[c]
+                o_ = (t * C + c) * B + lo
+                ot = o[o_:o_ + n]
+                for i in range(n):
+                    oc[i] = decay * oc[i] + acc[i]
+                    ot[i] = oc[i]
+
+
+def _synaptic_backward(m, T, B, w2, go, go_step, decay, q, gi, dw2, db2, db1, rows):
+    """The backward pass of :func:`_synaptic_forward`, in reverse time, vectorised
+    over samples: the readout synapse and readout, the soft neuron's reverse
+    step (:func:`_surrogate` and :func:`_back_step`'s arithmetic), the input
+    synapse; writes the input layer's output gradient ``gi`` [T, H, B] and adds
+    per-sample parts of the other gradients to ``dw2`` [C, H, B] etc."""
+    C, H = w2.shape
+    nblocks = (B + rows - 1) // rows
+    for blk in prange(nblocks):
+        lo = blk * rows
+        n = min(rows, B - lo)
+        a, v_th, alpha, width, c_in, zero = q[0], q[1], q[2], q[3], q[5], q[7]
+        carry_o = np.zeros((C, n), dtype=m.dtype)
+        carry_v = np.zeros((H, n), dtype=m.dtype)
+        carry_i = np.zeros((H, n), dtype=m.dtype)
+        gs = np.zeros((H, n), dtype=m.dtype)
+        fired = np.zeros((H, n), dtype=m.dtype)
+        for t in range(T - 1, -1, -1):
+            for h in range(H):
+                o_ = (t * H + h) * B + lo
+                mt, fh = m[o_:o_ + n], fired[h]
+                for i in range(n):
+                    fh[i] = 1 if (mt[i] - v_th) / v_th > zero else 0
+                gs[h, :] = zero
+            for c in range(C):  # readout synapse, reversed; the readout's gradients
+                o_ = (t * go_step + c) * B + lo
+                gt, co, d2 = go[o_:o_ + n], carry_o[c], db2[c, lo:lo + n]
+                for i in range(n):
+                    co[i] = gt[i] + decay * co[i]
+                    d2[i] += co[i]
+                for h in range(H):
+                    wch = w2[c, h]
+                    gsh, fh, d = gs[h], fired[h], dw2[c, h, lo:lo + n]
+                    for i in range(n):
+                        gsh[i] += co[i] * wch
+                        d[i] += co[i] * fh[i]
+            for h in range(H):
+                o_ = (t * H + h) * B + lo
+                mt, gsh, cv, ci = m[o_:o_ + n], gs[h], carry_v[h], carry_i[h]
+                git, d1 = gi[o_:o_ + n], db1[h, lo:lo + n]
+                for i in range(n):
+                    w = width - abs((mt[i] - v_th) / v_th)
+                    hh = alpha * (w if w > zero else zero) / v_th
+                    cj = cv[i]
+                    gv = (gsh[i] - cj * a * v_th) * hh + cj * a
+                    cv[i] = gv
+                    g = c_in * gv + decay * ci[i]  # input synapse, reversed
+                    ci[i] = g
+                    git[i] = g
+                    d1[i] += g
+
+
+def _synaptic_input_wgrad(gi, T, B, idx, rows, dw1):
+    """W1's gradient [H, J] from the input spikes: dw1[:, j] += gi[t, :, b]."""
+    H = dw1.shape[0]
+    dw1[:] = 0
+    for e in range(idx.shape[0]):
+        r = rows[e]
+        t = r // B
+        b = r - t * B
+        j = idx[e]
+        for h in range(H):
+            dw1[h, j] += gi[(t * H + h) * B + b]
+
+
+def _filter(x, y, T, M, decay, reverse, block):
+    """y[t] = decay y[t -/+ 1] + x[t] (forward: the synapse; reversed: its gradient)."""
+    nblocks = (M + block - 1) // block
+    for b in prange(nblocks):
+        lo = b * block
+        n = min(block, M - lo)
+        acc = np.zeros(n, dtype=y.dtype)
+        for k in range(T):
+            t = T - 1 - k if reverse else k
+            xt = x[t * M + lo:t * M + lo + n]
+            yt = y[t * M + lo:t * M + lo + n]
+            if reverse:
+                for j in range(n):
+                    a = xt[j] + decay * acc[j]
+                    acc[j] = a
+                    yt[j] = a
+            else:
+                for j in range(n):
+                    a = decay * acc[j] + xt[j]
+                    acc[j] = a
+                    yt[j] = a
+
+
+def _spike_linear(x, wt, bias, has_bias, y, idx, rows, chunk_len, chunk_bad, chunk):
+    """y = x W^T + b for binary ``x`` [R, J], as accumulation: row r of y is the bias
+    plus the rows of ``wt`` = W^T [J, K] at the spikes of row r of x.
+
+    Each chunk of ``chunk`` rows lists its spikes, column in ``idx`` and row in
+    ``rows``, from ``c * chunk * J`` on (``chunk_len`` of them): what the
+    weight gradient needs.  Sparse rows are read in windows of 64 inputs,
+    a window without a spike costing one vectorised test; after a row with
+    more than one spike in 16 the next row is listed without the test
+    (branch-free).  ``chunk_bad`` counts the inputs that are neither 0 nor 1
+    (the caller then computes a dense product instead).
+    """
+    R, J = x.shape
+    K = wt.shape[1]
+    nch = (R + chunk - 1) // chunk
+    for c in prange(nch):
+        r0 = c * chunk
+        r1 = min(R, r0 + chunk)
+        ix = idx[r0 * J:r1 * J]
+        ir = rows[r0 * J:r1 * J]
+        acc = np.empty(K, dtype=y.dtype)
+        pos = 0
+        bad = 0
+        dense = False
+        for r in range(r0, r1):
+            xr = x[r]
+            start = pos
+            if dense:
+                for j in range(J):
+                    ix[pos] = j
+                    pos += xr[j] != 0
+            else:
+                for w in range((J + 63) // 64):
+                    xw = xr[w * 64:w * 64 + 64]
+                    hit = 0
+                    for u in range(xw.shape[0]):
+                        hit += xw[u] != 0
+                    if hit:
+                        for u in range(xw.shape[0]):
+                            ix[pos] = w * 64 + u
+                            pos += xw[u] != 0
+            n = pos - start
+            dense = n * 16 > J
+            for e in range(start, pos):
+                bad += xr[ix[e]] != 1
+                ir[e] = r
+            for k in range(K):
+                acc[k] = bias[k] if has_bias else 0
+            e = start
+            while e + 4 <= pos:  # four weight rows per pass over the accumulator
+                w0, w1, w2, w3 = wt[ix[e]], wt[ix[e + 1]], wt[ix[e + 2]], wt[ix[e + 3]]
+                for k in range(K):
+                    acc[k] += (w0[k] + w1[k]) + (w2[k] + w3[k])
+                e += 4
+            while e < pos:
+                w0 = wt[ix[e]]
+                for k in range(K):
+                    acc[k] += w0[k]
+                e += 1
+            yr = y[r]
+            for k in range(K):
+                yr[k] = acc[k]
+        chunk_len[c] = pos
+        chunk_bad[c] = bad
+
+
+def _spike_linear_wgrad(g, idx, rows, acc, per):
+    """W^T's gradient, ``acc`` [parts, J, K] (one per part of ``per`` spikes, summed
+    by the caller): row j gets the output gradient of every row with a spike at j."""
+    K = g.shape[1]
+    n = idx.shape[0]
+    parts = acc.shape[0]
+    for c in prange(parts):
+        a = acc[c]
+        a[:] = 0
+        for e in range(c * per, min(n, (c + 1) * per)):
+            j = idx[e]
+            r = rows[e]
+            for k in range(K):
+                a[j, k] += g[r, k]
+
+
+def _compile(fn, parallel):
+    """``fn`` compiled, threaded or not.  Each variant is a copy of ``fn`` under its
+    own name: numba's disk cache tells functions apart by name and bytecode,
+    not by compile options, so two variants of one function would load each
+    other's code."""
+    name = f"{fn.__name__}_{'parallel' if parallel else 'serial'}"
+    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    copy.__doc__ = fn.__doc__
+    return njit(parallel=parallel, cache=True, nogil=True, error_model="numpy")(copy)
+
+
+_forward_parallel, _forward_serial = _compile(_forward, True), _compile(_forward, False)
+_backward_parallel, _backward_serial = _compile(_backward, True), _compile(_backward, False)
+_filter_parallel, _filter_serial = _compile(_filter, True), _compile(_filter, False)
+_spike_linear_parallel, _spike_linear_serial = _compile(_spike_linear, True), _compile(_spike_linear, False)
+_wgrad_parallel, _wgrad_serial = _compile(_spike_linear_wgrad, True), _compile(_spike_linear_wgrad, False)
+_nl_forward_parallel, _nl_forward_serial = _compile(_neuron_linear_forward, True), _compile(_neuron_linear_forward, False)
+_nl_backward_parallel, _nl_backward_serial = (_compile(_neuron_linear_backward, True),
+                                              _compile(_neuron_linear_backward, False))
+_syn_input_parallel, _syn_input_serial = _compile(_synaptic_input, True), _compile(_synaptic_input, False)
+_syn_forward_parallel, _syn_forward_serial = _compile(_synaptic_forward, True), _compile(_synaptic_forward, False)
+_syn_backward_parallel, _syn_backward_serial = _compile(_synaptic_backward, True), _compile(_synaptic_backward, False)
+_syn_input_wgrad = _compile(_synaptic_input_wgrad, False)
+
+
+# ------------------------------------------------------------------ threads
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def set_threads(n: int | None = None) -> int:
+    """Numba's thread count: ``n``, or the cores available (at most what numba started with)."""
+    n = cpu_count() if n is None else int(n)
+    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
+
+
+def thread_info() -> dict:
+    """What the device record says about the CPU engine's threads."""
+    sync_threads()
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        layer = numba.config.THREADING_LAYER
+    return {"numba": numba.__version__, "numba_threads": numba.get_num_threads(), "numba_threading_layer": layer,
+            "numba_parallel_min_neuron_steps": PARALLEL_MIN}
+
+
+set_threads()
+
+
+# ------------------------------------------------------------------ constants
+def constants(kind: str, p: tuple[float, ...], dtype: np.dtype, backward: bool) -> np.ndarray:
+    """The kernels' constants in ``dtype``, each rounded once from the Python float
+    PyTorch would use as a scalar operand (``1 - a`` is computed in double, then rounded)."""
+    q = [float(v) for v in p] + [0.0] * (4 - len(p))
+    if not backward:
+        extra = 1.0 - q[0] if kind == "soft" else 0.0
+        return np.array([q[0], q[1], extra, 1.0, 0.0], dtype=dtype)
+    c0 = c1 = 0.0
+    if kind == "soft":
+        c1 = 1.0 - q[0]
+    elif kind == "subtractive":  # (pi alpha (m - v_th)) / 2; (alpha / 2) in q[3]
+        c0, c1 = math.pi * q[2], 2.0
+        q[3] = q[2] / 2.0
+    elif kind == "hard":
+        c0 = 1.0 - 1.0 / q[0]
+    else:  # stbp: the rectangle's height 1 / (2a)
+        c0 = 2.0 * q[2]
+    return np.array(q[:4] + [c0, c1, 1.0, 0.0], dtype=dtype)
+
+
+def _plan(T: int, M: int):
+    """(kernel variant, block size): one thread for small layers, else about one block per thread."""
+    threads = numba.get_num_threads()
+    if T * M < PARALLEL_MIN or threads == 1:
+        return False, min(M, MAX_BLOCK)
+    block = -(-M // threads)
+    return True, max(MIN_BLOCK, min(MAX_BLOCK, block))
+
+
+# ------------------------------------------------------------------ entry points (NumPy arrays)
+def neuron_forward(kind: str, x: np.ndarray, x_step: int, T: int, M: int, p, s: np.ndarray,
+                   m: np.ndarray | None, s8: np.ndarray | None) -> None:
+    """Fill ``s`` (and ``m``, ``s8``): flat arrays of ``T * M``; ``x`` flat, step ``t`` at ``t * x_step``."""
+    q = constants(kind, p, s.dtype, backward=False)
+    parallel, block = _plan(T, M)
+    fn = _forward_parallel if parallel else _forward_serial
+    fn(KIND_CODES[kind], x, x_step, s, s8 if s8 is not None else np.empty(0, np.uint8), s if m is None else m,
+       T, M, q, m is not None, s8 is not None, block)
+
+
+def neuron_backward(kind: str, m: np.ndarray, T: int, M: int, p, gs: np.ndarray, gs_step: int,
+                    gm: np.ndarray | None, gm_step: int, gx: np.ndarray, static: bool) -> None:
+    """Fill ``gx`` (``T * M``, or ``M`` summed over time when ``static``)."""
+    q = constants(kind, p, m.dtype, backward=True)
+    parallel, block = _plan(T, M)
+    fn = _backward_parallel if parallel else _backward_serial
+    fn(KIND_CODES[kind], m, gs, gs_step, gs if gm is None else gm, gm_step, gm is not None, gx, static, T, M, q,
+       block, m.dtype == np.float32)
+
+
+def synapse(x: np.ndarray, y: np.ndarray, T: int, M: int, decay: float, reverse: bool) -> None:
+    parallel, block = _plan(T, M)
+    fn = _filter_parallel if parallel else _filter_serial
+    fn(x, y, T, M, y.dtype.type(decay), reverse, block)
+
+
+# ------------------------------------------------------------------ entry points (torch tensors)
+_threads_set = [0]
+
+
+def sync_threads() -> int:
+    """Numba's thread count follows PyTorch's (``torch.set_num_threads``, by default
+    the cores available): one setting for the whole step."""
+    import torch
+
+    n = torch.get_num_threads()
+    if n != _threads_set[0]:
+        _threads_set[0] = set_threads(n)
+    return _threads_set[0]
+
+
+def _flat(t):
+    """A flat NumPy view of the memory of a dense CPU tensor (no copy)."""
+    from .layout import flat
+
+    return flat(t.detach()).numpy()
+
+
+def _over_steps(g, reference):
+    """``(flat array, step stride)`` of a ``[T, ...]`` tensor in ``reference``'s layout;
+    a tensor broadcast over time (stride 0, e.g. the gradient of a mean over time)
+    is read as one step."""
+    from .layout import like
+
+    T, M = reference.shape[0], reference[0].numel()
+    if T > 1 and g.stride(0) == 0 and g[0].stride() == reference[0].stride():
+        return _flat(g[0]), 0
+    return _flat(like(reference, g)), M
+
+
+def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool, spikes8: bool = False):
+    """Spikes ``[T, ...]`` in ``x``'s dtype and, with ``keep_membrane``, membranes (the same
+    dtype); with ``spikes8``, ``(spikes, membranes, one-byte spikes)``.  Every output
+    has ``x``'s layout (any dense time-major one: channels-last stays channels-last)."""
+    from . import layout
+
+    sync_threads()
+    if steps is None:
+        x = layout.time_major(x)
+        T, M, x_step = x.shape[0], x[0].numel(), x[0].numel()
+        s = layout.empty_like_layout(x)
+    else:
+        x = layout.static(x)
+        T, M, x_step = steps, x.numel(), 0
+        s = layout.over_time(x, steps, x.dtype)
+    m = layout.empty_like_layout(s) if keep_membrane else None
+    s8 = layout.empty_like_layout(s, layout.torch.uint8) if spikes8 else None
+    if T > 0 and M > 0:
+        neuron_forward(kind, _flat(x), x_step, T, M, p, _flat(s), None if m is None else _flat(m),
+                       None if s8 is None else _flat(s8))
+    return (s, m, s8) if spikes8 else (s, m)
+
+
+def torch_neuron_backward(kind: str, m, p, grad_s, grad_m, static: bool):
+    """d loss / d input: ``[T, ...]``, or ``[...]`` summed over time for a static input
+    (in the membrane's layout)."""
+    import torch
+
+    from . import layout
+
+    sync_threads()
+    m = layout.time_major(m)
+    T, M = m.shape[0], m[0].numel()
+    if grad_s is None:
+        grad_s = torch.zeros((), dtype=m.dtype).expand(m.shape)
+    gs, gs_step = _over_steps(grad_s.to(m.dtype), m)
+    gm, gm_step = (None, 0) if grad_m is None else _over_steps(grad_m.to(m.dtype), m)
+    gx = layout.empty_like_layout(m[0] if static else m)
+    if T > 0 and M > 0:
+        neuron_backward(kind, _flat(m), T, M, p, gs, gs_step, gm, gm_step, _flat(gx), static)
+    elif static:
+        gx.zero_()
+    return gx
+
+
+def torch_synapse(x, decay: float, reverse: bool):
+    """The exponential synapse over ``[T, ...]`` (``reverse``: its gradient), in ``x``'s layout."""
+    from . import layout
+
+    sync_threads()
+    x = layout.time_major(x)
+    y = layout.empty_like_layout(x)
+    T = x.shape[0]
+    M = x[0].numel() if T else 0
+    if T > 0 and M > 0:
+        synapse(_flat(x), _flat(y), T, M, decay, reverse)
+    return y
+
+
+def _row_chunks(R: int, work: int):
+    """(kernel variant index, rows per chunk): about four chunks per thread for
+    load balance, one chunk when the work is small."""
+    threads = numba.get_num_threads()
+    if work < PARALLEL_MIN or threads == 1:
+        return False, max(R, 1)
+    return True, max(1, -(-R // (4 * threads)))
+
+
+def torch_spike_linear(x, weight, bias):
+    """``(x W^T + b, (rows, cols))`` for spikes ``x`` [R, J] (contiguous): the spikes'
+    positions (int32); ``(F.linear(x, W, b), None)`` when an input is neither 0 nor 1."""
+    import torch
+    from torch.nn import functional as F
+
+    sync_threads()
+    R, J = x.shape
+    K = weight.shape[0]
+    parallel, chunk = _row_chunks(R, R * J)
+    wt = weight.detach().t().contiguous()
+    y = torch.empty((R, K), dtype=x.dtype)
+    # room for every input to be a spike; only the pages written are ever touched
+    cols = torch.empty(R * J, dtype=torch.int32)
+    rows = torch.empty(R * J, dtype=torch.int32)
+    nch = -(-R // chunk)
+    chunk_len = torch.empty(nch, dtype=torch.int64)
+    chunk_bad = torch.empty(nch, dtype=torch.int64)
+    b = bias.detach() if bias is not None else y.new_zeros(1)
+    fn = _spike_linear_parallel if parallel else _spike_linear_serial
+    fn(x.numpy(), wt.numpy(), _flat(b), bias is not None, y.numpy(), _flat(cols), _flat(rows),
+       _flat(chunk_len), _flat(chunk_bad), chunk)
+    if int(chunk_bad.sum()):
+        return F.linear(x, weight, bias), None
+    lengths = chunk_len.tolist()
+    if nch == 1:
+        return y, (rows[:lengths[0]].clone(), cols[:lengths[0]].clone())
+    parts = [(c * chunk * J, n) for c, n in enumerate(lengths)]
+    return y, tuple(torch.cat([t[o:o + n] for o, n in parts]) for t in (rows, cols))
+
+
+def torch_spike_linear_wgrad(g, rows, cols, J: int):
+    """The weight gradient [K, J] of a spike linear layer from its output gradient ``g`` [R, K]."""
+    import torch
+
+    sync_threads()
+    K = g.shape[1]
+    n = cols.numel()
+    threads = numba.get_num_threads()
+    parallel = n * K >= PARALLEL_MIN and threads > 1
+    parts = threads if parallel else 1
+    acc = torch.empty((parts, J, K), dtype=g.dtype)
+    fn = _wgrad_parallel if parallel else _wgrad_serial
+    fn(g.numpy(), _flat(cols), _flat(rows), acc.numpy(), max(1, -(-n // parts)))
+    total = acc[0] if parts == 1 else acc.sum(0)
+    return total.t().contiguous()
+
+
+def _sample_blocks(B: int, work: int):
+    """(threaded, samples per task) for the neuron + linear kernels."""
+    threads = numba.get_num_threads()
+    if work < PARALLEL_MIN or threads == 1 or B == 1:
+        return False, max(B, 1)
+    return True, -(-B // threads)
+
+
+def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias):
+    """``(spikes8 [T, B, N] uint8, membranes [T, B, N], y [T, B, K])`` of a neuron layer
+    fed ``x`` ([T, B, N], or static [B, N] with ``steps``) and the linear layer it feeds."""
+    import torch
+
+    sync_threads()
+    x = x.contiguous()
+    if steps is None:
+        T, B, N = x.shape
+        x_step = B * N
+    else:
+        (B, N), T = x.shape, steps
+        x_step = 0
+    K = weight.shape[0]
+    m = torch.empty((T, B, N), dtype=x.dtype)
+    s8 = torch.empty((T, B, N), dtype=torch.uint8)
+    y = torch.empty((T, B, K), dtype=x.dtype)
+    w = weight.detach().contiguous()
+    b = bias.detach() if bias is not None else y.new_zeros(1)
+    q = constants(kind, p, m.numpy().dtype, backward=False)
+    parallel, rows = _sample_blocks(B, T * B * N)
+    fn = _nl_forward_parallel if parallel else _nl_forward_serial
+    fn(KIND_CODES[kind], _flat(x), x_step, T, B, N, q, w.numpy(), _flat(b), bias is not None,
+       y.view(T * B, K).numpy(), _flat(s8), _flat(m), rows)
+    return s8, m, y
+
+
+def torch_neuron_linear_backward(kind: str, m, p, weight, grad_y, grad_s, grad_m, static: bool):
+    """``(d loss / d x, d loss / d weight)`` of :func:`torch_neuron_linear_forward`."""
+    import torch
+
+    sync_threads()
+    T, B, N = m.shape
+    K = weight.shape[0]
+    g = grad_y.to(m.dtype).reshape(T * B, K).contiguous()
+    gs, gs_step = (_flat(m), 0) if grad_s is None else _over_steps(grad_s.to(m.dtype), m)
+    gm = m if grad_m is None else grad_m.to(m.dtype).contiguous()
+    gx = torch.empty((B, N) if static else (T, B, N), dtype=m.dtype)
+    parallel, rows = _sample_blocks(B, T * B * N)
+    nblocks = -(-B // rows)
+    dw = torch.empty((nblocks, K, N), dtype=m.dtype)
+    q = constants(kind, p, m.numpy().dtype, backward=True)
+    fn = _nl_backward_parallel if parallel else _nl_backward_serial
+    fn(KIND_CODES[kind], _flat(m), T, B, N, q, weight.detach().contiguous().numpy(), g.numpy(),
+       gs, grad_s is not None, gs_step, _flat(gm), grad_m is not None, _flat(gx), static,
+       dw.numpy(), rows, m.dtype == torch.float32)
+    return gx, (dw[0] if nblocks == 1 else dw.sum(0))
+
+
+def torch_synaptic_forward(x, w1, b1, w2, b2, decay: float, p):
+    """``(spikes [T, B, H], membranes [T, H, B], O [T, B, C], (rows, idx))`` of the
+    synthetic network on spikes ``x`` [T, B, J] (spikes and O are views of
+    [T, layer, B] memory); ``None`` when an input is neither 0 nor 1 (the
+    caller runs the layers apart)."""
+    import torch
+
+    sync_threads()
+    x = x.contiguous()
+    T, B, J = x.shape
+    H, C = w1.shape[0], w2.shape[0]
+    dt = x.dtype
+    npdt = x.numpy().dtype
+    R = T * B
+    y1 = torch.empty((T, H, B), dtype=dt)
+    cols = torch.empty(R * J, dtype=torch.int32)  # room for every input; only what is written is touched
+    rows = torch.empty(R * J, dtype=torch.int32)
+    parallel, chunk = _row_chunks(T, R * J)  # chunks of whole steps
+    nch = -(-T // chunk)
+    chunk_len = torch.empty(nch, dtype=torch.int64)
+    chunk_bad = torch.empty(nch, dtype=torch.int64)
+    fn = _syn_input_parallel if parallel else _syn_input_serial
+    fn(_flat(x), T, B, J, w1.detach().t().contiguous().numpy(), _flat(b1.detach()), _flat(y1), _flat(cols),
+       _flat(rows), _flat(chunk_len), _flat(chunk_bad), chunk)
+    if int(chunk_bad.sum()):
+        return None
+    lengths = chunk_len.tolist()
+    parts = [(c * chunk * B * J, n) for c, n in enumerate(lengths)]
+    rows, cols = (torch.cat([t[o:o + n] for o, n in parts]) if nch > 1 else t[:lengths[0]].clone()
+                  for t in (rows, cols))
+    m = torch.empty((T, H, B), dtype=dt)
+    s = torch.empty((T, H, B), dtype=dt)
+    o = torch.empty((T, C, B), dtype=dt)
+    q = constants("soft", p, npdt, backward=False)
+    parallel, block = _sample_blocks(B, T * B * H * 8)
+    fn = _syn_forward_parallel if parallel else _syn_forward_serial
+    fn(_flat(y1), T, B, w2.detach().contiguous().numpy(), _flat(b2.detach()), npdt.type(decay), q,
+       _flat(m), _flat(s), _flat(o), block)
+    # O [T, B, C] contiguous: the loss's mean and the scores' max over time read it
+    return s.transpose(1, 2), m, o.transpose(1, 2).contiguous(), (rows, cols)
+
+
+def torch_synaptic_backward(m, w2, grad_o, decay: float, p, rows, cols, J: int):
+    """``(dW1, db1, dW2, db2)`` of :func:`torch_synaptic_forward` from the gradient of O [T, B, C]."""
+    import torch
+
+    sync_threads()
+    T, H, B = m.shape
+    C = w2.shape[0]
+    dt = m.dtype
+    npdt = m.numpy().dtype
+    g = grad_o.to(dt)
+    if T > 1 and g.stride(0) == 0:  # the gradient of a mean over time: one step, read T times
+        go, go_step = g[0].t().contiguous(), 0
+    else:
+        go, go_step = g.transpose(1, 2).contiguous(), C
+    gi = torch.empty((T, H, B), dtype=dt)
+    dw2 = torch.zeros((C, H, B), dtype=dt)
+    db2 = torch.zeros((C, B), dtype=dt)
+    db1 = torch.zeros((H, B), dtype=dt)
+    q = constants("soft", p, npdt, backward=True)
+    parallel, block = _sample_blocks(B, T * B * H * 8)
+    fn = _syn_backward_parallel if parallel else _syn_backward_serial
+    fn(_flat(m), T, B, w2.detach().contiguous().numpy(), _flat(go), go_step, npdt.type(decay), q, _flat(gi),
+       dw2.numpy(), db2.numpy(), db1.numpy(), block)
+    dw1 = torch.empty((H, J), dtype=dt)
+    _syn_input_wgrad(_flat(gi), T, B, _flat(cols), _flat(rows), dw1.numpy())
+    return dw1, db1.sum(1), dw2.sum(2), db2.sum(1)

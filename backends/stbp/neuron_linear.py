@@ -1,0 +1,67 @@
+"""A neuron layer and the linear layer it feeds, as one autograd node on the CPU.
+
+In the fully connected networks the hidden layer's spikes go to one linear
+layer with few outputs (fc_mnist's and fc_mnist_poisson's 10 classes).  Run
+apart, the neuron writes its spikes as floats, the linear layer keeps them
+for its weight gradient, and the backward pass writes the spikes' gradient
+``g W`` over all T before the neuron reads it back: three tensors the size of
+the layer per time step.  Fused (:func:`~backends.stbp.cpu_kernels.torch_neuron_linear_forward`),
+each step's spikes of a sample become its row of the linear layer's output
+while they are in cache; the backward pass computes ``g W`` per sample and
+step where the neuron's reverse step needs it and recomputes the spikes for
+the weight gradient from the membrane.  What the node keeps is the membrane
+alone (4 bytes per neuron and step); the spikes come out as one byte each.
+
+Used by ``stbp:fused`` on float32 and float64 CPU tensors where numba is
+installed, with gradients on and outside autocast; anything else runs the
+two layers apart.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import multistep
+
+
+def _kernels():
+    from . import cpu_kernels
+
+    return cpu_kernels
+
+
+class NeuronLinearFunction(torch.autograd.Function):
+    """(x, weight [K, N], bias [K] or None, kind, params, steps) -> (spikes uint8, membranes, y [T, B, K])."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, kind, p, steps):
+        s8, m, y = _kernels().torch_neuron_linear_forward(kind, x, p, steps, weight, bias)
+        ctx.save_for_backward(m, weight)
+        ctx.kind, ctx.p, ctx.static, ctx.has_bias = kind, p, steps is not None, bias is not None
+        ctx.mark_non_differentiable(s8)
+        ctx.set_materialize_grads(False)
+        return s8, m, y
+
+    @staticmethod
+    def backward(ctx, grad_s8, grad_m, grad_y):
+        m, weight = ctx.saved_tensors
+        if grad_y is None:
+            grad_y = torch.zeros(m.shape[:2] + weight.shape[:1], dtype=m.dtype)
+        gx, gw = _kernels().torch_neuron_linear_backward(ctx.kind, m, ctx.p, weight, grad_y, None, grad_m, ctx.static)
+        gb = grad_y.sum((0, 1)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw if ctx.needs_input_grad[1] else None, gb, None, None, None
+
+
+def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the fused node can run ``x`` (else the two layers run apart)."""
+    return (not x.is_cuda and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
+            and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+            and not torch.is_autocast_enabled("cpu") and x.dim() in (2, 3) and multistep.numba_installed())
+
+
+def neuron_linear(kind: str, x: torch.Tensor, p, weight: torch.Tensor, bias: torch.Tensor | None,
+                  steps: int | None = None):
+    """Spikes (uint8), membranes and the linear layer's output of neuron ``kind`` fed ``x``."""
+    if kind not in multistep.KINDS:
+        raise KeyError(f"unknown neuron kind {kind!r}")
+    return NeuronLinearFunction.apply(x, weight, bias, kind, tuple(float(v) for v in p), steps)
