@@ -340,8 +340,10 @@ def test_fused_cpu_paths_equal_the_layers_apart(task, flags):
 
 @needs_numba
 def test_fused_paths_are_taken_in_training(monkeypatch):
-    from backends.stbp import cpu_kernels
+    from backends.stbp import cpu_kernels, spike_linear
 
+    # whatever the parity case's input density (the density rule has its own test)
+    monkeypatch.setattr(spike_linear, "MAX_DENSITY", 1.0)
     calls = []
     for name in ("torch_synaptic_forward", "torch_neuron_linear_forward", "torch_spike_linear"):
         original = getattr(cpu_kernels, name)
@@ -464,3 +466,20 @@ def test_spikes_saved_for_a_convolution_are_kept_in_one_byte():
     (g0, w0, floats), (g1, w1, one_byte) = results
     assert torch.equal(g0, g1) and torch.equal(w0, w1)
     assert floats - one_byte == 3 * x.numel()  # the conv's input: 1 byte per spike instead of 4
+
+
+@needs_numba
+def test_spike_linear_multiplies_densely_above_its_density_bound(monkeypatch):
+    from backends.stbp import cpu_kernels
+    from backends.stbp.spike_linear import MAX_DENSITY, SpikeLinear
+
+    calls = []
+    original = cpu_kernels.torch_spike_linear
+    monkeypatch.setattr(cpu_kernels, "torch_spike_linear", lambda *a: (calls.append(1), original(*a))[1])
+    linear = torch.nn.Linear(100, 64)
+    gen = torch.Generator().manual_seed(0)
+    for density, accumulated in ((MAX_DENSITY / 2, True), (min(1.0, MAX_DENSITY * 2), False)):
+        calls.clear()
+        x = (torch.rand(50, 128, 100, generator=gen) < density).float()
+        torch.testing.assert_close(SpikeLinear.like(linear)(x), linear(x), rtol=1e-5, atol=1e-5)
+        assert bool(calls) == accumulated, density
