@@ -49,7 +49,7 @@ REGISTRY: dict[str, BackendEntry] = {
             "stbp:fused",
             "backends.stbp.fused:FusedSTBPBackend",
             ("torch",),
-            "our STBP/tdBN networks with fused multi-step neurons (Triton kernels on CUDA)",
+            "our STBP/tdBN networks with fused multi-step neurons (Triton kernels on CUDA, numba on the CPU)",
             "fused",
             "#56B4E9",
         ),
