@@ -242,10 +242,12 @@ MIN_SEEDS_FOR_FLAG = 3  # values of the other backends needed to speak of their 
 def accuracy_flag(backend: str, per_backend: dict[str, list[float]], column: Column) -> str:
     """A backend whose mean accuracy lies outside the range of every other
     backend's seed runs is flagged as a suspected defect, not crowned: the
-    backends start from the same weights and see the same batches."""
+    backends start from the same weights and see the same batches.  A backend
+    with fewer finished seeds than that is not judged: one run outside the
+    others' spread is not a mean over the same seeds."""
     mine = per_backend.get(backend) or []
     others = [v for b, vs in per_backend.items() if b != backend for v in vs]
-    if not mine or len(others) < MIN_SEEDS_FOR_FLAG:
+    if len(mine) < MIN_SEEDS_FOR_FLAG or len(others) < MIN_SEEDS_FOR_FLAG:
         return ""
     mean, low, high = float(np.mean(mine)), min(others), max(others)
     if low <= mean <= high:

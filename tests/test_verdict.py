@@ -67,3 +67,13 @@ def test_an_accuracy_outside_the_others_seed_spread_is_flagged_never_crowned(tmp
         assert row.accuracy.backend == "odd" and "suspected defect" in row.accuracy.text
     else:
         assert row.accuracy.backend is None and row.accuracy.text.startswith("no flag")
+
+
+def test_a_backend_with_fewer_seeds_than_the_others_is_not_flagged():
+    from reports.columns import catalogue_column
+    from reports.tables import accuracy_flag
+
+    column = catalogue_column("accuracy")
+    others = {"a": [0.80, 0.82, 0.84], "b": [0.81, 0.83, 0.85]}
+    assert accuracy_flag("c", {**others, "c": [0.70]}, column) == ""  # one run: not a mean over the seeds
+    assert "below every other backend's seed run" in accuracy_flag("c", {**others, "c": [0.70, 0.71, 0.72]}, column)
