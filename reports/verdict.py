@@ -119,6 +119,16 @@ def least_memory(setting: Setting, sweep: Sweep) -> Finding | None:
                    f"slope of the {what} over T = {', '.join(str(T) for T in sweep.values)}")
 
 
+def seed_counts(per_backend: dict[str, list[float]]) -> str:
+    """``3 seed(s)``, or, where backends finished different numbers, which had fewer."""
+    counts = {b: len(v) for b, v in per_backend.items()}
+    most = max(counts.values())
+    fewer = {b: n for b, n in counts.items() if n < most}
+    if not fewer:
+        return f"{most} seed(s)"
+    return f"{most} seed(s) ({', '.join(f'{b}: {n}' for b, n in sorted(fewer.items()))})"
+
+
 def accuracy_finding(setting: Setting) -> Finding | None:
     if not setting.trainings:
         return None
@@ -131,14 +141,14 @@ def accuracy_finding(setting: Setting) -> Finding | None:
         return None
     flags = [(b, accuracy_flag(b, per_backend, column)) for b in per_backend]
     flags = [(b, f) for b, f in flags if f]
-    seeds = len(group.seeds)
     everything = [v for vs in per_backend.values() for v in vs]
+    seeds = seed_counts(per_backend)
     if flags:
         b, text = flags[0]
         more = f" (and {len(flags) - 1} more)" if len(flags) > 1 else ""
-        return Finding(b, backend_color(b), f"⚠ {b}: {text}{more}", f"{seeds} seed(s) per backend")
+        return Finding(b, backend_color(b), f"⚠ {b}: {text}{more}", f"{seeds} per backend")
     return Finding(None, "", f"no flag: {len(per_backend)} backends, {human(min(everything), 'fraction')} to "
-                              f"{human(max(everything), 'fraction')} over {seeds} seed(s) each",
+                              f"{human(max(everything), 'fraction')} over {seeds} each",
                    ", ".join(describe_config(group.config, "training", {})))
 
 
