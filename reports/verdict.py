@@ -119,14 +119,13 @@ def least_memory(setting: Setting, sweep: Sweep) -> Finding | None:
                    f"slope of the {what} over T = {', '.join(str(T) for T in sweep.values)}")
 
 
-def seed_counts(per_backend: dict[str, list[float]]) -> str:
-    """``3 seed(s)``, or, where backends finished different numbers, which had fewer."""
+def seed_counts(per_backend: dict[str, list[float]], each: str) -> str:
+    """``3 seed(s) <each>``, and, where backends finished different numbers, which had fewer."""
     counts = {b: len(v) for b, v in per_backend.items()}
     most = max(counts.values())
     fewer = {b: n for b, n in counts.items() if n < most}
-    if not fewer:
-        return f"{most} seed(s)"
-    return f"{most} seed(s) ({', '.join(f'{b}: {n}' for b, n in sorted(fewer.items()))})"
+    text = f"{most} seed(s) {each}"
+    return text + (f" ({', '.join(f'{b}: {n}' for b, n in sorted(fewer.items()))})" if fewer else "")
 
 
 def accuracy_finding(setting: Setting) -> Finding | None:
@@ -142,13 +141,13 @@ def accuracy_finding(setting: Setting) -> Finding | None:
     flags = [(b, accuracy_flag(b, per_backend, column)) for b in per_backend]
     flags = [(b, f) for b, f in flags if f]
     everything = [v for vs in per_backend.values() for v in vs]
-    seeds = seed_counts(per_backend)
+    seeds = seed_counts(per_backend, "each")
     if flags:
         b, text = flags[0]
         more = f" (and {len(flags) - 1} more)" if len(flags) > 1 else ""
-        return Finding(b, backend_color(b), f"⚠ {b}: {text}{more}", f"{seeds} per backend")
+        return Finding(b, backend_color(b), f"⚠ {b}: {text}{more}", seed_counts(per_backend, "per backend"))
     return Finding(None, "", f"no flag: {len(per_backend)} backends, {human(min(everything), 'fraction')} to "
-                              f"{human(max(everything), 'fraction')} over {seeds} each",
+                              f"{human(max(everything), 'fraction')} over {seeds}",
                    ", ".join(describe_config(group.config, "training", {})))
 
 
