@@ -162,7 +162,7 @@ class FusedSTBPBackend(STBPBackend):
                     "(one fused kernel for statistics and normalisation; unbiased running variance); the "
                     "stem's static image is convolved and normalised once and read at every step"
                 ),
-                "layout": "channels-last convolutions (CUDA, and the CPU with numba)",
+                "layout": "channels-last convolutions on CUDA (on the CPU off: they changed the first loss on real images, not yet understood)",
                 "surrogates": "the same formulas as stbp, inside the kernels",
             },
             notes=(
