@@ -1,8 +1,10 @@
 """What this CPU can do, measured: the floor's rates for ``python -m tasks.floor --device cpu``.
 
 A short calibration run (seconds): the best matrix-product rate per precision
-over the GEMMs installed here (PyTorch's ``torch.mm`` -- oneDNN/MKL -- and
-XLA's ``jnp.dot`` when JAX is installed), each the best of a few products of
+over the GEMMs installed here (PyTorch's ``torch.mm`` -- MKL in float32,
+oneDNN in bfloat16 --, oneDNN's float32 product reached through
+``torch.ops.mkldnn._linear_pointwise`` -- on AMD CPUs about twice MKL's
+rate --, and XLA's ``jnp.dot`` when JAX is installed), each the best of a few products of
 the shape of the widest single-layer benchmark on the CPU (8192 x 2048 by
 2048 x 2048, lif_layer's T*B rows at N = 2048), and the memory bandwidth of a large copy (bytes read plus
 written).  The best rate is the floor's: a framework that reaches a faster GEMM
@@ -72,6 +74,21 @@ def torch_gemm(precision: str) -> float | None:
     return 2 * GEMM_M * GEMM_N**2 / best_seconds(lambda: torch.mm(a, b))
 
 
+def onednn_gemm(precision: str) -> float | None:
+    try:
+        import torch
+
+        op = torch.ops.mkldnn._linear_pointwise
+    except (ImportError, AttributeError, RuntimeError):
+        return None
+    if not torch.backends.mkldnn.is_available():
+        return None
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(GEMM_M, GEMM_N).to(dtype)
+    b = torch.randn(GEMM_N, GEMM_N).to(dtype)  # as [out, in]: a @ b.T
+    return 2 * GEMM_M * GEMM_N**2 / best_seconds(lambda: op(a, b, None, "none", [], ""))
+
+
 def xla_gemm(precision: str) -> float | None:
     try:
         import jax
@@ -86,7 +103,7 @@ def xla_gemm(precision: str) -> float | None:
     return 2 * GEMM_M * GEMM_N**2 / best_seconds(lambda: dot(a, b).block_until_ready())
 
 
-GEMMS = {"torch.mm": torch_gemm, "jax.numpy.dot (XLA)": xla_gemm}
+GEMMS = {"torch.mm": torch_gemm, "oneDNN linear (torch.ops.mkldnn)": onednn_gemm, "jax.numpy.dot (XLA)": xla_gemm}
 
 
 def copy_bandwidth() -> float:

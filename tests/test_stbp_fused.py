@@ -18,6 +18,7 @@ from backends.stbp.networks import CLEAR  # noqa: E402
 from backends.torch_networks import FoldedTdBN, TdBN, build_network  # noqa: E402
 from tasks.parity import check_backend, parity_case  # noqa: E402
 from tasks.specs import TASKS  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
 
 # Parameters of each neuron kind (multistep's order) and an input scale that
 # makes it fire often enough for resets and surrogates to matter.
@@ -483,3 +484,96 @@ def test_spike_linear_multiplies_densely_above_its_density_bound(monkeypatch):
         x = (torch.rand(50, 128, 100, generator=gen) < density).float()
         torch.testing.assert_close(SpikeLinear.like(linear)(x), linear(x), rtol=1e-5, atol=1e-5)
         assert bool(calls) == accumulated, density
+
+
+# ------------------------------------------------------------------ oneDNN products and the host allocator
+needs_onednn = pytest.mark.skipif(not __import__("backends.stbp.dense_linear", fromlist=["x"]).available(),
+                                  reason="this PyTorch build has no oneDNN")
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("input_grad", [True, False], ids=["input-grad", "weights-only"])
+def test_dense_linear_equals_a_float64_product(bias, input_grad):
+    """oneDNN's float32 products (forward, input and weight gradients) are float32-accurate
+    against float64, on strided views too: no reduced-precision path."""
+    from backends.stbp.dense_linear import DenseLinear, matmul_nt, onednn_applies
+
+    gen = torch.Generator().manual_seed(5)
+    linear = torch.nn.Linear(300, 130, bias=bias)
+    x = torch.randn(2, 700, 300, generator=gen).requires_grad_(input_grad)
+    g = torch.randn(2, 700, 130, generator=gen)
+    dense = DenseLinear.like(linear)
+    assert onednn_applies(x, dense.weight)
+    y = dense(x)
+    y.backward(g)
+    x64, w64 = x.detach().double(), linear.weight.detach().double()
+    want_y = x64 @ w64.T + (linear.bias.detach().double() if bias else 0)
+    tol = dict(rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(y.detach().double(), want_y, **tol)
+    g64 = g.double().reshape(-1, 130)
+    torch.testing.assert_close(linear.weight.grad.double(), g64.T @ x64.reshape(-1, 300), **tol)
+    if bias:
+        torch.testing.assert_close(linear.bias.grad.double(), g64.sum(0), **tol)
+    if input_grad:
+        torch.testing.assert_close(x.grad.double(), (g64 @ w64).reshape(2, 700, 300), **tol)
+    else:
+        assert x.grad is None
+    a = torch.randn(64, 90, generator=gen)
+    torch.testing.assert_close(matmul_nt(a.T, a.T).double(), a.T.double() @ a.double(), **tol)  # both strided
+
+
+def test_dense_linear_leaves_other_dtypes_to_torch():
+    """float64 (parity), bfloat16 autocast (the precision policy) and empty inputs take F.linear."""
+    from backends.stbp.dense_linear import DenseLinear, onednn_applies
+
+    linear = torch.nn.Linear(6, 3).double()
+    x = torch.rand(5, 6, dtype=torch.float64)
+    assert not onednn_applies(x, linear.weight)
+    torch.testing.assert_close(DenseLinear.like(linear)(x), linear(x), rtol=0, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not onednn_applies(x.float(), linear.weight.float())
+        assert DenseLinear.like(linear.float())(x.float()).dtype == torch.bfloat16
+    assert DenseLinear.like(linear.float())(torch.empty(0, 6)).shape == (0, 3)
+
+
+@needs_onednn
+def test_dense_products_and_allocator_are_taken_and_recorded():
+    """On the CPU the lif_layer's linear layer is a DenseLinear, and the record says what ran."""
+    from backends.stbp import allocator
+    from backends.stbp.dense_linear import DenseLinear
+
+    backend, case = _backend("lif_layer", "fp32")
+    assert type(backend.model.fc) is DenseLinear
+    info = backend.device_info()
+    assert info["dense_products"].startswith("oneDNN") and "fp32_precision" in info["dense_products"]
+    assert info["host_allocator"] == allocator.policy()
+    off, _ = _backend("lif_layer", "fp32", onednn_linear=False)
+    assert type(off.model.fc) is torch.nn.Linear and off.device_info()["dense_products"] == "torch.mm"
+    torch.testing.assert_close(torch.from_numpy(backend.gradients(case.batches[0])["fc.weight"]),
+                               torch.from_numpy(off.gradients(case.batches[0])["fc.weight"]), rtol=1e-4, atol=1e-5)
+
+
+def test_the_kept_memory_is_given_back_for_the_host_memory_measure():
+    """After stbp:fused's allocator setting, tasks.hostmem still frees blocks at once when it measures."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    code = (
+        "import numpy as np\n"
+        "from backends.stbp import allocator\n"
+        "from tasks import hostmem\n"
+        "assert allocator.keep_freed_memory()\n"
+        "step = lambda: np.ones(2**24).sum()\n"
+        "step()  # its 128 MiB freed, and kept in the heap\n"
+        "if BROKEN: hostmem.release_freed_memory = lambda: True\n"
+        "value, why = hostmem.step_memory(step, lambda: None)\n"
+        "print(value)\n"
+    )
+    seen = {}
+    for broken in (False, True):
+        out = subprocess.run([sys.executable, "-c", f"BROKEN = {broken}\n" + code], capture_output=True, text=True,
+                             cwd=ROOT, timeout=120)
+        assert out.returncode == 0, out.stderr
+        seen[broken] = int(out.stdout.split()[-1])
+    assert seen[False] >= 100 * 2**20  # the 128 MiB array is seen: the heap gave it back first
+    assert seen[True] < 50 * 2**20  # without hostmem's own setting, the kept block would hide it

@@ -848,9 +848,10 @@ def _row_chunks(R: int, work: int):
 
 def torch_spike_linear(x, weight, bias):
     """``(x W^T + b, (rows, cols))`` for spikes ``x`` [R, J] (contiguous): the spikes'
-    positions (int32); ``(F.linear(x, W, b), None)`` when an input is neither 0 nor 1."""
+    positions (int32); ``(x W^T + b, None)``, a dense product, when an input is neither 0 nor 1."""
     import torch
-    from torch.nn import functional as F
+
+    from .dense_linear import matmul_nt
 
     sync_threads()
     R, J = x.shape
@@ -869,7 +870,7 @@ def torch_spike_linear(x, weight, bias):
     fn(x.numpy(), wt.numpy(), _flat(b), bias is not None, y.numpy(), _flat(cols), _flat(rows),
        _flat(chunk_len), _flat(chunk_bad), chunk)
     if int(chunk_bad.sum()):
-        return F.linear(x, weight, bias), None
+        return matmul_nt(x, weight, bias), None
     lengths = chunk_len.tolist()
     if nch == 1:
         return y, (rows[:lengths[0]].clone(), cols[:lengths[0]].clone())

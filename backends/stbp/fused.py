@@ -48,8 +48,9 @@ from ..torch_networks import (
     SyntheticNet,
     build_network,
 )
-from . import multistep, neuron_linear, synaptic
+from . import allocator, dense_linear, multistep, neuron_linear, synaptic
 from .backend import STBPBackend
+from .dense_linear import DenseLinear
 from .spike_linear import SpikeLinear
 
 
@@ -118,12 +119,22 @@ class FusedSyntheticNet(SyntheticNet):
         return super().forward(x, static, record)
 
 
+# task -> (the backend's switch for it, the network fused on the CPU in training)
+FUSED_NETWORKS = {
+    FCMnistSpec.name: ("fuse_fc", FusedFCNet),
+    FCPoissonSpec.name: ("fuse_fc", FusedFCNet),
+    SyntheticSpec.name: ("fuse_synthetic", FusedSyntheticNet),
+}
+
+
 class FusedSTBPBackend(STBPBackend):
     variant = "fused"
 
     def __init__(self, spec, weights, *, device="cpu", precision="fp32"):
         if device == "cuda" and not multistep.triton_installed():
             raise NotImplementedError("stbp:fused needs Triton on CUDA (pip install triton)")
+        if device == "cpu" and self.keep_freed_memory:
+            allocator.keep_freed_memory()  # before the model's tensors: see backends/stbp/allocator.py
         super().__init__(spec, weights, device=device, precision=precision)
         # PyTorch's fused Adam: one kernel over all parameters instead of a
         # dozen per-tensor passes (the same update; about 3x less time on the
@@ -184,33 +195,43 @@ class FusedSTBPBackend(STBPBackend):
     # On the CPU, spikes saved for a backward pass are kept in one byte
     # (multistep.spike_bytes); False: as floats.
     spike_bytes = True
-    # On the CPU (with the numba engine), dsrn_tdbn's convolutions channels-last; False: NCHW.
-    channels_last_cpu = False  # off: on real images it changed the first loss (2.3104 vs 2.3026), a bug not yet found
+    # On the CPU, float32 dense products by oneDNN (backends/stbp/dense_linear.py);
+    # False: torch.mm (MKL), as every other PyTorch backend.
+    onednn_linear = True
+    # On the CPU, malloc keeps freed blocks for the next step (backends/stbp/allocator.py);
+    # False: glibc's defaults, as every other backend.
+    keep_freed_memory = True
 
     def build_model(self) -> nn.Module:
-        if self.device == "cpu" and self.fuse_fc and isinstance(self.spec, (FCMnistSpec, FCPoissonSpec)):
-            model = FusedFCNet(self.spec, FusedBlocks())
-        elif self.device == "cpu" and self.fuse_synthetic and isinstance(self.spec, SyntheticSpec):
-            model = FusedSyntheticNet(self.spec, FusedBlocks())
+        fused = FUSED_NETWORKS.get(self.spec.name)
+        if self.device == "cpu" and fused is not None and getattr(self, fused[0]):
+            model = fused[1](self.spec, FusedBlocks())
         else:
             model = build_network(self.spec, FusedBlocks())
-        cpu_layout = self.device == "cpu" and self.channels_last_cpu and multistep.numba_installed()
-        if isinstance(self.spec, DSRNSpec) and (self.device == "cuda" or cpu_layout):
-            # channels-last convolutions: cuDNN's tensor-core kernels and oneDNN's
-            # CPU kernels both prefer them (no reorder around every convolution on
-            # the CPU); the neuron kernels read any dense time-major layout
+        if isinstance(self.spec, DSRNSpec) and self.device == "cuda":
+            # channels-last convolutions: cuDNN's tensor-core kernels prefer them;
+            # the neuron kernels read any dense time-major layout.  (On the CPU
+            # they changed dsrn_tdbn's first loss on real images, 2.3104 against
+            # every other backend's 2.3026, so the CPU keeps NCHW.)
             model = model.to(memory_format=torch.channels_last)
-        if self.device == "cpu" and self.spike_linear:
-            for synapse in self.spec.synapses():
-                layer = getattr(model, synapse.name, None)
-                fused = isinstance(model, FusedFCNet) and synapse.name == "fc2"  # run inside the fused node
-                # with few outputs a dense product costs about what listing the
-                # spikes does (measured: docs/performance.md)
-                wide = synapse.out_shape[0] >= SpikeLinear.MIN_OUTPUTS
-                if (synapse.kind == "linear" and synapse.inputs == "spikes" and type(layer) is nn.Linear
-                        and wide and not fused):
-                    setattr(model, synapse.name, SpikeLinear.like(layer))
+        if self.device == "cpu":
+            self._replace_linear_layers(model)
         return model
+
+    def _replace_linear_layers(self, model: nn.Module) -> None:
+        """Spike-fed linear layers by accumulation, the other dense products by oneDNN."""
+        for synapse in self.spec.synapses():
+            layer = getattr(model, synapse.name, None)
+            if type(layer) is not nn.Linear:
+                continue
+            inside = isinstance(model, FusedFCNet) and synapse.name == "fc2"  # run inside the fused node
+            # with few outputs a dense product costs about what listing the
+            # spikes does (measured: docs/performance.md)
+            wide = synapse.out_shape[0] >= SpikeLinear.MIN_OUTPUTS
+            if self.spike_linear and synapse.kind == "linear" and synapse.inputs == "spikes" and wide and not inside:
+                setattr(model, synapse.name, SpikeLinear.like(layer))
+            elif self.onednn_linear and not inside:
+                setattr(model, synapse.name, DenseLinear.like(layer))
 
     def _forward(self, batch, record):
         # training on the CPU: spikes a layer keeps for its backward pass are kept in one byte
@@ -226,5 +247,8 @@ class FusedSTBPBackend(STBPBackend):
             from . import cpu_kernels
 
             info.update(cpu_kernels.thread_info())
+        if self.device == "cpu":
+            info["dense_products"] = dense_linear.engine(self.dtype) if self.onednn_linear else "torch.mm"
+            info["host_allocator"] = allocator.policy()
         return info
 

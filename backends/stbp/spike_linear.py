@@ -23,10 +23,9 @@ spikes.
 from __future__ import annotations
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from . import multistep
+from .dense_linear import DenseLinear, matmul_nt
 
 
 def _kernels():
@@ -60,11 +59,11 @@ class SpikeLinearFunction(torch.autograd.Function):
         g = grad.reshape(-1, K).contiguous()
         if ctx.dense:
             flat, weight = ctx.saved_tensors
-            grad_w = g.t().mm(flat) if ctx.needs_input_grad[1] else None
+            grad_w = matmul_nt(g.t(), flat.t()) if ctx.needs_input_grad[1] else None
         else:
             rows, cols, weight = ctx.saved_tensors
             grad_w = _kernels().torch_spike_linear_wgrad(g, rows, cols, J) if ctx.needs_input_grad[1] else None
-        grad_x = g.mm(weight).reshape(lead + (J,)) if ctx.needs_input_grad[0] else None
+        grad_x = matmul_nt(g, weight.t()).reshape(lead + (J,)) if ctx.needs_input_grad[0] else None
         grad_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
 
@@ -86,30 +85,21 @@ def sparse_enough(flat: torch.Tensor) -> bool:
 
 
 def accumulates(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether the spike path applies to ``x`` (else ``F.linear``)."""
+    """Whether the spike path applies to ``x`` (else the dense product)."""
     return (not x.is_cuda and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
             and not torch.is_autocast_enabled("cpu") and x.dim() >= 1 and x.numel() > 0
             and multistep.numba_installed() and sparse_enough(x.reshape(-1, x.shape[-1])))
 
 
-class SpikeLinear(nn.Linear):
-    """``nn.Linear`` whose input is spikes (see the module docstring)."""
+class SpikeLinear(DenseLinear):
+    """``nn.Linear`` whose input is spikes (see the module docstring); dense
+    inputs take :class:`~backends.stbp.dense_linear.DenseLinear`'s products."""
 
     # Below this many outputs per input, finding the spikes costs about as much
-    # as the dense product (MKL) it replaces: stbp:fused keeps nn.Linear there.
+    # as the dense product it replaces: stbp:fused keeps a DenseLinear there.
     MIN_OUTPUTS = 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if accumulates(x, self.weight):
             return SpikeLinearFunction.apply(x, self.weight, self.bias)
-        return F.linear(x, self.weight, self.bias)
-
-    @classmethod
-    def like(cls, linear: nn.Linear) -> SpikeLinear:
-        """A SpikeLinear holding ``linear``'s parameters (the same tensors)."""
-        new = cls.__new__(cls)
-        nn.Module.__init__(new)
-        new.in_features, new.out_features = linear.in_features, linear.out_features
-        new.register_parameter("weight", linear.weight)
-        new.register_parameter("bias", linear.bias)
-        return new
+        return super().forward(x)
