@@ -173,7 +173,11 @@ class FusedSTBPBackend(STBPBackend):
                     "(one fused kernel for statistics and normalisation; unbiased running variance); the "
                     "stem's static image is convolved and normalised once and read at every step"
                 ),
-                "layout": "channels-last convolutions on CUDA (on the CPU off: they changed the first loss on real images, not yet understood)",
+                "layout": ("channels-last convolutions on CUDA; NCHW on the CPU (channels-last there changed dsrn_tdbn's "
+                           "first loss on real images, and was removed)"),
+                "dense products": ("CPU float32: forward, input and weight gradients by oneDNN "
+                                   "(torch.ops.mkldnn._linear_pointwise) instead of MKL's torch.mm"),
+                "host memory": "CPU: malloc keeps freed blocks below 1 GiB for the next step (no page faults)",
                 "surrogates": "the same formulas as stbp, inside the kernels",
             },
             notes=(
