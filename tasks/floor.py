@@ -275,6 +275,43 @@ def table(precisions: Sequence[str], gpu: str | GPU, results_dir: Path | None = 
     return "\n".join(lines)
 
 
+# Issue 10's targets for our own backend: at least this much faster than the
+# best other backend, or, where that would go below the floor, within this
+# multiple of it.
+TARGET_SPEEDUP = 1.5
+TARGET_NEAR_FLOOR = 1.25
+
+
+def targets(precision: str, gpu: str | GPU, results_dir: Path, backend: str) -> str:
+    """The markdown table of ``backend`` against the best other measured backend and the floor, per point."""
+    device = gpu if isinstance(gpu, GPU) else GPUS.get(gpu)
+    on_cpu = device is not None and device.type == "cpu"
+    measured = measured_times(results_dir, "cpu" if on_cpu else "cuda")
+    lines = [f"| point | {backend} | best other | {backend} vs best other | multiple of the floor | "
+             f"target ({TARGET_SPEEDUP:g}x faster, or within {TARGET_NEAR_FLOOR:g}x of the floor) |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for task, overrides in (cpu_points() if on_cpu else DOC_POINTS):
+        spec = get_spec(task, **overrides)
+        key = (spec.name, spec.T, spec.batch_size, getattr(spec, "neurons", None), getattr(spec, "width", None),
+               precision)
+        times = dict(measured.get(key, []))
+        ours = times.pop(backend, None)
+        if ours is None or not times:
+            continue
+        other, best = min(times.items(), key=lambda item: item[1])
+        multiple = ours / floor(spec, precision, gpu).seconds
+        ratio = f"{best / ours:.2f}x faster" if ours <= best else f"{ours / best:.2f}x slower"
+        if best / ours >= TARGET_SPEEDUP:
+            verdict = "met (faster)"
+        elif multiple <= TARGET_NEAR_FLOOR:
+            verdict = "met (near the floor)"
+        else:
+            verdict = "not met"
+        lines.append(f"| {_label(spec)} | {ours * 1e3:.2f} ms | {other} {best * 1e3:.2f} ms | {ratio} | "
+                     f"{multiple:.2f}x | {verdict} |")
+    return "\n".join(lines)
+
+
 def cpu_calibration(path: Path | None):
     """The calibration in ``path`` when it exists, else a fresh one (written to ``path`` when given)."""
     import json
@@ -311,6 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="with --device cpu: read the calibration from FILE, or write the one this run measures there")
     p.add_argument("--precision", default="fp32,bf16", help=f"comma list of {', '.join(PRECISIONS)}")
     p.add_argument("--results", metavar="DIR", help="add measured step times from these result records")
+    p.add_argument("--against", metavar="BACKEND",
+                   help=f"with --results: instead of the floors, BACKEND against the best other backend and the "
+                        f"floor (issue 10's targets: {TARGET_SPEEDUP:g}x faster, or within {TARGET_NEAR_FLOOR:g}x "
+                        f"of the floor)")
     args = p.parse_args(argv)
     try:
         if args.calibration and args.device != "cpu":
@@ -321,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SpikebenchError(f"precision must be a comma list of {', '.join(PRECISIONS)}, got {args.precision!r}")
         if args.results and not Path(args.results).is_dir():
             raise SpikebenchError(f"--results {args.results} is not a directory")
+        if args.against and not args.results:
+            raise SpikebenchError("--against needs --results")
         device: str | GPU = args.gpu
         if args.device == "cpu":
             cal = cpu_calibration(Path(args.calibration) if args.calibration else None)
@@ -329,7 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             missing = [x for x in precisions if x not in device.peak_flops]
             if missing:
                 raise SpikebenchError(f"no matrix product could be timed here in {', '.join(missing)}")
-        print(table(precisions, device, Path(args.results) if args.results else None))
+        if args.against:
+            for precision in precisions:
+                print(targets(precision, device, Path(args.results), args.against))
+        else:
+            print(table(precisions, device, Path(args.results) if args.results else None))
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return 2

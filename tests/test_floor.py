@@ -145,6 +145,34 @@ def test_the_cpu_table_takes_the_cpu_profiles_points_and_cpu_measurements(tmp_pa
     assert floor.main(["--device", "cpu", "--calibration", str(tmp_path / "bad.json")]) == 2
 
 
+def test_targets_compare_a_backend_with_the_best_other_and_the_floor(tmp_path, capsys):
+    cal = floor.cpu_device(floor.cpu_calibration(_calibration(tmp_path / "cal.json")))
+    lif = dict(device="cpu", task="lif_layer", T=500, batch_size=16)
+    f512 = floor.floor(get_spec("lif_layer", neurons=512), "fp32", cal).seconds
+    f2048 = floor.floor(get_spec("lif_layer", neurons=2048), "fp32", cal).seconds
+    results = tmp_path / "results"
+    for n in (512, 2048):
+        (results / str(n)).mkdir(parents=True)
+    for name, t512, t2048 in (("ours", 2.0 * f512, 1.2 * f2048), ("a", 3.1 * f512, 1.3 * f2048),
+                              ("b", 3.5 * f512, 1.1 * f2048)):
+        _measurement(results / "512", name, t512, neurons=512, **lif)
+        _measurement(results / "2048", name, t2048, neurons=2048, **lif)
+    text = floor.targets("fp32", cal, results, "ours")
+    rows = {line.split(" |")[0]: line for line in text.splitlines()[2:]}
+    assert len(rows) == 2  # only the points where "ours" and another were measured
+    n512 = rows["| lif_layer (T=500, B=16, N=512)"]
+    assert "| a " in n512 and "1.55x faster" in n512 and "| 2.00x |" in n512 and "met (faster)" in n512
+    n2048 = rows["| lif_layer (T=500, B=16, N=2048)"]
+    assert "| b " in n2048 and "slower" in n2048 and "| 1.20x |" in n2048 and "met (near the floor)" in n2048
+    _measurement(results / "2048", "ours", 1.3 * f2048, neurons=2048, **lif)  # overwrites: now neither
+    assert "not met" in floor.targets("fp32", cal, results, "ours")
+    assert floor.main(["--device", "cpu", "--calibration", str(tmp_path / "cal.json"), "--precision", "fp32",
+                       "--results", str(results), "--against", "ours"]) == 0
+    assert "| point | ours | best other |" in capsys.readouterr().out
+    assert floor.main(["--against", "ours"]) == 2  # needs --results
+    assert "--against needs --results" in capsys.readouterr().err
+
+
 def test_the_documented_cpu_table_is_the_tools_output_on_the_committed_calibration_and_timings():
     doc = (ROOT / "docs" / "performance.md").read_text()
     found = re.search(r"<!-- cpu-floor-table: python -m tasks.floor --device cpu --calibration "
@@ -158,3 +186,16 @@ def test_the_documented_cpu_table_is_the_tools_output_on_the_committed_calibrati
     cal = Calibration(**__import__("json").loads(path.read_text()))  # read only: never calibrate in a test
     want = floor.calibration_line(cal) + "\n\n" + floor.table(["fp32"], floor.cpu_device(cal), ROOT / "results" / "cpu")
     assert found.group(1).strip() == want.strip(), "rebuild the table: python -m tasks.floor --device cpu ..."
+
+
+def test_the_documented_targets_table_is_the_tools_output_on_the_committed_timings():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    found = re.search(r"<!-- cpu-targets-table: python -m tasks.floor --device cpu --calibration "
+                      r"results/calibration-cpu.json --precision fp32 --results results/cpu --against stbp:fused -->\n"
+                      r"(.*?)\n<!-- /cpu-targets-table -->", doc, re.S)
+    assert found, "docs/performance.md lost its targets table"
+    from tasks.calibrate import Calibration
+
+    cal = Calibration(**__import__("json").loads((ROOT / "results" / "calibration-cpu.json").read_text()))
+    want = floor.targets("fp32", floor.cpu_device(cal), ROOT / "results" / "cpu", "stbp:fused")
+    assert found.group(1).strip() == want.strip(), "rebuild the table: python -m tasks.floor ... --against stbp:fused"
