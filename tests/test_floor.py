@@ -173,29 +173,33 @@ def test_targets_compare_a_backend_with_the_best_other_and_the_floor(tmp_path, c
     assert "--against needs --results" in capsys.readouterr().err
 
 
-def test_the_documented_cpu_table_is_the_tools_output_on_the_committed_calibration_and_timings():
+def _documented(marker: str, extra: str = "") -> str:
+    """The body of docs/performance.md's table under ``marker``, written by the command in its comment."""
     doc = (ROOT / "docs" / "performance.md").read_text()
-    found = re.search(r"<!-- cpu-floor-table: python -m tasks.floor --device cpu --calibration "
-                      r"results/calibration-cpu.json --precision fp32 --results results/cpu -->\n(.*?)\n"
-                      r"<!-- /cpu-floor-table -->", doc, re.S)
-    assert found, "docs/performance.md lost its CPU floor table"
+    found = re.search(rf"<!-- {marker}: python -m tasks.floor --device cpu --calibration "
+                      rf"results/calibration-cpu.json --precision fp32 --results results/cpu{extra} -->\n(.*?)\n"
+                      rf"<!-- /{marker} -->", doc, re.S)
+    assert found, f"docs/performance.md lost its {marker}"
+    return found.group(1).strip()
+
+
+def _committed_cpu():
     from tasks.calibrate import Calibration
 
     path = ROOT / "results" / "calibration-cpu.json"
     assert path.is_file(), "the committed CPU calibration is missing"
     cal = Calibration(**__import__("json").loads(path.read_text()))  # read only: never calibrate in a test
-    want = floor.calibration_line(cal) + "\n\n" + floor.table(["fp32"], floor.cpu_device(cal), ROOT / "results" / "cpu")
-    assert found.group(1).strip() == want.strip(), "rebuild the table: python -m tasks.floor --device cpu ..."
+    return cal, floor.cpu_device(cal)
+
+
+def test_the_documented_cpu_table_is_the_tools_output_on_the_committed_calibration_and_timings():
+    cal, cpu = _committed_cpu()
+    want = floor.calibration_line(cal) + "\n\n" + floor.table(["fp32"], cpu, ROOT / "results" / "cpu")
+    assert _documented("cpu-floor-table") == want.strip(), "rebuild the table: python -m tasks.floor --device cpu ..."
 
 
 def test_the_documented_targets_table_is_the_tools_output_on_the_committed_timings():
-    doc = (ROOT / "docs" / "performance.md").read_text()
-    found = re.search(r"<!-- cpu-targets-table: python -m tasks.floor --device cpu --calibration "
-                      r"results/calibration-cpu.json --precision fp32 --results results/cpu --against stbp:fused -->\n"
-                      r"(.*?)\n<!-- /cpu-targets-table -->", doc, re.S)
-    assert found, "docs/performance.md lost its targets table"
-    from tasks.calibrate import Calibration
-
-    cal = Calibration(**__import__("json").loads((ROOT / "results" / "calibration-cpu.json").read_text()))
-    want = floor.targets("fp32", floor.cpu_device(cal), ROOT / "results" / "cpu", "stbp:fused")
-    assert found.group(1).strip() == want.strip(), "rebuild the table: python -m tasks.floor ... --against stbp:fused"
+    _, cpu = _committed_cpu()
+    want = floor.targets("fp32", cpu, ROOT / "results" / "cpu", "stbp:fused")
+    assert _documented("cpu-targets-table", " --against stbp:fused") == want.strip(), \
+        "rebuild the table: python -m tasks.floor ... --against stbp:fused"
