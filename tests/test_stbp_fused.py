@@ -550,6 +550,8 @@ def test_dense_products_and_allocator_are_taken_and_recorded():
     assert info["host_allocator"] == allocator.policy()
     off, _ = _backend("lif_layer", "fp32", onednn_linear=False)
     assert type(off.model.fc) is torch.nn.Linear and off.device_info()["dense_products"] == "torch.mm"
+    poisson, _ = _backend("fc_mnist_poisson", "fp32", onednn_linear=False)
+    assert poisson.model.fc1.onednn is False  # a spike layer's dense fallback follows the switch too
     torch.testing.assert_close(torch.from_numpy(backend.gradients(case.batches[0])["fc.weight"]),
                                torch.from_numpy(off.gradients(case.batches[0])["fc.weight"]), rtol=1e-4, atol=1e-5)
 

@@ -91,10 +91,14 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 class DenseLinear(nn.Linear):
-    """``nn.Linear`` computed by :func:`linear`."""
+    """``nn.Linear`` computed by :func:`linear` (by ``F.linear`` where ``onednn`` is False)."""
+
+    onednn = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(x, self.weight, self.bias)
+        if self.onednn:
+            return linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     @classmethod
     def like(cls, layer: nn.Linear) -> DenseLinear:

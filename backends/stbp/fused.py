@@ -233,7 +233,9 @@ class FusedSTBPBackend(STBPBackend):
             # spikes does (measured: docs/performance.md)
             wide = synapse.out_shape[0] >= SpikeLinear.MIN_OUTPUTS
             if self.spike_linear and synapse.kind == "linear" and synapse.inputs == "spikes" and wide and not inside:
-                setattr(model, synapse.name, SpikeLinear.like(layer))
+                spiking = SpikeLinear.like(layer)
+                spiking.onednn = self.onednn_linear  # its dense fallback's products
+                setattr(model, synapse.name, spiking)
             elif self.onednn_linear and not inside:
                 setattr(model, synapse.name, DenseLinear.like(layer))
 
