@@ -6,8 +6,6 @@ from __future__ import annotations
 import norse
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, TASKS
-
 from ..base import Capabilities
 from ..torch_common import TorchBackend
 from ..torch_networks import build_network
@@ -24,9 +22,6 @@ class NorseBackend(TorchBackend):
     @classmethod
     def capabilities(cls) -> Capabilities:
         return Capabilities(
-            tasks=tuple(TASKS),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={
                 "neuron:synthetic": (
                     "library: norse.torch.LIFBoxCell, LIFBoxParameters(tau_mem_inv=1 - a_m, v_th=1, v_leak=0, "

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS
-
 from ..base import Capabilities
 from ..torch_common import TorchBackend
 from .networks import NOT_EXPRESSIBLE, build
@@ -25,8 +23,6 @@ class RockpoolBackend(TorchBackend):
     def capabilities(cls) -> Capabilities:
         return Capabilities(
             tasks=("synthetic",),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={
                 "neuron:synthetic": (
                     "library: LIFTorch((4,), leak_mode='decays', alpha=Constant(a_m), beta=Constant(a_s), "

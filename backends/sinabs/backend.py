@@ -8,8 +8,6 @@ import importlib.metadata
 import sinabs
 from torch import nn
 
-from tasks.specs import ALL_PRECISIONS, TASKS
-
 from ..base import Capabilities
 from ..torch_common import TorchBackend
 from ..torch_networks import build_network
@@ -33,9 +31,6 @@ class SinabsBackend(TorchBackend):
     @classmethod
     def capabilities(cls) -> Capabilities:
         return Capabilities(
-            tasks=tuple(TASKS),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={
                 "neuron:synthetic": (
                     f"library: {_LIF} with tau_mem = 20 (alpha = a_m), norm_input=True "

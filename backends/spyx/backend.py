@@ -42,7 +42,7 @@ import spyx
 from flax import nnx
 
 from tasks.data import Batch
-from tasks.specs import ALL_PRECISIONS, TASKS, TaskSpec
+from tasks.specs import TaskSpec
 from tasks.weights import BUFFER_SUFFIXES
 
 from ..base import Capabilities
@@ -146,9 +146,6 @@ class SpyxBackend(JaxBackend):
     @classmethod
     def capabilities(cls) -> Capabilities:
         return Capabilities(
-            tasks=tuple(TASKS),
-            devices=("cpu", "cuda"),
-            precisions=ALL_PRECISIONS,
             components={
                 "neuron:synthetic": "library: spyx.nn.CuBaLIF(alpha=a_syn, beta=a_mem, threshold 1) is the "
                                     "exponential synapse + soft reset (subtract V_th S[t-1], surrogate kept, "
