@@ -156,12 +156,8 @@ class SpikeOfUpdate(nnx.Module):
         return (self.spike(v - self.threshold), v), state
 
 
-class HardResetLIF(nnx.Module):
-    """fc_mnist_poisson, lif_layer: H = V + (X - V) / tau; S = H(H - V_th); V = H (1 - S).
-
-    The reset keeps the spike's surrogate gradient and the gradient through
-    H (SpikingJelly's default).  State: the reset membrane V; recorded: H.
-    """
+class _TauNeuron(nnx.Module):
+    """A neuron of one decay constant ``tau`` and threshold, its spike through ``spike``."""
 
     def __init__(self, hidden_shape: tuple[int, ...], tau: float, threshold: float, spike: Axon, dtype):
         self.hidden_shape = tuple(hidden_shape)
@@ -169,6 +165,14 @@ class HardResetLIF(nnx.Module):
         self.threshold = float(threshold)
         self.spike = spike
         self.dtype = np.dtype(dtype)
+
+
+class HardResetLIF(_TauNeuron):
+    """fc_mnist_poisson, lif_layer: H = V + (X - V) / tau; S = H(H - V_th); V = H (1 - S).
+
+    The reset keeps the spike's surrogate gradient and the gradient through
+    H (SpikingJelly's default).  State: the reset membrane V; recorded: H.
+    """
 
     def initial_state(self, batch_size: int):
         return jnp.zeros((batch_size,) + self.hidden_shape, self.dtype)
@@ -179,18 +183,11 @@ class HardResetLIF(nnx.Module):
         return (spikes, H), H * (1.0 - spikes)
 
 
-class STBPNeuron(nnx.Module):
+class STBPNeuron(_TauNeuron):
     """dsrn_tdbn: U[t] = tau U[t-1] (1 - S[t-1]) + X[t]; S = H(U - V_th); the reset keeps its gradient.
 
     State: ``(U, S)`` of the previous step; recorded: U[t].
     """
-
-    def __init__(self, hidden_shape: tuple[int, ...], tau: float, threshold: float, spike: Axon, dtype):
-        self.hidden_shape = tuple(hidden_shape)
-        self.tau = float(tau)
-        self.threshold = float(threshold)
-        self.spike = spike
-        self.dtype = np.dtype(dtype)
 
     def initial_state(self, batch_size: int):
         zeros = jnp.zeros((batch_size,) + self.hidden_shape, self.dtype)
