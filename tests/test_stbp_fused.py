@@ -406,7 +406,9 @@ def test_neuron_linear_equals_the_layers_apart(kind, static, dtype):
     from backends.stbp.neuron_linear import neuron_linear
 
     p, scale = KINDS[kind]
-    B, N, K = 5, 33, 4
+    # K = 6: one block of four rows of W and two rows on their own; B = 5: one group
+    # of four samples for W's gradient and one cut short
+    B, N, K = 5, 33, 6
     gen = torch.Generator().manual_seed(1)
     x0 = (torch.rand((B, N) if static else (T, B, N), generator=gen, dtype=dtype) * 2 - 0.5) * scale
     w0, b0 = torch.randn(K, N, generator=gen, dtype=dtype), torch.randn(K, generator=gen, dtype=dtype)

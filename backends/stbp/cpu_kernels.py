@@ -277,6 +277,28 @@ def _dot(a, b, zero):
     return acc
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _dot4(a, b0, b1, b2, b3, zero):
+    """(sum a * b0, ..., sum a * b3) in one pass over ``a``: a load of ``a`` serves
+    four multiply-adds (each sum in any order, as in :func:`_dot`)."""
+    s0 = s1 = s2 = s3 = zero
+    for j in range(a.shape[0]):
+        v = a[j]
+        s0 += v * b0[j]
+        s1 += v * b1[j]
+        s2 += v * b2[j]
+        s3 += v * b3[j]
+    return s0, s1, s2, s3
+
+
+@_helper
+def _axpy4(y, c0, c1, c2, c3, x0, x1, x2, x3):
+    """y += c0 x0 + c1 x1 + c2 x2 + c3 x3: one load and store of ``y`` for four
+    multiply-adds (four passes of ``y += c x`` store ``y`` four times)."""
+    for j in range(y.shape[0]):
+        y[j] += c0 * x0[j] + c1 * x1[j] + c2 * x2[j] + c3 * x3[j]
+
+
 def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8, m, rows):
     """A neuron layer [T, B, N] and the linear layer it feeds, y = s W^T + b [T*B, K],
     in one pass: each task owns ``rows`` whole samples (so no two write the same
@@ -303,16 +325,25 @@ def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8
                 for j in range(N):
                     s8t[j] = np.uint8(1) if sp[j] != zero else np.uint8(0)
                 r = t * B + b
-                for k in range(K):
+                for k in range(0, K - K % 4, 4):
+                    y0, y1, y2, y3 = _dot4(sp, w[k], w[k + 1], w[k + 2], w[k + 3], zero)
+                    y[r, k] = (bias[k] if has_bias else zero) + y0
+                    y[r, k + 1] = (bias[k + 1] if has_bias else zero) + y1
+                    y[r, k + 2] = (bias[k + 2] if has_bias else zero) + y2
+                    y[r, k + 3] = (bias[k + 3] if has_bias else zero) + y3
+                for k in range(K - K % 4, K):
                     y[r, k] = (bias[k] if has_bias else zero) + _dot(sp, w[k], zero)
 
 
 def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, has_gm, gx, static, dw, rows,
                             fast_exp):
     """The backward pass of :func:`_neuron_linear_forward`: in reverse time, each
-    sample's spike gradient g W (K multiply-adds per neuron), the neuron's
-    reverse step, and the spikes (recomputed from the membrane) times g added
-    to this task's part of W's gradient ``dw[task]`` [K, N]."""
+    sample's spike gradient g W (K multiply-adds per neuron, four rows of W per
+    pass), the neuron's reverse step, and the spikes (recomputed from the
+    membrane) times g added to this task's part of W's gradient ``dw[task]``
+    [K, N].  The spikes of four samples are added at once (one pass over
+    ``dw[task]`` for four samples); a group cut short at the end of a step
+    carries zeros in its empty places (0 times a spike is 0)."""
     K = w.shape[0]
     nblocks = (B + rows - 1) // rows
     for blk in prange(nblocks):
@@ -324,7 +355,8 @@ def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, 
         unused = np.zeros(N if static else 0, dtype=m.dtype)
         hs = np.zeros(N, dtype=m.dtype)
         gsr = np.zeros(N, dtype=m.dtype)
-        fired = np.zeros(N, dtype=m.dtype)
+        fired = np.zeros((4, N), dtype=m.dtype)  # the spikes of a group of four samples
+        g_fired = np.zeros((4, K), dtype=m.dtype)  # and their rows of g (0: an empty place)
         two_k = np.zeros(N if fast_exp else 0, dtype=np.int32)
         two_k_f = two_k.view(np.float32)
         d = dw[blk]
@@ -342,7 +374,9 @@ def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, 
                     gst = gs[go:go + N]
                     for j in range(N):
                         gsr[j] = gst[j]
-                for k in range(K):
+                for k in range(0, K - K % 4, 4):
+                    _axpy4(gsr, g[r, k], g[r, k + 1], g[r, k + 2], g[r, k + 3], w[k], w[k + 1], w[k + 2], w[k + 3])
+                for k in range(K - K % 4, K):
                     gk = g[r, k]
                     wk = w[k]
                     for j in range(N):
@@ -355,17 +389,23 @@ def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, 
                 else:
                     _back_step(kind, mt, gsr, gmt, has_gm, hs, carry[i * N:(i + 1) * N], gx[off:off + N],
                                unused, False, q)
+                place = i % 4
+                f = fired[place]
                 if kind == 0:
                     for j in range(N):
-                        fired[j] = one if (mt[j] - p1) / p1 > zero else zero
+                        f[j] = one if (mt[j] - p1) / p1 > zero else zero
                 else:
                     for j in range(N):
-                        fired[j] = one if mt[j] - p1 > zero else zero
+                        f[j] = one if mt[j] - p1 > zero else zero
                 for k in range(K):
-                    gk = g[r, k]
-                    dk = d[k]
-                    for j in range(N):
-                        dk[j] += gk * fired[j]
+                    g_fired[place, k] = g[r, k]
+                if place == 3 or i == nb - 1:
+                    for e in range(place + 1, 4):
+                        for k in range(K):
+                            g_fired[e, k] = zero
+                    for k in range(K):
+                        _axpy4(d[k], g_fired[0, k], g_fired[1, k], g_fired[2, k], g_fired[3, k],
+                               fired[0], fired[1], fired[2], fired[3])
         if static:
             for i in range(nb):
                 gxs = gx[(b0 + i) * N:(b0 + i + 1) * N]
