@@ -340,6 +340,48 @@ def test_fused_cpu_paths_equal_the_layers_apart(task, flags):
 
 
 @needs_numba
+@pytest.mark.parametrize("cores_share", [False, True], ids=["one-task", "chunks"])
+@pytest.mark.parametrize("shape", [(7, 3, 13), (20, 8, 100), (3, 1, 5)], ids=["unaligned-rows", "synthetic-rows", "tiny"])
+def test_synthetic_node_reads_one_byte_spikes_as_floats(monkeypatch, shape, cores_share):
+    """The synthetic node on spikes in one byte (tested 8 at a time, over rows not
+    aligned to 8 bytes, cut into chunks the cores share) gives exactly what it
+    gives on the same spikes as floats; a byte that is not 0 or 1 is refused."""
+    from backends.stbp import cpu_kernels
+
+    if cores_share:
+        monkeypatch.setattr(cpu_kernels, "PARALLEL_MIN", 1)
+    T, B, J = shape
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.rand(shape, generator=gen) < 0.15).float()
+    x[0, 0, 0] = x[-1, -1, -1] = 1.0  # the first and the last byte of the memory
+    w1, b1 = torch.randn(4, J, generator=gen), torch.randn(4, generator=gen)
+    w2, b2 = torch.randn(2, 4, generator=gen), torch.randn(2, generator=gen)
+    p = (0.95, 1.0, 0.3, 1.0)
+    want = cpu_kernels.torch_synaptic_forward(x, w1, b1, w2, b2, 0.9, p)
+    got = cpu_kernels.torch_synaptic_forward(x.to(torch.uint8), w1, b1, w2, b2, 0.9, p)
+    for a, b in zip(got[:3] + got[3], want[:3] + want[3]):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert len(got[3][0]) == int(x.sum())
+    x8 = x.to(torch.uint8)
+    x8[-1, -1, -1] = 2
+    assert cpu_kernels.torch_synaptic_forward(x8, w1, b1, w2, b2, 0.9, p) is None
+
+
+@needs_numba
+def test_fused_backend_stages_binary_spikes_in_one_byte():
+    import dataclasses
+
+    backend, case = _backend("synthetic", "fp32")
+    batch = case.batches[0]
+    assert backend.stage(batch).x.dtype == torch.uint8
+    assert backend.stage(dataclasses.replace(batch, x=batch.x * 0.5)).x.dtype == torch.float32  # not spikes
+    assert _backend("synthetic", "fp32", spike_input_bytes=False)[0].stage(batch).x.dtype == torch.float32
+    assert _backend("synthetic", "bf16")[0].stage(batch).x.dtype == torch.float32  # autocast: the layers apart
+    poisson, poisson_case = _backend("fc_mnist_poisson", "fp32")  # spikes into a dense product: floats
+    assert poisson.stage(poisson_case.batches[0]).x.dtype == torch.float32
+
+
+@needs_numba
 def test_fused_paths_are_taken_in_training(monkeypatch):
     from backends.stbp import cpu_kernels, spike_linear
 

@@ -38,7 +38,7 @@ from tasks.specs import (
 )
 
 from ..base import Capabilities
-from ..torch_common import NetworkOutput, Recorder, neuron_input
+from ..torch_common import NetworkOutput, Recorder, StagedBatch, neuron_input
 from ..torch_networks import (
     Blocks,
     FCNet,
@@ -116,6 +116,8 @@ class FusedSyntheticNet(SyntheticNet):
                 rec = Recorder(False)
                 rec("hidden", (out[0], None))
                 return rec.output(out[1])
+        if x.dtype == torch.uint8:  # one-byte spikes (FusedSTBPBackend.stage): the layers apart read floats
+            x = x.to(self.fc1.weight.dtype)
         return super().forward(x, static, record)
 
 
@@ -155,8 +157,9 @@ class FusedSTBPBackend(STBPBackend):
                 ),
                 "synapse:synthetic": "custom: the exponential synapse as one multi-step node (Triton on CUDA, numba on the CPU)",
                 "network:synthetic": (
-                    "CPU training: the whole network one autograd node (numba): input spikes found in one read "
-                    "and their weight rows added, synapses, neuron and readout per sample in cache"
+                    "CPU training: the whole network one autograd node (numba): its binary input staged in one "
+                    "byte per spike, the spikes found in one read (8 inputs per test) and their weight rows "
+                    "added, synapses, neuron and readout per sample in cache"
                 ),
                 "network:fc": (
                     "CPU training: the hidden neuron layer and fc2 one node (numba): fc2's output, the spikes' "
@@ -196,6 +199,9 @@ class FusedSTBPBackend(STBPBackend):
     # On the CPU, the synthetic network as one node in training
     # (backends/stbp/synaptic.py); False: its layers apart.
     fuse_synthetic = True
+    # On the CPU, the synthetic network's binary input spikes staged in one
+    # byte each, which its one node reads (backends/stbp/synaptic.py); False: as floats.
+    spike_input_bytes = True
     # On the CPU, spikes saved for a backward pass are kept in one byte
     # (multistep.spike_bytes); False: as floats.
     spike_bytes = True
@@ -238,6 +244,15 @@ class FusedSTBPBackend(STBPBackend):
                 setattr(model, synapse.name, spiking)
             elif self.onednn_linear and not inside:
                 setattr(model, synapse.name, DenseLinear.like(layer))
+
+    def stage(self, batch):
+        staged = super().stage(batch)
+        x = staged.x
+        # only where the one node reads it (float32/float64, no autocast); else each step would convert back
+        if (isinstance(self.model, FusedSyntheticNet) and self.spike_input_bytes and self.precision in ("fp32", "fp64")
+                and not staged.static and x.device.type == "cpu" and bool(((x == 0) | (x == 1)).all())):
+            staged = StagedBatch(x.to(torch.uint8), staged.y, staged.static)
+        return staged
 
     def _forward(self, batch, record):
         # training on the CPU: spikes a layer keeps for its backward pass are kept in one byte

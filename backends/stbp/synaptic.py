@@ -12,6 +12,11 @@ backward kernel walks each sample back in time the same way and adds the
 four parameter gradients.  Kept for the backward pass: the hidden membranes
 (16 bytes per sample and step) and the positions of the input spikes.
 
+The input may come in one byte per spike (``uint8``, as ``stbp:fused``
+stages the task's binary input on the CPU): a quarter of the memory to read
+per step, and eight inputs tested at once.  Any other use of the network
+(the layers apart) reads it as floats of the weights' dtype.
+
 The equations and their arithmetic are those of the layers run apart (the
 products summed in another order: the same to rounding); an input that is
 not 0 or 1, a static input, float16/bfloat16 or autocast, or no gradient
@@ -53,7 +58,8 @@ class SynapticNetFunction(torch.autograd.Function):
 
 
 def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (not x.is_cuda and x.dim() == 3 and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
+    return (not x.is_cuda and x.dim() == 3 and weight.dtype in (torch.float32, torch.float64)
+            and x.dtype in (weight.dtype, torch.uint8)
             and torch.is_grad_enabled() and not x.requires_grad and weight.requires_grad
             and not torch.is_autocast_enabled("cpu") and multistep.numba_installed())
 
