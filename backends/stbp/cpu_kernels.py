@@ -441,27 +441,39 @@ def _list_spikes(xr, ix, pos):
 
 
 @_helper
-def _list_bytes(x, words, lo, hi, ix, pos):
-    """The offsets of the non-zero bytes of ``x[lo:hi]`` (one-byte spikes) listed
-    in ``ix`` from ``pos`` on; returns the new end.  ``words`` is ``x`` read as
-    8-byte words (little-endian): a word without a spike costs one test, and
-    the bytes of a word with one are listed branch-free.  (Testing a window
-    of words first, as :func:`_list_spikes` does for floats, was slower:
-    0.85 against 0.44 ms for the synthetic task's input on one core.)"""
+def _list_bytes(x, words, lo, hi, J, ix, ir, pos):
+    """The non-zero bytes of ``x[lo:hi]`` (one-byte spikes, rows of ``J``) listed
+    from ``pos`` on, column in ``ix`` and row in ``ir``; returns the new end.
+    ``words`` is ``x`` read as 8-byte words (little-endian): a word without a
+    spike costs one test, and the bytes of a word with one are listed
+    branch-free (one division per such word finds its row; its 8 bytes span
+    at most two rows when J >= 8, and each byte's row is found by steps
+    otherwise).  (Testing a window of words first, as :func:`_list_spikes`
+    does for floats, was slower: 0.85 against 0.44 ms for the synthetic
+    task's input on one core.)"""
     zero = np.uint64(0)
     wlo = min((lo + 7) // 8, hi // 8)
     whi = max(hi // 8, wlo)
     for o in range(lo, wlo * 8):  # before the first whole word
-        ix[pos] = o
+        ix[pos] = o % J
+        ir[pos] = o // J
         pos += x[o] != 0
     for wi in range(wlo, whi):
         word = words[wi]
         if word != zero:
+            r = (wi * 8) // J
+            c = wi * 8 - r * J
             for k in range(8):
-                ix[pos] = wi * 8 + k
+                while c >= J:
+                    c -= J
+                    r += 1
+                ix[pos] = c
+                ir[pos] = r
                 pos += ((word >> np.uint64(8 * k)) & np.uint64(255)) != zero
+                c += 1
     for o in range(max(whi * 8, lo), hi):  # after the last whole word
-        ix[pos] = o
+        ix[pos] = o % J
+        ir[pos] = o // J
         pos += x[o] != 0
     return pos
 
@@ -485,24 +497,12 @@ def _synaptic_input(x, words, in_bytes, T, B, J, w1t, b1, y1, idx, rows, chunk_l
         pos = 0
         bad = 0
         if in_bytes:
-            pos = _list_bytes(x, words, t0 * B * J, t1 * B * J, ix, pos)
-            r = t0 * B
-            row_end = (r + 1) * J
-            for e in range(pos):  # offsets -> (row, column)
-                o = ix[e]
-                bad += x[o] != 1
-                while o >= row_end:
-                    r += 1
-                    row_end += J
-                ix[e] = o - (row_end - J)
-                ir[e] = r
+            pos = _list_bytes(x, words, t0 * B * J, t1 * B * J, J, ix, ir, pos)
         else:
             for r in range(t0 * B, t1 * B):
                 start = pos
-                xr = x[r * J:(r + 1) * J]
-                pos = _list_spikes(xr, ix, pos)
+                pos = _list_spikes(x[r * J:(r + 1) * J], ix, pos)
                 for e in range(start, pos):
-                    bad += xr[ix[e]] != 1
                     ir[e] = r
         for t in range(t0, t1):
             for h in range(H):
@@ -514,6 +514,7 @@ def _synaptic_input(x, words, in_bytes, T, B, J, w1t, b1, y1, idx, rows, chunk_l
                 t += 1
             b = r - t * B
             j = ix[e]
+            bad += x[r * J + j] != 1
             for h in range(H):
                 y1[(t * H + h) * B + b] += w1t[j, h]
         chunk_len[c] = pos
