@@ -19,14 +19,11 @@ the kernel refuses the reset, the figure is ``None`` with the reason.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import re
-import sys
 from typing import Callable
 
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
+from . import malloc
+
 MMAP_THRESHOLD_BYTES = 64 * 1024
 STEPS = 3
 
@@ -43,23 +40,10 @@ def _status_kib(field: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _libc():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-
-
 def release_freed_memory() -> bool:
     """Make ``malloc`` return freed memory to the kernel (now and from now on)."""
-    libc = _libc()
-    if libc is None or not hasattr(libc, "mallopt"):
-        return False
-    ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 0))
-    if hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
+    ok = malloc.set_thresholds(MMAP_THRESHOLD_BYTES, 0)
+    malloc.trim()
     return ok
 
 

@@ -18,12 +18,8 @@ measures, so the memory a step needs is measured as for every backend.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import sys
+from tasks import malloc
 
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 2**30
 TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes an int
 
@@ -33,18 +29,8 @@ _kept = False
 def keep_freed_memory() -> bool:
     """Keep freed blocks below 1 GiB for reuse (glibc); False where it cannot (not glibc)."""
     global _kept
-    if _kept:
-        return True
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return False
-    if not hasattr(libc, "mallopt"):
-        return False
-    _kept = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    if not _kept:
+        _kept = malloc.set_thresholds(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES)
     return _kept
 
 

@@ -1,0 +1,43 @@
+"""The C library's ``malloc`` settings, where both a backend and the harness change them.
+
+``stbp:fused`` keeps freed blocks for its next step (``backends/stbp/allocator.py``)
+and the host memory measure makes ``malloc`` return them at once
+(``tasks.hostmem``): two policies, one way of reaching ``mallopt``.  No
+framework is imported here, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+# mallopt's parameters (glibc's malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def set_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
+    """Blocks of ``mmap_bytes`` or more go back to the kernel when freed, and the
+    heap is trimmed when ``trim_bytes`` are free at its top; False where
+    ``mallopt`` is missing (not glibc) or refuses."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_bytes))
+
+
+def trim() -> None:
+    """Give the memory already freed back to the kernel, where the C library can."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
