@@ -63,14 +63,20 @@ def best_seconds(call: Callable[[], object], repeats: int = REPEATS) -> float:
     return min(times)
 
 
+def _torch_operands(precision: str):
+    """The GEMM's two operands as torch tensors, [M, N] and [N, N], in ``precision``."""
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    return torch.randn(GEMM_M, GEMM_N).to(dtype), torch.randn(GEMM_N, GEMM_N).to(dtype)
+
+
 def torch_gemm(precision: str) -> float | None:
     try:
         import torch
     except ImportError:
         return None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a = torch.randn(GEMM_M, GEMM_N).to(dtype)
-    b = torch.randn(GEMM_N, GEMM_N).to(dtype)
+    a, b = _torch_operands(precision)
     return 2 * GEMM_M * GEMM_N**2 / best_seconds(lambda: torch.mm(a, b))
 
 
@@ -83,9 +89,7 @@ def onednn_gemm(precision: str) -> float | None:
         return None
     if not torch.backends.mkldnn.is_available():
         return None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a = torch.randn(GEMM_M, GEMM_N).to(dtype)
-    b = torch.randn(GEMM_N, GEMM_N).to(dtype)  # as [out, in]: a @ b.T
+    a, b = _torch_operands(precision)  # b as [out, in]: a @ b.T
     return 2 * GEMM_M * GEMM_N**2 / best_seconds(lambda: op(a, b, None, "none", [], ""))
 
 

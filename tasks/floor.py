@@ -224,6 +224,17 @@ def _label(spec: TaskSpec) -> str:
     return f"{spec.name} (T={spec.T}, B={spec.batch_size}{extra})"
 
 
+def _point_key(task: str, T, batch_size, neurons, width, precision: str) -> tuple:
+    """What matches a measured time to a point of the table: the task, its
+    sizes and the precision (``None`` where the task has no such size)."""
+    return (task, T, batch_size, neurons, width, precision)
+
+
+def _spec_key(spec: TaskSpec, precision: str) -> tuple:
+    return _point_key(spec.name, spec.T, spec.batch_size, getattr(spec, "neurons", None), getattr(spec, "width", None),
+                      precision)
+
+
 def measured_times(results_dir: Path | None, device: str = "cuda") -> dict[tuple, list[tuple[str, float]]]:
     """Measured step times on ``device`` from ``tasks.measure`` records, keyed like the floor table."""
     from .result import Result
@@ -244,7 +255,8 @@ def measured_times(results_dir: Path | None, device: str = "cuda") -> dict[tuple
         if t is None:
             continue
         task = r.config.get("task", {})
-        key = (r.task, task.get("T"), task.get("batch_size"), task.get("neurons"), task.get("width"), r.precision)
+        key = _point_key(r.task, task.get("T"), task.get("batch_size"), task.get("neurons"), task.get("width"),
+                         r.precision)
         found.setdefault(key, []).append((r.backend, float(t)))
     return found
 
@@ -267,9 +279,8 @@ def table(precisions: Sequence[str], gpu: str | GPU, results_dir: Path | None = 
             row = (f"| {_label(spec)} | {precision} | {f.flops / 1e9:,.1f} | {f.bytes / 1e6:,.1f} | "
                    f"{f.compute_seconds * 1e3:.3f} ms | {f.memory_seconds * 1e3:.3f} ms | {f.seconds * 1e3:.3f} ms |")
             if results_dir is not None:
-                key = (spec.name, spec.T, spec.batch_size, getattr(spec, "neurons", None),
-                       getattr(spec, "width", None), precision)
-                cells = [f"{b} {t * 1e3:.2f} ms ({t / f.seconds:.1f}x)" for b, t in sorted(measured.get(key, []))]
+                cells = [f"{b} {t * 1e3:.2f} ms ({t / f.seconds:.1f}x)"
+                         for b, t in sorted(measured.get(_spec_key(spec, precision), []))]
                 row += f" {'; '.join(cells) or 'not measured'} |"
             lines.append(row)
     return "\n".join(lines)
@@ -292,9 +303,7 @@ def targets(precision: str, gpu: str | GPU, results_dir: Path, backend: str) -> 
              "| --- | ---: | ---: | ---: | ---: | --- |"]
     for task, overrides in (cpu_points() if on_cpu else DOC_POINTS):
         spec = get_spec(task, **overrides)
-        key = (spec.name, spec.T, spec.batch_size, getattr(spec, "neurons", None), getattr(spec, "width", None),
-               precision)
-        times = dict(measured.get(key, []))
+        times = dict(measured.get(_spec_key(spec, precision), []))
         ours = times.pop(backend, None)
         if ours is None or not times:
             continue
