@@ -10,7 +10,8 @@ rates over seeds), measurement points (step time and memory, over T and N)
 and parity.  Each point runs in a process of its own (``tasks.run``,
 ``tasks.measure`` or ``tasks.parity``) and writes one file under ``--out``;
 its output goes to ``<out>/logs/``.  A point is done when its file holds a
-finished record with the same settings (``ok``, ``oom`` or ``diverged``;
+finished record with the same settings (``ok``, ``oom`` or ``diverged``, or
+``unavailable`` because the backend's capabilities leave the point out;
 parity without ``error`` rows), so a suite that was killed anywhere finishes
 when it is run again, redoing only what did not finish: a point whose process
 died leaves no new file and is run again next time.
@@ -69,12 +70,28 @@ def is_done(point: Point, path: Path) -> bool:
     except Exception:  # unreadable: redone
         return False
     run = r.config.get("run", {})
-    if (r.status not in DONE_STATUSES or r.backend != point.backend or r.config.get("task") != point.expected_task
+    if (r.backend != point.backend or r.config.get("task") != point.expected_task
             or run.get("precision") != point.precision or run.get("device") != point.device):
+        return False
+    if r.status == "unavailable":
+        return refused_by_capabilities(r, point)
+    if r.status not in DONE_STATUSES:
         return False
     if point.part == "timing" and r.status == "ok":
         return set(TIMING_MEASURES.split(",")) <= set(r.extra.get("measures", []))
     return True
+
+
+def refused_by_capabilities(r: Result, point: Point) -> bool:
+    """Whether an ``unavailable`` record says the backend declares it cannot run
+    the point (its capabilities leave out the task, device or precision): an
+    answer running it again would repeat.  A framework that is missing or did
+    not import records no capabilities, and is tried again."""
+    caps = r.capabilities or {}
+    if not caps:
+        return False
+    return (r.task not in caps.get("tasks", ()) or point.device not in caps.get("devices", ())
+            or point.precision not in caps.get("precisions", ()))
 
 
 def point_status(point: Point, path: Path) -> str:
