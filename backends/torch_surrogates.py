@@ -4,8 +4,9 @@ Written once for the PyTorch backends: our own neurons use them, and a library
 that lacks one of the tasks' surrogates (Norse has no arctangent and no
 rectangle) takes it from here through its own spike-function hook.
 
-Each surrogate is its own ``torch.autograd.Function`` so that the backward
-pass is exactly the formula of ``docs/tasks.md`` and nothing else.  All take
+Each surrogate is its own ``torch.autograd.Function`` (made by
+:func:`_spike_function` from its formula) so that the backward pass is
+exactly the formula of ``docs/tasks.md`` and nothing else.  All take
 ``x`` = (membrane - threshold), possibly scaled, and return H(x) = [x > 0].
 """
 
@@ -21,64 +22,52 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x > 0).to(x.dtype)
 
 
-class RectangularSpike(Function):
-    """h(x) = 1 / (2a) where |x - center| < a, else 0 (STBP)."""
+def _spike_function(name: str, doc: str, grad_of):
+    """A ``Function`` class: H(x) forward, ``grad_of(grad, x, *params)`` backward.
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, a: float, center: float) -> torch.Tensor:
+    Its ``apply(x, *params)`` keeps ``x`` (the one tensor the backward needs)
+    and the surrogate's parameters; the parameters get no gradient."""
+
+    def forward(ctx, x: torch.Tensor, *params: float) -> torch.Tensor:
         ctx.save_for_backward(x)
-        ctx.a, ctx.center = a, center
+        ctx.params = params
         return heaviside(x)
 
-    @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
-        window = ((x - ctx.center).abs() < ctx.a).to(grad.dtype)
-        return grad * window / (2.0 * ctx.a), None, None
+        return (grad_of(grad, x, *ctx.params),) + (None,) * len(ctx.params)
+
+    return type(name, (Function,), {"__doc__": doc, "__module__": __name__,
+                                    "forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
-class ArctanSpike(Function):
-    """h(x) = (alpha / 2) / (1 + (pi alpha x / 2)^2) (snnTorch's atan)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        a = ctx.alpha
-        return grad * (a / 2.0) / (1.0 + (math.pi * a * x / 2.0) ** 2), None
+def _rectangle(grad, x, a: float, center: float):
+    return grad * ((x - center).abs() < a).to(grad.dtype) / (2.0 * a)
 
 
-class SigmoidSpike(Function):
-    """h(x) = alpha s(alpha x) (1 - s(alpha x)), s the logistic function."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        s = torch.sigmoid(ctx.alpha * x)
-        return grad * ctx.alpha * s * (1.0 - s), None
+def _arctan(grad, x, alpha: float):
+    return grad * (alpha / 2.0) / (1.0 + (math.pi * alpha * x / 2.0) ** 2)
 
 
-class TriangleSpike(Function):
-    """h(x) = alpha * max(0, width - |x|) (the ReLU-shaped surrogate of brainstate)."""
+def _sigmoid(grad, x, alpha: float):
+    s = torch.sigmoid(alpha * x)
+    return grad * alpha * s * (1.0 - s)
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float, width: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha, ctx.width = alpha, width
-        return heaviside(x)
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad * ctx.alpha * torch.clamp(ctx.width - x.abs(), min=0.0), None, None
+def _triangle(grad, x, alpha: float, width: float):
+    return grad * alpha * torch.clamp(width - x.abs(), min=0.0)
+
+
+# apply(x, a, center)
+RectangularSpike = _spike_function("RectangularSpike", "h(x) = 1 / (2a) where |x - center| < a, else 0 (STBP).",
+                                   _rectangle)
+# apply(x, alpha)
+ArctanSpike = _spike_function("ArctanSpike", "h(x) = (alpha / 2) / (1 + (pi alpha x / 2)^2) (snnTorch's atan).",
+                              _arctan)
+# apply(x, alpha)
+SigmoidSpike = _spike_function("SigmoidSpike", "h(x) = alpha s(alpha x) (1 - s(alpha x)), s the logistic function.",
+                               _sigmoid)
+# apply(x, alpha, width)
+TriangleSpike = _spike_function("TriangleSpike",
+                                "h(x) = alpha * max(0, width - |x|) (the ReLU-shaped surrogate of brainstate).",
+                                _triangle)
