@@ -361,18 +361,7 @@ def test_the_custom_surrogate_cell_is_norses_lifbox_step():
 def test_the_network_never_reads_a_tensor_on_the_host(task):
     """Forward and backward of the Norse network read no tensor value on the host
     (on CUDA each read would be a device synchronisation)."""
-    from torch.profiler import ProfilerActivity, profile
+    from tests.torch_backend_checks import network_host_reads
 
     case = parity_case(task)
-    backend = NorseBackend(case.spec, case.weights)
-    x, _ = backend._inputs(case.batches[0])
-
-    def forward_backward():
-        out = backend.model(x, static=case.batches[0].static, record=False)
-        (out.readout.sum() + sum(s.sum() for s in out.spikes.values())).backward()
-
-    forward_backward()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        forward_backward()
-    reads = {e.key: e.count for e in prof.key_averages() if e.key in ("aten::is_nonzero", "aten::_local_scalar_dense")}
-    assert reads == {}
+    assert network_host_reads(NorseBackend(case.spec, case.weights), case.batches[0]) == {}

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
 
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
+from tests.torch_backend_checks import host_reads, network_host_reads  # noqa: E402
 
 from backends.snntorch import neurons  # noqa: E402
 from backends.snntorch.backend import SnnTorchBackend  # noqa: E402
@@ -53,14 +53,6 @@ def spikes_of(fn, x):
     y = fn(x)
     y.sum().backward()
     return y, x.grad.numpy()
-
-
-def sync_counts(fn):
-    """How often ``fn`` reads a tensor value on the host (a device sync on CUDA)."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
-    names = ("aten::is_nonzero", "aten::_local_scalar_dense")
-    return {e.key: e.count for e in prof.key_averages() if e.key in names}
 
 
 # ------------------------------------------------------------------ parity
@@ -245,8 +237,8 @@ def test_stock_leaky_without_reset_delay_reads_a_tensor_every_step():
         for _ in range(5):
             _, state = neuron(x, state)
 
-    assert sync_counts(lambda: steps(stock)).get("aten::is_nonzero", 0) >= 5
-    assert sync_counts(lambda: steps(ours)).get("aten::is_nonzero", 0) == 0
+    assert host_reads(lambda: steps(stock)).get("aten::is_nonzero", 0) >= 5
+    assert host_reads(lambda: steps(ours)).get("aten::is_nonzero", 0) == 0
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -254,15 +246,7 @@ def test_the_network_never_reads_a_tensor_on_the_host(task):
     """Forward and backward of the snnTorch network: no host read at all (the
     loss, Adam's step counts and one_hot's label check are shared code)."""
     case = parity_case(task)
-    backend = SnnTorchBackend(case.spec, case.weights)
-    x, _ = backend._inputs(case.batches[0])
-
-    def forward_backward():
-        out = backend.model(x, static=case.batches[0].static, record=False)
-        (out.readout.sum() + sum(s.sum() for s in out.spikes.values())).backward()
-
-    forward_backward()
-    assert sync_counts(forward_backward) == {}
+    assert network_host_reads(SnnTorchBackend(case.spec, case.weights), case.batches[0]) == {}
 
 
 # ------------------------------------------------------------------ neurons
