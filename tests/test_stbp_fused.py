@@ -7,15 +7,12 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from backends.stbp import multistep, neurons  # noqa: E402
-from backends.stbp.fused import FusedBlocks  # noqa: E402
-from backends.stbp.networks import CLEAR  # noqa: E402
-from backends.torch_networks import FoldedTdBN, TdBN, build_network  # noqa: E402
+from backends.torch_networks import FoldedTdBN, TdBN  # noqa: E402
 from tasks.parity import check_backend, parity_case  # noqa: E402
 from tasks.specs import TASKS  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
