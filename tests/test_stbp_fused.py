@@ -365,6 +365,22 @@ def test_synthetic_node_reads_one_byte_spikes_as_floats(monkeypatch, shape, core
 
 
 @needs_numba
+@pytest.mark.parametrize("cores_share", [False, True], ids=["one-task", "chunks"])
+def test_spikes_are_converted_to_bytes_only_when_every_input_is_0_or_1(monkeypatch, cores_share):
+    from backends.stbp import cpu_kernels
+
+    if cores_share:
+        monkeypatch.setattr(cpu_kernels, "PARALLEL_MIN", 1)
+    x = (torch.rand(7, 3, 13, generator=torch.Generator().manual_seed(4)) < 0.2).float()
+    got = cpu_kernels.torch_spike_bytes(x)
+    assert got.dtype == torch.uint8 and torch.equal(got, x.to(torch.uint8))
+    for value in (2.0, -1.0, 0.5, float("nan")):
+        y = x.clone()
+        y[-1, -1, -1] = value
+        assert cpu_kernels.torch_spike_bytes(y) is None, value
+
+
+@needs_numba
 def test_fused_backend_stages_binary_spikes_in_one_byte():
     import dataclasses
 

@@ -247,11 +247,14 @@ class FusedSTBPBackend(STBPBackend):
 
     def stage(self, batch):
         staged = super().stage(batch)
-        x = staged.x
-        # only where the one node reads it (float32/float64, no autocast); else each step would convert back
+        # only where the one node reads it (numba, float32/float64, no autocast); else each step would convert back
         if (isinstance(self.model, FusedSyntheticNet) and self.spike_input_bytes and self.precision in ("fp32", "fp64")
-                and not staged.static and x.device.type == "cpu" and bool(((x == 0) | (x == 1)).all())):
-            staged = StagedBatch(x.to(torch.uint8), staged.y, staged.static)
+                and not staged.static and staged.x.device.type == "cpu" and multistep.numba_installed()):
+            from .cpu_kernels import torch_spike_bytes
+
+            x8 = torch_spike_bytes(staged.x)  # None: not spikes
+            if x8 is not None:
+                staged = StagedBatch(x8, staged.y, staged.static)
         return staged
 
     def _forward(self, batch, record):
