@@ -416,6 +416,15 @@ def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, 
 
 
 @_helper
+def _nonzero(v):
+    """How many entries of ``v`` are not 0 (a vectorised count)."""
+    n = 0
+    for u in range(v.shape[0]):
+        n += v[u] != 0
+    return n
+
+
+@_helper
 def _list_spikes(xr, ix, pos):
     """The columns of the non-zero entries of row ``xr`` listed in ``ix`` from
     ``pos`` on; returns the new end.  The row is read in windows of 64, a
@@ -424,19 +433,23 @@ def _list_spikes(xr, ix, pos):
     (branch-free: every column is written, the end moves past the spikes)."""
     for w in range((xr.shape[0] + 63) // 64):
         xw = xr[w * 64:w * 64 + 64]
-        hit = 0
-        for u in range(xw.shape[0]):
-            hit += xw[u] != 0
-        if hit:
+        if _nonzero(xw):
             for v in range((xw.shape[0] + 15) // 16):
                 xv = xw[v * 16:v * 16 + 16]
-                hit = 0
-                for u in range(xv.shape[0]):
-                    hit += xv[u] != 0
-                if hit:
+                if _nonzero(xv):
                     for u in range(xv.shape[0]):
                         ix[pos] = w * 64 + v * 16 + u
                         pos += xv[u] != 0
+    return pos
+
+
+@_helper
+def _list_loose_bytes(x, lo, hi, J, ix, ir, pos):
+    """:func:`_list_bytes` for the few bytes ``x[lo:hi]`` outside whole words, one at a time."""
+    for o in range(lo, hi):
+        ix[pos] = o % J
+        ir[pos] = o // J
+        pos += x[o] != 0
     return pos
 
 
@@ -454,10 +467,7 @@ def _list_bytes(x, words, lo, hi, J, ix, ir, pos):
     zero = np.uint64(0)
     wlo = min((lo + 7) // 8, hi // 8)
     whi = max(hi // 8, wlo)
-    for o in range(lo, wlo * 8):  # before the first whole word
-        ix[pos] = o % J
-        ir[pos] = o // J
-        pos += x[o] != 0
+    pos = _list_loose_bytes(x, lo, wlo * 8, J, ix, ir, pos)  # before the first whole word
     for wi in range(wlo, whi):
         word = words[wi]
         if word != zero:
@@ -471,11 +481,7 @@ def _list_bytes(x, words, lo, hi, J, ix, ir, pos):
                 ir[pos] = r
                 pos += ((word >> np.uint64(8 * k)) & np.uint64(255)) != zero
                 c += 1
-    for o in range(max(whi * 8, lo), hi):  # after the last whole word
-        ix[pos] = o % J
-        ir[pos] = o // J
-        pos += x[o] != 0
-    return pos
+    return _list_loose_bytes(x, max(whi * 8, lo), hi, J, ix, ir, pos)  # after the last whole word
 
 
 def _synaptic_input(x, words, in_bytes, T, B, J, w1t, b1, y1, idx, rows, chunk_len, chunk_bad, chunk):
