@@ -56,6 +56,17 @@ class Capabilities:
     parity_tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: str = ""
 
+    def refusal(self, task: str, device: str, precision: str) -> str | None:
+        """Why a backend of these capabilities does not run ``task`` on ``device`` in
+        ``precision`` (the reason after its name), or ``None`` when it does."""
+        if task not in self.tasks:
+            return f"does not implement task {task}"
+        if device not in self.devices:
+            return f"does not run on {device}"
+        if precision not in self.precisions:
+            return f"does not support precision {precision}"
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "tasks": list(self.tasks),
@@ -88,13 +99,9 @@ class Backend(abc.ABC):
     peak_memory_scope: ClassVar[str] = "window"
 
     def __init__(self, spec: TaskSpec, weights: dict[str, np.ndarray], *, device: str = "cpu", precision: str = "fp32"):
-        caps = self.capabilities()
-        if spec.name not in caps.tasks:
-            raise NotImplementedError(f"{self.name} does not implement task {spec.name}")
-        if device not in caps.devices:
-            raise NotImplementedError(f"{self.name} does not run on {device}")
-        if precision not in caps.precisions:
-            raise NotImplementedError(f"{self.name} does not support precision {precision}")
+        refusal = self.capabilities().refusal(spec.name, device, precision)
+        if refusal is not None:
+            raise NotImplementedError(f"{self.name} {refusal}")
         self.spec = spec
         self.device = device
         self.precision = precision

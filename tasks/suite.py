@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Sequence
 
 import backends as registry
+from backends.base import Capabilities
 
 from .child import run_child
 from .cli import OneLineParser, resolve_backends
@@ -87,11 +88,13 @@ def refused_by_capabilities(r: Result, point: Point) -> bool:
     the point (its capabilities leave out the task, device or precision): an
     answer running it again would repeat.  A framework that is missing or did
     not import records no capabilities, and is tried again."""
-    caps = r.capabilities or {}
-    if not caps:
+    if not r.capabilities:
         return False
-    return (r.task not in caps.get("tasks", ()) or point.device not in caps.get("devices", ())
-            or point.precision not in caps.get("precisions", ()))
+    try:
+        caps = Capabilities(**r.capabilities)
+    except TypeError:  # a record of another layout: tried again
+        return False
+    return caps.refusal(r.task, point.device, point.precision) is not None
 
 
 def point_status(point: Point, path: Path) -> str:
