@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 # mallopt's parameters (glibc's malloc.h)
@@ -17,6 +18,7 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
 
+@functools.cache  # loaded once: set_thresholds and trim both use it
 def _libc():
     if not sys.platform.startswith("linux"):
         return None
