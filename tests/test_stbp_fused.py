@@ -279,6 +279,35 @@ def test_numba_backward_keeps_only_the_membrane():
 
 
 @needs_numba
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="counts threads in /proc, two of them")
+def test_numba_kernels_run_on_pytorchs_thread_pool_in_a_fresh_process():
+    """The neuron kernels' threads are PyTorch's OpenMP threads: a threaded kernel
+    after a threaded PyTorch product starts no thread of its own (numba's own
+    pool, workqueue, starts one per thread), and the device record says so."""
+    code = "\n".join([
+        "import os, torch",
+        "import scipy.linalg  # numba imports it when it loads a kernel; its BLAS starts a thread",
+        "count = lambda: len(os.listdir('/proc/self/task'))",
+        "torch.set_num_threads(2)",
+        "torch.nn.functional.linear(torch.ones(512, 512), torch.ones(512, 512))",
+        "before = count()",
+        "from backends.stbp import cpu_kernels as ck",
+        "x = torch.rand(16, 1 << 16)",
+        "assert 16 * (1 << 16) >= ck.PARALLEL_MIN and ck.sync_threads() == 2",
+        "ck.torch_neuron_forward('hard', x, (2.0, 1.0, 4.0), None, True)",
+        "info = ck.thread_info()",
+        "print(before, count(), info['numba_threading_layer'], info['numba_shares_torch_threads'])",
+    ])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING_LAYER")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before, after, layer, shared = proc.stdout.split()
+    assert (layer, shared) == ("omp", "True")
+    assert after == before
+
+
+@needs_numba
 def test_numba_threads_follow_torch_and_are_recorded():
     from backends.stbp import cpu_kernels
     from backends.stbp.fused import FusedSTBPBackend

@@ -42,17 +42,21 @@ import types
 
 import numba
 import numpy as np
+import torch  # before numba's OpenMP layer loads: see THREADING_LAYER_PRIORITY below
 from numba import njit, prange
 
 KIND_CODES = {"soft": 0, "subtractive": 1, "hard": 2, "stbp": 3}
 
-# numba's own thread pool ("workqueue"), not its OpenMP layer, unless the
-# user chose one: the OpenMP layer loads the system's libgomp next to the one
-# PyTorch brings, two pools of spinning threads on the same cores; and on a
-# loaded machine an OpenMP barrier waiting for a descheduled thread cost
-# ~10 ms per kernel in our measurements (docs/performance.md).
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+# numba's OpenMP layer first, unless the user chose a layer.  Loaded after
+# PyTorch (imported above), its OpenMP calls bind to PyTorch's own libgomp:
+# PyTorch puts it in the process's global symbol scope, which a library's
+# lookups search first.  So the neuron kernels and PyTorch's operations
+# (oneDNN's products) run on one pool of threads.  numba's own pool
+# ("workqueue") beside PyTorch's cost 0.5-1.5 ms at every hand-over between
+# the two on a quiet machine (docs/performance.md, "Threads"); where the
+# OpenMP layer cannot load, numba falls back to the next in this list.
+if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 # Neurons per task, at most: the block's state (a few arrays of this size)
 # stays in the core's L2 cache, and each step of a block is a contiguous run
@@ -793,6 +797,34 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+def torch_openmp_library() -> str | None:
+    """The OpenMP runtime PyTorch loaded (the libgomp inside its wheel), if any."""
+    folder = os.path.join(os.path.dirname(torch.__file__), "lib")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.startswith("libgomp") and ".so" in n)
+    except OSError:
+        return None
+    return os.path.join(folder, names[0]) if names else None
+
+
+def openmp_shared_with_torch() -> bool:
+    """Whether an OpenMP call from numba's OpenMP layer lands in PyTorch's libgomp:
+    the process's global symbol scope (searched first by every library's
+    lookups) resolves ``GOMP_parallel`` to PyTorch's copy.  Then the two share
+    one pool of threads."""
+    import ctypes
+
+    path = torch_openmp_library()
+    if path is None:
+        return False
+    try:
+        first = ctypes.cast(ctypes.CDLL(None).GOMP_parallel, ctypes.c_void_p).value
+        torchs = ctypes.cast(ctypes.CDLL(path).GOMP_parallel, ctypes.c_void_p).value
+    except (OSError, AttributeError):
+        return False
+    return first == torchs
+
+
 def thread_info() -> dict:
     """What the device record says about the CPU engine's threads."""
     sync_threads()
@@ -801,6 +833,7 @@ def thread_info() -> dict:
     except ValueError:  # no parallel kernel has run yet
         layer = numba.config.THREADING_LAYER
     return {"numba": numba.__version__, "numba_threads": numba.get_num_threads(), "numba_threading_layer": layer,
+            "numba_shares_torch_threads": layer == "omp" and openmp_shared_with_torch(),
             "numba_parallel_min_neuron_steps": PARALLEL_MIN}
 
 
@@ -871,8 +904,6 @@ _threads_set = [0]
 def sync_threads() -> int:
     """Numba's thread count follows PyTorch's (``torch.set_num_threads``, by default
     the cores available): one setting for the whole step."""
-    import torch
-
     n = torch.get_num_threads()
     if n != _threads_set[0]:
         _threads_set[0] = set_threads(n)
@@ -924,8 +955,6 @@ def torch_neuron_forward(kind: str, x, p, steps: int | None, keep_membrane: bool
 def torch_neuron_backward(kind: str, m, p, grad_s, grad_m, static: bool):
     """d loss / d input: ``[T, ...]``, or ``[...]`` summed over time for a static input
     (in the membrane's layout)."""
-    import torch
-
     from . import layout
 
     sync_threads()
@@ -969,8 +998,6 @@ def _row_chunks(R: int, work: int):
 def torch_spike_linear(x, weight, bias):
     """``(x W^T + b, (rows, cols))`` for spikes ``x`` [R, J] (contiguous): the spikes'
     positions (int32); ``(x W^T + b, None)``, a dense product, when an input is neither 0 nor 1."""
-    import torch
-
     from .dense_linear import matmul_nt
 
     sync_threads()
@@ -1000,8 +1027,6 @@ def torch_spike_linear(x, weight, bias):
 
 def torch_spike_linear_wgrad(g, rows, cols, J: int):
     """The weight gradient [K, J] of a spike linear layer from its output gradient ``g`` [R, K]."""
-    import torch
-
     sync_threads()
     K = g.shape[1]
     n = cols.numel()
@@ -1026,8 +1051,6 @@ def _sample_blocks(B: int, work: int):
 def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias):
     """``(spikes8 [T, B, N] uint8, membranes [T, B, N], y [T, B, K])`` of a neuron layer
     fed ``x`` ([T, B, N], or static [B, N] with ``steps``) and the linear layer it feeds."""
-    import torch
-
     sync_threads()
     x = x.contiguous()
     if steps is None:
@@ -1052,8 +1075,6 @@ def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias
 
 def torch_neuron_linear_backward(kind: str, m, p, weight, grad_y, grad_s, grad_m, static: bool):
     """``(d loss / d x, d loss / d weight)`` of :func:`torch_neuron_linear_forward`."""
-    import torch
-
     sync_threads()
     T, B, N = m.shape
     K = weight.shape[0]
@@ -1077,8 +1098,6 @@ def torch_spike_bytes(x):
     is neither 0 nor 1: one pass, instead of PyTorch's test of every input and
     a conversion (about 5 ms for synthetic's 5.12 M inputs, at every step the
     training loop stages)."""
-    import torch
-
     sync_threads()
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.uint8)
@@ -1100,8 +1119,6 @@ def torch_synaptic_forward(x, w1, b1, w2, b2, decay: float, p):
     synthetic network on spikes ``x`` [T, B, J] (spikes and O are views of
     [T, layer, B] memory); ``None`` when an input is neither 0 nor 1 (the
     caller runs the layers apart)."""
-    import torch
-
     sync_threads()
     x = x.contiguous()
     T, B, J = x.shape
@@ -1142,8 +1159,6 @@ def torch_synaptic_forward(x, w1, b1, w2, b2, decay: float, p):
 
 def torch_synaptic_backward(m, w2, grad_o, decay: float, p, rows, cols, J: int):
     """``(dW1, db1, dW2, db2)`` of :func:`torch_synaptic_forward` from the gradient of O [T, B, C]."""
-    import torch
-
     sync_threads()
     T, H, B = m.shape
     C = w2.shape[0]
