@@ -71,8 +71,8 @@ CATALOGUE: dict[str, MetricInfo] = {m.name: m for m in (
        "Batch size over the median inference time.", True, "inference"),
     _m("train_step_host_memory", "bytes", "lower", "Train-step memory (host)",
        "Host memory a training step needs on the CPU: the peak resident memory over 3 steps minus the resident "
-       "memory just before them, in a fresh process per point (tasks/hostmem.py); the same measure for every "
-       "framework.", True),
+       "memory just before them, in a process of its own whose malloc returns every freed block at once "
+       "(tasks/hostmem.py); the same measure for every framework.", True),
     _m("forward_backward_host_memory", "bytes", "lower", "Forward + backward memory (host)",
        "Host memory a forward + backward pass needs on the CPU, measured like the train-step memory.", True),
     _m("inference_host_memory", "bytes", "lower", "Inference memory (host)",

@@ -2,25 +2,43 @@
 
 On the CPU there is no device allocator to ask, and each framework allocates
 through its own layers (PyTorch's CPU allocator, XLA's buffers), all of which
-end in the C library's ``malloc``.  So the figure is taken from the kernel:
+end in the C library's ``malloc``.  So the figure is taken from the kernel, in
+a process of its own (``python -m tasks.hostmem``, which ``tasks.measure``
+starts for every CPU point that asks for memory):
 
-1. ``malloc`` is told to hand every block of 64 KiB or more back to the
-   kernel as soon as it is freed (a fixed mmap threshold, which also turns off
-   glibc's adaptive threshold), and memory already freed is trimmed, so that
-   what is resident afterwards is what is still in use;
-2. the kernel's peak resident set (``VmHWM``) is reset (``/proc/self/clear_refs``);
-3. the step runs a few times;
-4. the figure is the new peak minus the resident set just before the steps.
+1. before anything else, ``malloc`` is told to hand every block of 64 KiB or
+   more back to the kernel as soon as it is freed (a fixed mmap threshold,
+   which also turns off glibc's adaptive threshold), for the whole process:
+   a backend's own allocation policy (``stbp:fused`` keeps freed blocks) is
+   refused there;
+2. the backend is built and each call warmed up; memory already freed is
+   trimmed;
+3. the kernel's peak resident set (``VmHWM``) is reset (``/proc/self/clear_refs``);
+4. the call runs a few times;
+5. the figure is the new peak minus the resident set just before the calls.
 
-This is done after the timings (a fixed mmap threshold makes allocation
-slower), in a process of its own per point.  Linux only; elsewhere, and where
-the kernel refuses the reset, the figure is ``None`` with the reason.
+Why a process of its own: in the process that took the timings, the heap is
+full of blocks freed by earlier steps (glibc's adaptive threshold, or a
+backend's policy, kept them).  Trimming gives their pages back but leaves
+the blocks in malloc's free lists, so the measured steps reuse them, touch
+their pages again and, once freed, leave them resident: the peak then
+counted freed memory too, by an amount that depended on the heap's history
+(dsrn_tdbn at T = 2: 72 to 95 MiB in repeated runs, against 49.0-49.1 MiB
+from a fresh process, which is what the step's live tensors add up to).
+
+Linux only; elsewhere, and where the kernel refuses the reset, the figure is
+``None`` with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Callable
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Sequence
 
 from . import malloc
 
@@ -28,7 +46,8 @@ MMAP_THRESHOLD_BYTES = 64 * 1024
 STEPS = 3
 
 DESCRIPTION = ("host memory the step needs: peak resident memory over {steps} calls minus the resident memory "
-               "just before them (kernel VmHWM reset; malloc returning freed blocks of 64 KiB or more at once)")
+               "just before them (kernel VmHWM reset), in a process of its own whose malloc returns every block "
+               "of 64 KiB or more at once, from its start")
 
 
 def _status_kib(field: str) -> int | None:
@@ -40,9 +59,14 @@ def _status_kib(field: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def hold_thresholds() -> bool:
+    """The measuring process's malloc setting, fixed for its whole life (step 1 above)."""
+    return malloc.hold_thresholds(MMAP_THRESHOLD_BYTES, 0)
+
+
 def release_freed_memory() -> bool:
     """Make ``malloc`` return freed memory to the kernel (now and from now on)."""
-    ok = malloc.set_thresholds(MMAP_THRESHOLD_BYTES, 0)
+    ok = malloc.held() or malloc.set_thresholds(MMAP_THRESHOLD_BYTES, 0)
     malloc.trim()
     return ok
 
@@ -71,3 +95,67 @@ def step_memory(call: Callable[[], object], synchronize: Callable[[], None], ste
     if peak is None:
         return None, "not measured: no VmHWM in /proc/self/status"
     return max(0, peak - before) * 1024, ""
+
+
+# ------------------------------------------------------------------ the measuring process
+def measure_in_fresh_process(spec, config, warmup: int) -> dict[str, tuple[int | None, str]]:
+    """``{call: (bytes, why-not)}`` for the calls of :func:`tasks.measure.step_calls`,
+    each measured by :func:`step_memory` in a new ``python -m tasks.hostmem`` process."""
+    from .child import run_child
+    from .result import Result
+
+    with tempfile.TemporaryDirectory(prefix="spikebench-hostmem-") as folder:
+        request, out = Path(folder) / "request.json", Path(folder) / "memory.json"
+        request.write_text(json.dumps({"task": spec.to_dict(), "run": asdict(config), "warmup": warmup}))
+        outcome = run_child([sys.executable, "-m", "tasks.hostmem", str(request), "--out", str(out)], out,
+                            stdout=sys.stderr)
+        if not outcome.wrote:
+            why = f"not measured: the measuring process wrote nothing (exit status {outcome.returncode})"
+            return {key: (None, why) for key in CALLS}
+        r = Result.load(out)
+    if r.status != "ok":
+        why = f"not measured: the measuring process ended {r.status}: {r.message}"
+        return {key: (None, why) for key in CALLS}
+    measured = {}
+    for key in CALLS:
+        metric = r.metrics.get(f"{key}_host_memory")
+        if metric is not None:
+            measured[key] = (metric.value, "" if metric.value is not None else metric.description)
+    return measured
+
+
+CALLS = ("inference", "forward_backward", "train_step")
+
+
+def _measure_here(spec, warmup: int, backend, data, result) -> None:
+    from .measure import MIN_WARMUP, step_calls
+
+    for call in step_calls(spec, backend, data):
+        for _ in range(max(warmup, MIN_WARMUP)):
+            call.run()
+            backend.synchronize()
+        value, why = step_memory(call.run, backend.synchronize)
+        result.set_metric(f"{call.key}_host_memory", value, why or DESCRIPTION.format(steps=STEPS))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tasks.hostmem REQUEST --out FILE``: the measuring process of
+    :func:`measure_in_fresh_process` (its thresholds are held before anything is allocated)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 3 or argv[1] != "--out":
+        sys.stderr.write("usage: python -m tasks.hostmem REQUEST --out FILE\n")
+        return 2
+    from .runner import RunConfig, execute
+    from .specs import spec_from_dict
+
+    request = json.loads(Path(argv[0]).read_text())
+    spec, config = spec_from_dict(request["task"]), RunConfig(**request["run"])
+    result = execute(spec, config, lambda backend, data, r: _measure_here(spec, request["warmup"], backend, data, r),
+                     kind="measurement")
+    result.save(argv[2])
+    return 0
+
+
+if __name__ == "__main__":
+    hold_thresholds()  # before the backend (or anything big) is allocated
+    raise SystemExit(main())

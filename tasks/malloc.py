@@ -28,10 +28,31 @@ def _libc():
         return None
 
 
+_held = [False]  # thresholds fixed for the whole process (hold_thresholds)
+
+
 def set_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
     """Blocks of ``mmap_bytes`` or more go back to the kernel when freed, and the
     heap is trimmed when ``trim_bytes`` are free at its top; False where
-    ``mallopt`` is missing (not glibc) or refuses."""
+    ``mallopt`` is missing (not glibc) or refuses, and in a process whose
+    thresholds are held (:func:`hold_thresholds`)."""
+    if _held[0]:
+        return False
+    return _mallopt(mmap_bytes, trim_bytes)
+
+
+def hold_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
+    """Set the thresholds for the rest of the process: later :func:`set_thresholds`
+    calls (a backend's own policy) are refused.  False where it cannot."""
+    _held[0] = _mallopt(mmap_bytes, trim_bytes)
+    return _held[0]
+
+
+def held() -> bool:
+    return _held[0]
+
+
+def _mallopt(mmap_bytes: int, trim_bytes: int) -> bool:
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False

@@ -17,8 +17,8 @@ Every figure is taken the same way for every backend:
   (inference is measured first, then training: JAX's peak cannot be reset, so
   each point runs in a fresh process and the training peak is the larger);
   on the CPU, the host memory each step needs (``*_host_memory``,
-  :mod:`tasks.hostmem`), measured the same way for every framework after the
-  timings; plus the host's peak resident memory;
+  :mod:`tasks.hostmem`), measured the same way for every framework in a
+  process of its own after the timings; plus the host's peak resident memory;
 * **activity** — firing rate per layer, activation sparsity and synaptic
   operations on the evaluation split, at the initial weights.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import hostmem
@@ -70,47 +71,59 @@ def first_batch(data: TaskData, split: str) -> Batch:
     return next(iter(data.eval_batches(split)))
 
 
-def _measure(spec: TaskSpec, measures: set[str], repeats: int, warmup: int, epoch_steps: int | None,
-             backend, data: TaskData, result: Result, device: str = "cpu") -> None:
+@dataclass(frozen=True)
+class StepCall:
+    """One call a point times and measures, on a batch already on the device."""
+
+    key: str  # inference, forward_backward, train_step
+    run: Callable[[], object]
+    size: int  # samples per call
+    what: str
+    peak: str  # its device-memory metric
+    peak_what: str
+
+
+def step_calls(spec: TaskSpec, backend, data: TaskData) -> list[StepCall]:
+    """The calls of a measurement point, in the order they are measured."""
+    test = backend.stage(first_batch(data, "test"))
+    staged = backend.stage(first_batch(data, "train"))
+    calls = [
+        StepCall("inference", lambda: backend.infer(test), test.size,
+                 "one forward pass without gradients, batch on the device",
+                 "peak_device_memory_inference", "allocator peak over inference"),
+        StepCall("forward_backward", lambda: backend.forward_backward(staged), staged.size,
+                 "forward and backward pass, gradients left on the device, no optimiser step; batch on the device",
+                 "peak_device_memory_forward_backward", "allocator peak over forward + backward passes"),
+    ]
+    if spec.trainable:  # a speed benchmark (lif_layer) has no optimiser step to time
+        calls.append(StepCall("train_step", lambda: backend.train_step(staged), staged.size,
+                              "forward, backward and Adam step, batch on the device",
+                              "peak_device_memory", "allocator peak over training steps"))
+    return calls
+
+
+def _measure(spec: TaskSpec, config: RunConfig, measures: set[str], repeats: int, warmup: int,
+             epoch_steps: int | None, backend, data: TaskData, result: Result) -> None:
     m = result.set_metric
-    batch = first_batch(data, "train")
-    B = batch.size
     if measures & {"throughput", "memory"}:
         n = repeats if "throughput" in measures else 1
-        host_memory = []  # measured after every timing: it slows allocation down
-
-        def point(key: str, call: Callable[[], object], size: int, what: str, peak: str, peak_what: str) -> None:
+        for call in step_calls(spec, backend, data):
             backend.reset_peak_memory()
-            t = time_calls(call, backend.synchronize, n, warmup)
+            t = time_calls(call.run, backend.synchronize, n, warmup)
             scope = getattr(backend, "peak_memory_scope", "window")
-            m(peak, backend.peak_memory_bytes(), peak_what if scope == "window" else
-              f"{peak_what}; this framework cannot reset its peak: the process's peak (a fresh process per point)")
+            m(call.peak, backend.peak_memory_bytes(), call.peak_what if scope == "window" else
+              f"{call.peak_what}; this framework cannot reset its peak: the process's peak (a fresh process per point)")
             if "throughput" in measures:
-                t.what = what
-                result.timings[key] = t
-                m(f"{key}_time", t.median, "median over repeats; see timings for min and max")
-                m(f"{key}_throughput", size / t.median)
-                m(f"{key}_spread", t.spread)
-            if "memory" in measures and device == "cpu":
-                host_memory.append((key, call))
-
-        test = backend.stage(first_batch(data, "test"))
-        point("inference", lambda: backend.infer(test), test.size,
-              "one forward pass without gradients, batch on the device",
-              "peak_device_memory_inference", "allocator peak over inference")
-        staged = backend.stage(batch)
-        point("forward_backward", lambda: backend.forward_backward(staged), B,
-              "forward and backward pass, gradients left on the device, no optimiser step; batch on the device",
-              "peak_device_memory_forward_backward", "allocator peak over forward + backward passes")
-        if spec.trainable:  # a speed benchmark (lif_layer) has no optimiser step to time
-            point("train_step", lambda: backend.train_step(staged), B,
-                  "forward, backward and Adam step, batch on the device",
-                  "peak_device_memory", "allocator peak over training steps")
+                t.what = call.what
+                result.timings[call.key] = t
+                m(f"{call.key}_time", t.median, "median over repeats; see timings for min and max")
+                m(f"{call.key}_throughput", call.size / t.median)
+                m(f"{call.key}_spread", t.spread)
         result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
-        for key, call in host_memory:
-            value, why = hostmem.step_memory(call, backend.synchronize)
-            m(f"{key}_host_memory", value, why or hostmem.DESCRIPTION.format(steps=hostmem.STEPS))
-        del test
+        if "memory" in measures and config.device == "cpu":
+            # in a process of its own, whose heap holds no block freed by the steps above
+            for key, (value, why) in hostmem.measure_in_fresh_process(spec, config, warmup).items():
+                m(f"{key}_host_memory", value, why or hostmem.DESCRIPTION.format(steps=hostmem.STEPS))
     if "epoch" in measures and spec.trainable:
         steps = []
         samples = 0
@@ -149,8 +162,8 @@ def measure(spec: TaskSpec, config: RunConfig, measures: Sequence[str], repeats:
             warmup: int = 3, epoch_steps: int | None = None, data: TaskData | None = None) -> Result:
     """Measure one point; failures (OOM included) become the result's status."""
     chosen = set(measures)
-    body = lambda backend, d, result: _measure(spec, chosen, repeats, warmup, epoch_steps, backend, d, result,  # noqa: E731
-                                               config.device)
+    body = lambda backend, d, result: _measure(spec, config, chosen, repeats, warmup, epoch_steps,  # noqa: E731
+                                               backend, d, result)
     return execute(spec, config, body, data, kind="measurement")
 
 

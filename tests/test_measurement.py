@@ -107,6 +107,37 @@ def test_measure_point_records_figures_with_spread(data_root):
     assert Result.from_json(r.to_json()) == r
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_host_memory_is_measured_in_a_process_of_its_own(data_root):
+    """The CPU memory figures come from a fresh ``python -m tasks.hostmem`` process,
+    whose malloc setting no backend can change (stbp:fused's kept blocks are refused)."""
+    from tasks import hostmem
+
+    spec = get_spec("fc_mnist", T=4, batch_size=16)
+    config = RunConfig("stbp:fused", data_dir=str(data_root), progress=False)
+    r = measure(spec, config, ["memory"], warmup=2)
+    assert r.status == "ok"
+    for key in ("inference", "forward_backward", "train_step"):
+        metric = r.metrics[f"{key}_host_memory"]
+        assert metric.value > 0 and "process of its own" in metric.description
+    assert r.device["host_allocator"].startswith("glibc malloc keeping")  # the timing process kept its policy
+    # the same figures from another measuring process: nothing left over from this one's steps
+    again = hostmem.measure_in_fresh_process(spec, config, warmup=2)
+    assert again["train_step"][0] == pytest.approx(r.metrics["train_step_host_memory"].value, rel=0.25, abs=2**20)
+
+
+def test_a_measuring_process_that_writes_nothing_leaves_the_figures_out_with_the_reason(monkeypatch, data_root):
+    from tasks import child, hostmem
+
+    monkeypatch.setattr(child, "run_child", lambda argv, path, **kw: child.ChildOutcome(-9, False))
+    spec = get_spec("fc_mnist", T=4, batch_size=16)
+    r = measure(spec, RunConfig("stbp", data_dir=str(data_root), progress=False), ["memory"], warmup=2)
+    assert r.status == "ok"
+    metric = r.metrics["train_step_host_memory"]
+    assert metric.value is None and "wrote nothing (exit status -9)" in metric.description
+    assert hostmem.CALLS == ("inference", "forward_backward", "train_step")
+
+
 def test_out_of_memory_is_a_recorded_point(monkeypatch, data_root):
     monkeypatch.setitem(backends.REGISTRY, "oom", BackendEntry("oom", "tests.fake_backends:OutOfMemory", ("torch",), ""))
     r = measure(get_spec("fc_mnist", T=2, batch_size=16), RunConfig("oom", data_dir=str(data_root)), ["throughput"])

@@ -11,9 +11,11 @@ threshold to 2 GiB, so freed blocks stay in the heap for the next step -- the
 host-side counterpart of a GPU framework's caching allocator.
 
 It is a process-wide ``mallopt``: ``stbp:fused`` calls it when it is built for
-the CPU, the harness runs each measured point in a process of its own, and the
-host memory measure (``tasks.hostmem``) sets its own thresholds before it
-measures, so the memory a step needs is measured as for every backend.
+the CPU, and the harness runs each measured point in a process of its own.
+The host memory measure (``tasks.hostmem``) runs in yet another process,
+whose thresholds are held from its start: there this policy is refused
+(:func:`keep_freed_memory` returns False), so the memory a step needs is
+measured as for every backend.
 """
 
 from __future__ import annotations
