@@ -256,6 +256,8 @@ class BasicBlock(nn.Module):
 class DSRN(nn.Module):
     """19-spiking-layer residual network with tdBN (STBP-tdBN)."""
 
+    block_type: type[BasicBlock] = BasicBlock  # a subclass may run the same block its own way
+
     def __init__(self, spec: DSRNSpec, blocks: Blocks):
         super().__init__()
         self.spec = spec
@@ -264,7 +266,7 @@ class DSRN(nn.Module):
         for stage in range(1, len(spec.stages) + 1):
             members = [b for b in specs if b.prefix.startswith(f"layer{stage}.")]
             setattr(self, f"layer{stage}", nn.ModuleList(
-                BasicBlock(spec, blocks, b.in_channels, b.out_channels, b.stride, b.prefix) for b in members))
+                self.block_type(spec, blocks, b.in_channels, b.out_channels, b.stride, b.prefix) for b in members))
         self.fc1 = nn.Linear(spec.final_channels, spec.hidden_units)
         self.fc2 = nn.Linear(spec.hidden_units, spec.n_classes)
         self.stem_lif = blocks.neuron(spec.neuron, spec.neuron_params())

@@ -353,7 +353,8 @@ def _backend(task, precision="fp64", **flags):
     ("fc_mnist", dict(fuse_fc=False)),
     ("fc_mnist_poisson", dict(fuse_fc=False, spike_linear=False)),
     ("dsrn_tdbn", dict(spike_bytes=False)),
-], ids=["synthetic-one-node", "fc-neuron+linear", "poisson-spike-linear", "dsrn-spike-bytes"])
+    ("dsrn_tdbn", dict(fuse_tdbn=False)),
+], ids=["synthetic-one-node", "fc-neuron+linear", "poisson-spike-linear", "dsrn-spike-bytes", "dsrn-tdbn+neuron"])
 def test_fused_cpu_paths_equal_the_layers_apart(task, flags):
     """Each fused CPU path gives the gradients and loss of the layers run apart (float64)."""
     fused, case = _backend(task)
@@ -430,16 +431,21 @@ def test_fused_paths_are_taken_in_training(monkeypatch):
     # whatever the parity case's input density (the density rule has its own test)
     monkeypatch.setattr(spike_linear, "MAX_DENSITY", 1.0)
     calls = []
-    for name in ("torch_synaptic_forward", "torch_neuron_linear_forward", "torch_spike_linear"):
-        original = getattr(cpu_kernels, name)
-        monkeypatch.setattr(cpu_kernels, name, lambda *a, _o=original, _n=name, **k: (calls.append(_n), _o(*a, **k))[1])
-    for task in ("synthetic", "fc_mnist", "fc_mnist_poisson"):
+    from backends.stbp import cpu_tdbn
+
+    for module, name in ((cpu_kernels, "torch_synaptic_forward"), (cpu_kernels, "torch_neuron_linear_forward"),
+                         (cpu_kernels, "torch_spike_linear"), (cpu_tdbn, "torch_tdbn_neuron_forward")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _o=original, _n=name, **k: (calls.append(_n), _o(*a, **k))[1])
+    for task in ("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn"):
         backend, case = _backend(task, "fp32")
         backend.train_step(case.batches[0])
         backend.evaluate(case.batches[0])  # no gradient: the layers apart (spike linear layers accumulate)
     assert calls.count("torch_synaptic_forward") == 1
     assert calls.count("torch_neuron_linear_forward") == 2
     assert calls.count("torch_spike_linear") == 2  # fc_mnist_poisson's fc1: 196 outputs fed by input spikes
+    dsrn = parity_case("dsrn_tdbn").spec
+    assert calls.count("torch_tdbn_neuron_forward") == 2 * len(dsrn.blocks())  # both tdBNs of every block
 
 
 @needs_numba
@@ -515,6 +521,90 @@ def test_neuron_linear_equals_the_layers_apart(kind, static, dtype):
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
     for a, b in zip(got[2:], want[2:]):
         torch.testing.assert_close(a, b, **tol)
+
+
+def _tdbn_case(kind, residual, dtype, seed=0):
+    """x, the residual (None, spikes, floats, or the input of a tdBN of its own), the spikes'
+    gradient and the two tdBN modules (weights and biases away from 1 and 0)."""
+    T_, B, C, H, W = 3, 4, 5, 6, 7
+    gen = torch.Generator().manual_seed(seed)
+    p, scale = KINDS[kind]
+    x = torch.randn(T_, B, C, H, W, generator=gen, dtype=dtype) * 2 * scale + 0.3
+    shape = (T_, B, C, H, W)
+    r = {"none": None, "spikes": (torch.rand(shape, generator=gen, dtype=dtype) < 0.3).to(dtype),
+         "floats": torch.randn(shape, generator=gen, dtype=dtype), "tdbn": torch.randn(shape, generator=gen, dtype=dtype) * 3 - 1}[residual]
+    gs = torch.randn(shape, generator=gen, dtype=dtype)
+    bns = []
+    for alpha, lo, hi in ((0.7, 0.5, 1.5), (0.5, 1.5, 0.3)):
+        bn = FoldedTdBN(C, alpha, p[1], 1e-5, 0.1).to(dtype)
+        with torch.no_grad():
+            bn.weight.copy_(torch.linspace(lo, hi, C, dtype=dtype))
+            bn.bias.copy_(torch.linspace(-0.2 * lo, 0.3 * hi, C, dtype=dtype))
+        bns.append(bn)
+    return p, x, r, gs, bns
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("residual", ["none", "spikes", "floats", "tdbn"])
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("cores_share", [False, True], ids=["one-task", "tasks"])
+def test_tdbn_neuron_equals_the_layers_apart(monkeypatch, kind, residual, dtype, cores_share):
+    """tdBN (+ residual, or + the residual's own tdBN) and the neuron as one node: the same
+    spikes, input, residual, weight and bias gradients and running statistics as tdBN, the
+    sum and the torch engine's neuron run apart."""
+    from backends.stbp import cpu_kernels, cpu_tdbn
+    from backends.stbp.tdbn_neuron import tdbn_neuron
+
+    if cores_share:  # threaded, and a sample's 5 channels cut into tasks of 2 (the last cut short)
+        monkeypatch.setattr(cpu_kernels, "PARALLEL_MIN", 1)
+        monkeypatch.setattr(cpu_tdbn, "TASK_VALUES", 2 * 42)
+    results = []
+    for fused in (False, True):
+        p, x0, r0, gs, (bn, rbn) = _tdbn_case(kind, residual, dtype)
+        rbn = rbn if residual == "tdbn" else None
+        x = x0.clone().requires_grad_(True)
+        r = None if r0 is None else r0.clone().requires_grad_(True)
+        if fused:
+            s = tdbn_neuron(bn, kind, p, x, r, rbn)
+        else:
+            y = bn(x) + (0 if r is None else rbn(r) if rbn is not None else r)
+            s, _ = multistep.neuron(kind, y, p, False, None, "torch")
+        (s * gs).sum().backward()
+        got = [s.detach(), x.grad, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var]
+        if r is not None:
+            got.append(r.grad)
+        if rbn is not None:
+            got += [rbn.weight.grad, rbn.bias.grad, rbn.running_mean, rbn.running_var]
+        results.append(got)
+    want, got = results
+    assert 0.02 < want[0].mean() < 0.98 and torch.equal(got[0], want[0])
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    for a, b in zip(got[1:], want[1:]):
+        torch.testing.assert_close(a, b, **tol)
+
+
+@needs_numba
+def test_tdbn_neuron_keeps_its_input_and_the_residual_spikes_in_one_byte():
+    """What the fused node saves for its backward pass: tdBN's input (4 bytes a value)
+    and the residual spikes' one-byte copy -- no membrane, no normalised input."""
+    from backends.stbp.tdbn_neuron import tdbn_neuron
+
+    p, x0, _, _, (bn, _) = _tdbn_case("stbp", "none", torch.float32)
+    saved = []
+
+    def pack(t):
+        packed = multistep.spike_bytes._pack(t)
+        saved.append(t.numel() * t.element_size() if packed is t else packed[1].numel())
+        return packed
+
+    with multistep.spike_bytes.saving(), torch.autograd.graph.saved_tensors_hooks(pack, multistep.spike_bytes._unpack):
+        x = x0.clone().requires_grad_(True)
+        spikes, _ = multistep.neuron("stbp", x, p, False, None, "numba")  # a layer's spikes, registered
+        saved.clear()
+        tdbn_neuron(bn, "stbp", p, x0.clone().requires_grad_(True), spikes)
+    C = x0.shape[2]
+    assert sum(saved) == x0.numel() * 4 + x0.numel() + 2 * C * 4 + 2 * C * 4  # x, r in bytes; weight, bias, mean, invstd
 
 
 @needs_numba

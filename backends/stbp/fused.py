@@ -18,8 +18,9 @@ how each piece runs:
   time-major layout;
 * on the CPU in training, more of the step is fused (``docs/performance.md``,
   "The CPU engine"): the synthetic network as one node, the FC networks'
-  hidden layer with ``fc2``, spike-fed linear layers by accumulation, and
-  spikes saved for a backward pass in one byte.
+  hidden layer with ``fc2``, the residual network's tdBN with the neuron
+  layer it feeds, spike-fed linear layers by accumulation, and spikes saved
+  for a backward pass in one byte.
 
 The equations are those of ``docs/tasks.md``; ``python -m tasks.parity``
 checks them like every other backend's.
@@ -40,6 +41,8 @@ from tasks.specs import (
 from ..base import Capabilities
 from ..torch_common import NetworkOutput, Recorder, StagedBatch, neuron_input
 from ..torch_networks import (
+    DSRN,
+    BasicBlock,
     Blocks,
     FCNet,
     FoldedTdBN,
@@ -47,8 +50,9 @@ from ..torch_networks import (
     FunctionSynapse,
     SyntheticNet,
     build_network,
+    conv_over_time,
 )
-from . import allocator, dense_linear, multistep, neuron_linear, synaptic
+from . import allocator, dense_linear, multistep, neuron_linear, synaptic, tdbn_neuron
 from .backend import STBPBackend
 from .dense_linear import DenseLinear
 from .spike_linear import SpikeLinear
@@ -121,11 +125,38 @@ class FusedSyntheticNet(SyntheticNet):
         return super().forward(x, static, record)
 
 
+class FusedBasicBlock(BasicBlock):
+    """:class:`~backends.torch_networks.BasicBlock` with each tdBN and the neuron layer it
+    feeds (the second with the residual sum, and the shortcut's tdBN, between them) as one node where it can
+    (:mod:`backends.stbp.tdbn_neuron`: training on the CPU, nothing recorded);
+    BasicBlock's forward, the same equations, otherwise."""
+
+    def forward(self, s: torch.Tensor, rec: Recorder) -> torch.Tensor:
+        if rec.record or not self.training or not tdbn_neuron.applies(s):
+            return super().forward(s, rec)
+        h = tdbn_neuron.tdbn_neuron(self.bn1, self.lif1.kind, self.lif1.params, conv_over_time(self.conv1, s, None))
+        rec(f"{self.name}.lif1", (h, None))
+        if self.shortcut is None:
+            residual, residual_bn = s, None
+        else:  # the shortcut's tdBN runs inside the node too: its output is not kept
+            residual, residual_bn = conv_over_time(self.shortcut.conv, s, None), self.shortcut.bn
+        out = tdbn_neuron.tdbn_neuron(self.bn2, self.lif2.kind, self.lif2.params, conv_over_time(self.conv2, h, None),
+                                      residual, residual_bn)
+        return rec(f"{self.name}.lif2", (out, None))
+
+
+class FusedDSRN(DSRN):
+    """:class:`~backends.torch_networks.DSRN` built from :class:`FusedBasicBlock`."""
+
+    block_type = FusedBasicBlock
+
+
 # task -> (the backend's switch for it, the network fused on the CPU in training)
 FUSED_NETWORKS = {
     FCMnistSpec.name: ("fuse_fc", FusedFCNet),
     FCPoissonSpec.name: ("fuse_fc", FusedFCNet),
     SyntheticSpec.name: ("fuse_synthetic", FusedSyntheticNet),
+    DSRNSpec.name: ("fuse_tdbn", FusedDSRN),
 }
 
 
@@ -174,7 +205,9 @@ class FusedSTBPBackend(STBPBackend):
                 "tdbn": (
                     "torch batch_norm on the time-folded [T*B, C, H, W] tensor with weight lambda*alpha*V_th "
                     "(one fused kernel for statistics and normalisation; unbiased running variance); the "
-                    "stem's static image is convolved and normalised once and read at every step"
+                    "stem's static image is convolved and normalised once and read at every step; CPU training: "
+                    "each block's tdBN (with the residual sum and the shortcut's tdBN) and the neuron it feeds "
+                    "one node (numba), keeping tdBN's input and recomputing the membranes in the backward pass"
                 ),
                 "layout": ("channels-last convolutions on CUDA; NCHW on the CPU (channels-last there changed dsrn_tdbn's "
                            "first loss on real images, and was removed)"),
@@ -196,6 +229,9 @@ class FusedSTBPBackend(STBPBackend):
     # On the CPU, the FC networks' hidden layer and fc2 as one node in training
     # (backends/stbp/neuron_linear.py); False: apart.
     fuse_fc = True
+    # On the CPU, each tdBN of dsrn_tdbn's blocks and the neuron layer it feeds as one
+    # node in training (backends/stbp/tdbn_neuron.py); False: apart.
+    fuse_tdbn = True
     # On the CPU, the synthetic network as one node in training
     # (backends/stbp/synaptic.py); False: its layers apart.
     fuse_synthetic = True

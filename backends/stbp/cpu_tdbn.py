@@ -1,0 +1,311 @@
+"""Numba kernels of tdBN and the neuron layer it feeds, as one node (see :mod:`backends.stbp.tdbn_neuron`).
+
+A tdBN + neuron pair run apart writes the normalised input ``y`` and the
+membrane ``m`` forward, and keeps three tensors the size of the layer per
+time step for the backward pass: tdBN's input ``x``, and the membrane (the
+spikes, one byte each, are kept by the next convolution).  Here the forward
+reads ``x`` once (after its per-channel statistics), normalises it in cache,
+adds the block's residual where there is one, runs the neuron over all T and
+writes the spikes (a float and a one-byte copy) -- nothing else.  The
+backward recomputes the membranes from ``x`` (a few multiply-adds per
+neuron-step, in a scratch array the size of one task's neurons times T),
+walks time in reverse to the gradient ``g`` of the neuron's input, and sums
+per channel what tdBN's backward needs; a second pass turns ``g`` into the
+gradient of ``x``.  What the node keeps is ``x`` (which the pair kept too),
+and the residual (spikes: their one-byte copy, already kept for the block's
+first convolution).
+
+Layout: ``x``, the residual, the spikes and the gradients are ``[T, B, C, H, W]``
+tensors, contiguous (NCHW at every step).  A task owns a run of whole channel
+planes of one sample (``channels`` of them, ``HW`` values each), the same run
+at every step, so no two tasks write the same value or the same per-(sample,
+channel) sum.  The neuron arithmetic is :mod:`backends.stbp.cpu_kernels`' own
+(``_step``, ``_surrogate``, ``_back_step``): the same operations as the
+PyTorch engine, in the tensors' dtype (float32 or float64).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from numba import njit, prange
+
+from . import cpu_kernels
+from .cpu_kernels import (
+    KIND_CODES,
+    _back_step,
+    _compile,
+    _flat,
+    _helper,
+    _step,
+    _surrogate,
+    constants,
+    sync_threads,
+)
+
+# values per task: a task's scratch (a few arrays of this length, T of them
+# for the recomputed membranes) stays in the core's L2 cache
+TASK_VALUES = 4096
+
+
+@_helper
+def _normalise(x, r, r_mode, off, c0, nc, HW, a, b, ar, br, z):
+    """z = a_c x + b_c over ``nc`` channel planes starting at ``x[off]`` (channel ``c0``), plus the
+    residual: ``r`` itself (``r_mode`` 1) or normalised, ar_c r + br_c (``r_mode`` 2)."""
+    for ci in range(nc):
+        ac = a[c0 + ci]
+        bc = b[c0 + ci]
+        xs = x[off + ci * HW:off + (ci + 1) * HW]
+        zs = z[ci * HW:(ci + 1) * HW]
+        for j in range(HW):
+            zs[j] = xs[j] * ac + bc
+        if r_mode == 2:
+            arc = ar[c0 + ci]
+            brc = br[c0 + ci]
+            rs = r[off + ci * HW:off + (ci + 1) * HW]
+            for j in range(HW):
+                zs[j] = zs[j] + (rs[j] * arc + brc)
+    if r_mode == 1:
+        n = nc * HW
+        rs = r[off:off + n]
+        for j in range(n):
+            z[j] = z[j] + rs[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _sums(g, x, mean, invstd, zero):
+    """(sum g, sum g (x - mean) invstd), each in any order (so that LLVM vectorises them)."""
+    acc_s = zero
+    acc_d = zero
+    for j in range(g.shape[0]):
+        acc_s += g[j]
+        acc_d += g[j] * ((x[j] - mean) * invstd)
+    return acc_s, acc_d
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _plane_moments(x, lo, hi, T, step, zero):
+    """(sum, sum of squared deviations from the plane's own mean) of ``x[t * step + lo:t * step + hi]``
+    over all T, in float64 (each sum in any order, so that LLVM vectorises it)."""
+    total = zero
+    for t in range(T):
+        xs = x[t * step + lo:t * step + hi]
+        for j in range(xs.shape[0]):
+            total += xs[j]
+    mean = total / ((hi - lo) * T)
+    m2 = zero
+    for t in range(T):
+        xs = x[t * step + lo:t * step + hi]
+        for j in range(xs.shape[0]):
+            d = xs[j] - mean
+            m2 += d * d
+    return total, m2
+
+
+def _tdbn_stats(x, T, B, C, HW, sums, m2s, channels):
+    """Per sample and channel, the sum of the plane's T * HW values and their squared
+    deviations from its own mean (float64): combined over samples by :func:`torch_tdbn_stats`."""
+    per_sample = (C + channels - 1) // channels
+    step = B * C * HW
+    zero = np.float64(0.0)
+    for task in prange(B * per_sample):
+        bi = task // per_sample
+        c0 = (task % per_sample) * channels
+        for c in range(c0, min(C, c0 + channels)):
+            lo = (bi * C + c) * HW
+            sums[bi, c], m2s[bi, c] = _plane_moments(x, lo, lo + HW, T, step, zero)
+
+def _tdbn_neuron_forward(kind, x, r, r_mode, T, B, C, HW, a, b, ar, br, q, s, s8, channels):
+    """Spikes ``s`` and their one-byte copy ``s8`` of neuron ``kind`` fed tdBN(x) + the residual."""
+    per_sample = (C + channels - 1) // channels
+    for task in prange(B * per_sample):
+        bi = task // per_sample
+        c0 = (task % per_sample) * channels
+        nc = min(channels, C - c0)
+        n = nc * HW
+        zero = q[4]
+        z = np.zeros(n, dtype=s.dtype)
+        state = np.zeros(n, dtype=s.dtype)
+        spk = np.zeros(n, dtype=s.dtype)
+        unused = np.zeros(n, dtype=s.dtype)  # no membrane written (not aliasing spk)
+        for t in range(T):
+            off = ((t * B + bi) * C + c0) * HW
+            _normalise(x, r, r_mode, off, c0, nc, HW, a, b, ar, br, z)
+            _step(kind, z, state, spk, unused, False, q)
+            st = s[off:off + n]
+            s8t = s8[off:off + n]
+            for j in range(n):
+                st[j] = spk[j]
+                s8t[j] = np.uint8(1) if spk[j] != zero else np.uint8(0)
+
+
+def _tdbn_neuron_backward(kind, x, r, r_mode, gs, T, B, C, HW, a, b, ar, br, mean, invstd, r_mean, r_invstd,
+                          qf, qb, g, gsum, gdot, r_gdot, channels, fast_exp):
+    """The gradient ``g`` of the neuron's input (= of a plain residual), and per sample and
+    channel the sums the tdBN backward passes need: ``gsum`` = sum g, ``gdot`` = sum g x_hat,
+    and, for a normalised residual, ``r_gdot`` = sum g r_hat."""
+    per_sample = (C + channels - 1) // channels
+    for task in prange(B * per_sample):
+        bi = task // per_sample
+        c0 = (task % per_sample) * channels
+        nc = min(channels, C - c0)
+        n = nc * HW
+        zero = qb[7]
+        z = np.zeros(n, dtype=g.dtype)
+        state = np.zeros(n, dtype=g.dtype)
+        spk = np.zeros(n, dtype=g.dtype)
+        m = np.zeros(T * n, dtype=g.dtype)  # the membranes, recomputed
+        for t in range(T):
+            off = ((t * B + bi) * C + c0) * HW
+            _normalise(x, r, r_mode, off, c0, nc, HW, a, b, ar, br, z)
+            _step(kind, z, state, spk, m[t * n:(t + 1) * n], True, qf)
+        carry = np.zeros(n, dtype=g.dtype)
+        hs = np.zeros(n, dtype=g.dtype)
+        unused = np.zeros(n, dtype=g.dtype)
+        two_k = np.zeros(n if fast_exp else 0, dtype=np.int32)
+        two_k_f = two_k.view(np.float32)
+        sums = np.zeros(nc, dtype=g.dtype)
+        dots = np.zeros(nc, dtype=g.dtype)
+        r_dots = np.zeros(nc, dtype=g.dtype)
+        for t in range(T - 1, -1, -1):
+            off = ((t * B + bi) * C + c0) * HW
+            mt = m[t * n:(t + 1) * n]
+            gst = gs[off:off + n]
+            gt = g[off:off + n]
+            _surrogate(kind, mt, hs, two_k, two_k_f, qb, fast_exp)
+            _back_step(kind, mt, gst, gst, False, hs, carry, gt, unused, False, qb)
+            for ci in range(nc):
+                gc = gt[ci * HW:(ci + 1) * HW]
+                lo = off + ci * HW
+                acc_s, acc_d = _sums(gc, x[lo:lo + HW], mean[c0 + ci], invstd[c0 + ci], zero)
+                sums[ci] += acc_s
+                dots[ci] += acc_d
+                if r_mode == 2:
+                    r_dots[ci] += _sums(gc, r[lo:lo + HW], r_mean[c0 + ci], r_invstd[c0 + ci], zero)[1]
+        for ci in range(nc):
+            gsum[bi, c0 + ci] = sums[ci]
+            gdot[bi, c0 + ci] = dots[ci]
+            r_gdot[bi, c0 + ci] = r_dots[ci]
+
+
+def _tdbn_input_grad(g, x, T, B, C, HW, scale, mean_g, mean_gdot, mean, invstd, gx, in_place, channels):
+    """tdBN's input gradient: scale_c (g - mean_g_c - x_hat mean_gdot_c), x_hat = (x - mean_c) invstd_c;
+    into ``g`` itself when ``in_place`` (one array: no aliasing for LLVM to fear), else into ``gx``."""
+    per_sample = (C + channels - 1) // channels
+    for task in prange(T * B * per_sample):
+        tb = task // per_sample
+        c0 = (task % per_sample) * channels
+        nc = min(channels, C - c0)
+        for ci in range(nc):
+            c = c0 + ci
+            off = (tb * C + c) * HW
+            k = scale[c]
+            m1 = mean_g[c]
+            m2 = mean_gdot[c]
+            mc = mean[c]
+            ic = invstd[c]
+            xs = x[off:off + HW]
+            if in_place:
+                gc = g[off:off + HW]
+                for j in range(HW):
+                    gc[j] = k * (gc[j] - m1 - ((xs[j] - mc) * ic) * m2)
+            else:
+                gc = g[off:off + HW]
+                oc = gx[off:off + HW]
+                for j in range(HW):
+                    oc[j] = k * (gc[j] - m1 - ((xs[j] - mc) * ic) * m2)
+
+
+_stats_parallel, _stats_serial = _compile(_tdbn_stats, True), _compile(_tdbn_stats, False)
+_forward_parallel, _forward_serial = _compile(_tdbn_neuron_forward, True), _compile(_tdbn_neuron_forward, False)
+_backward_parallel, _backward_serial = _compile(_tdbn_neuron_backward, True), _compile(_tdbn_neuron_backward, False)
+_input_grad_parallel, _input_grad_serial = _compile(_tdbn_input_grad, True), _compile(_tdbn_input_grad, False)
+
+
+def _plan(T: int, B: int, C: int, HW: int):
+    """(threaded, channel planes per task): a task holds about TASK_VALUES values per step."""
+    threaded = T * B * C * HW >= cpu_kernels.PARALLEL_MIN and numba.get_num_threads() > 1
+    return threaded, max(1, min(C, TASK_VALUES // max(HW, 1)))
+
+
+def _dims(x: torch.Tensor):
+    T, B, C = x.shape[:3]
+    return T, B, C, x[0, 0, 0].numel()
+
+
+def _residual(x, residual, residual_scale):
+    """(flat array, mode) of the residual: none (0), added as it is (1), or normalised (2)."""
+    if residual is None:
+        return _flat(x.new_zeros(1)), 0
+    return _flat(residual.to(x.dtype).contiguous()), 1 if residual_scale is None else 2
+
+
+def _per_channel(t, x):
+    return _flat(x.new_zeros(1) if t is None else t)
+
+
+def torch_tdbn_stats(x):
+    """``(mean [C], biased variance [C])`` over (T, B, H, W) of ``x`` [T, B, C, H, W], in ``x``'s dtype:
+    each plane's moments in one read (float64), combined over the planes (Chan's rule)."""
+    sync_threads()
+    T, B, C, HW = _dims(x)
+    sums = torch.empty((B, C), dtype=torch.float64)
+    m2s = torch.empty((B, C), dtype=torch.float64)
+    threaded, channels = _plan(T, B, C, HW)
+    fn = _stats_parallel if threaded else _stats_serial
+    fn(_flat(x), T, B, C, HW, sums.numpy(), m2s.numpy(), channels)
+    per_plane = T * HW
+    mean = sums.sum(0) / (B * per_plane)
+    m2 = m2s.sum(0) + (per_plane * (sums / per_plane - mean) ** 2).sum(0)
+    return mean.to(x.dtype), (m2 / (B * per_plane)).to(x.dtype)
+
+
+def torch_tdbn_neuron_forward(kind: str, x, p, scale, shift, residual=None, residual_scale=None, residual_shift=None):
+    """``(spikes, one-byte spikes)`` ``[T, B, C, H, W]`` of neuron ``kind`` fed ``scale_c x + shift_c``
+    (tdBN with its statistics and weights folded into a scale and shift per channel) plus
+    ``residual``: as it is, or ``residual_scale_c residual + residual_shift_c`` when those are given."""
+    sync_threads()
+    T, B, C, HW = _dims(x)
+    s = torch.empty_like(x)
+    s8 = torch.empty(x.shape, dtype=torch.uint8)
+    r, r_mode = _residual(x, residual, residual_scale)
+    threaded, channels = _plan(T, B, C, HW)
+    fn = _forward_parallel if threaded else _forward_serial
+    fn(KIND_CODES[kind], _flat(x), r, r_mode, T, B, C, HW, _flat(scale), _flat(shift),
+       _per_channel(residual_scale, x), _per_channel(residual_shift, x),
+       constants(kind, p, x.numpy().dtype, backward=False), _flat(s), _flat(s8), channels)
+    return s, s8
+
+
+def torch_tdbn_neuron_backward(kind: str, x, p, scale, shift, mean, invstd, grad_s, residual=None,
+                               residual_scale=None, residual_shift=None, residual_mean=None, residual_invstd=None):
+    """``(g, gsum [C], gdot [C], r_gdot [C])``: the gradient of the neuron's input ``[T, B, C, H, W]``
+    and its sums per channel, plain and times x_hat (tdBN's bias and weight gradients), and
+    times the normalised residual (its tdBN's weight gradient; zeros for a plain residual)."""
+    sync_threads()
+    T, B, C, HW = _dims(x)
+    g = torch.empty_like(x)
+    gsum, gdot, r_gdot = (torch.empty((B, C), dtype=x.dtype) for _ in range(3))
+    r, r_mode = _residual(x, residual, residual_scale)
+    threaded, channels = _plan(T, B, C, HW)
+    fn = _backward_parallel if threaded else _backward_serial
+    dtype = x.numpy().dtype
+    fn(KIND_CODES[kind], _flat(x), r, r_mode, _flat(grad_s.to(x.dtype).contiguous()), T, B, C, HW,
+       _flat(scale), _flat(shift), _per_channel(residual_scale, x), _per_channel(residual_shift, x),
+       _flat(mean), _flat(invstd), _per_channel(residual_mean, x), _per_channel(residual_invstd, x),
+       constants(kind, p, dtype, backward=False), constants(kind, p, dtype, backward=True), _flat(g),
+       gsum.numpy(), gdot.numpy(), r_gdot.numpy(), channels, x.dtype == torch.float32)
+    return g, gsum.sum(0), gdot.sum(0), r_gdot.sum(0)
+
+
+def torch_tdbn_input_grad(g, x, scale, mean_g, mean_gdot, mean, invstd, in_place: bool):
+    """tdBN's input gradient from ``g`` (see :func:`_tdbn_input_grad`); written into ``g`` when ``in_place``."""
+    sync_threads()
+    T, B, C, HW = _dims(x)
+    gx = g if in_place else torch.empty_like(g)
+    threaded, channels = _plan(T, B, C, HW)
+    fn = _input_grad_parallel if threaded else _input_grad_serial
+    fn(_flat(g), _flat(x), T, B, C, HW, _flat(scale), _flat(mean_g), _flat(mean_gdot), _flat(mean), _flat(invstd),
+       _flat(gx), in_place, channels)
+    return gx
