@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -42,6 +41,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from tasks import cpu
 from tasks.data import Batch
 from tasks.errors import DeviceUnavailable
 from tasks.specs import TaskSpec
@@ -121,17 +121,6 @@ def find_device(device: str):
     return gpus[0]
 
 
-def cpu_name() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or None
-
-
 # ----------------------------------------------------------------- the backend
 class JaxBackend(Backend):
     """Precision, device, staging, evaluation's output, weight loading and measurement of a JAX backend.
@@ -196,7 +185,7 @@ class JaxBackend(Backend):
             "jax_backend": jax.default_backend(),
         }
         if d.platform == "cpu":
-            info["name"] = cpu_name() or info["name"]
+            info["name"] = cpu.model_name() or info["name"]
             info["threads"] = os.cpu_count()
         else:
             stats = self._stats()

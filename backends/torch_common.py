@@ -19,7 +19,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import contextvars
-import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tasks import cpu
 from tasks.data import Batch
 from tasks.errors import DeviceUnavailable
 from tasks.specs import TaskSpec
@@ -171,16 +171,7 @@ def cuda_device_info(device: torch.device) -> dict[str, Any]:
 
 
 def cpu_device_info() -> dict[str, Any]:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"type": "cpu", "name": name, "threads": torch.get_num_threads()}
+    return {"type": "cpu", "name": cpu.model_name(), "threads": torch.get_num_threads()}
 
 
 class TorchBackend(Backend):

@@ -14,12 +14,13 @@ than ``torch.mm`` must not be measured as faster than the floor.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from . import cpu
 
 GEMM_M, GEMM_N = 8192, 2048  # 69 GFLOP a product: a few tenths of a second each
 REPEATS = 5
@@ -40,17 +41,6 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return " ".join(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def best_seconds(call: Callable[[], object], repeats: int = REPEATS) -> float:
@@ -117,7 +107,7 @@ def copy_bandwidth() -> float:
 
 
 def calibrate(precisions: tuple[str, ...] = ("fp32", "bf16")) -> Calibration:
-    cal = Calibration(cpu=cpu_name(), threads=len(os.sched_getaffinity(0)))
+    cal = Calibration(cpu=cpu.model_name(), threads=len(os.sched_getaffinity(0)))
     for precision in precisions:
         rates = {}
         for name, gemm in GEMMS.items():

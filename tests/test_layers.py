@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 # tasks/ holds two layers: the spec (what is computed, framework-neutral) and the
 # harness (what drives backends: the commands and their helpers)
-SPEC = ("catalogue", "data", "errors", "idx", "malloc", "metrics", "neuro", "profiles", "reference", "reference_grad",
+SPEC = ("catalogue", "cpu", "data", "errors", "idx", "malloc", "metrics", "neuro", "profiles", "reference", "reference_grad",
         "result", "rng", "specs", "weights")
 HARNESS = ("calibrate", "child", "cli", "floor", "hostmem", "measure", "parity", "progress", "run", "runner", "suite", "sweep")
 FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton",

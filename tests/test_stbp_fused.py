@@ -719,7 +719,7 @@ def test_dense_products_and_allocator_are_taken_and_recorded():
     from backends.stbp import allocator
     from backends.stbp.dense_linear import DenseLinear
 
-    backend, case = _backend("lif_layer", "fp32")
+    backend, case = _backend("lif_layer", "fp32", onednn_linear=True)
     assert type(backend.model.fc) is DenseLinear
     info = backend.device_info()
     assert info["dense_products"].startswith("oneDNN") and "fp32_precision" in info["dense_products"]
@@ -730,6 +730,18 @@ def test_dense_products_and_allocator_are_taken_and_recorded():
     assert poisson.model.fc1.onednn is False  # a spike layer's dense fallback follows the switch too
     torch.testing.assert_close(torch.from_numpy(backend.gradients(case.batches[0])["fc.weight"]),
                                torch.from_numpy(off.gradients(case.batches[0])["fc.weight"]), rtol=1e-4, atol=1e-5)
+
+
+@needs_onednn
+@pytest.mark.parametrize("vendor,onednn", [("AuthenticAMD", True), ("GenuineIntel", False), (None, True)])
+def test_dense_products_go_to_onednn_where_mkl_is_not_at_its_best(monkeypatch, vendor, onednn):
+    from backends.stbp.dense_linear import DenseLinear
+    from tasks import cpu
+
+    monkeypatch.setattr(cpu, "vendor", lambda: vendor)
+    backend, _ = _backend("lif_layer", "fp32")
+    assert (type(backend.model.fc) is DenseLinear) is onednn
+    assert backend.device_info()["dense_products"].startswith("oneDNN" if onednn else "torch.mm")
 
 
 def test_the_host_memory_measure_refuses_stbp_fused_allocator_policy():

@@ -1,7 +1,7 @@
 """Dense float32 products on the CPU through oneDNN instead of ``torch.mm``.
 
 PyTorch's CPU build sends a float32 ``torch.mm`` / ``F.linear`` to MKL.  On
-the AMD EPYC of our CI machines MKL runs its float32 GEMM at about half the
+an AMD EPYC of our CI machines MKL runs its float32 GEMM at about half the
 AVX-512 peak (about 190 GFLOP/s on 2 cores, where the peak is about 420),
 while oneDNN -- also inside every x86 PyTorch build, reached through
 ``torch.ops.mkldnn._linear_pointwise``, the op PyTorch's own compiler emits
@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tasks import cpu
+
 
 def _onednn_op():
     try:
@@ -37,6 +39,19 @@ _OP = _onednn_op()
 def available() -> bool:
     """Whether this PyTorch build has oneDNN's linear op."""
     return _OP is not None
+
+
+# MKL picks its code by the CPU's maker: on Intel's CPUs it runs its own
+# fastest kernels, elsewhere slower ones.  Measured (docs/performance.md, "Dense
+# products"): on a 2-core AMD EPYC oneDNN ran float32 products twice as fast
+# as MKL; on a 2-core Intel Xeon (Sapphire Rapids) MKL was as fast forward and
+# faster for weight gradients (fc_mnist_poisson's fc1: 6.1 against 8.9 ms).
+MKL_AT_ITS_BEST = ("GenuineIntel",)
+
+
+def preferred() -> bool:
+    """Whether oneDNN's products are the faster choice on this CPU (not where MKL is at its best)."""
+    return available() and cpu.vendor() not in MKL_AT_ITS_BEST
 
 
 def engine(dtype: torch.dtype) -> str:

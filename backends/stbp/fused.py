@@ -212,7 +212,8 @@ class FusedSTBPBackend(STBPBackend):
                 "layout": ("channels-last convolutions on CUDA; NCHW on the CPU (channels-last there changed dsrn_tdbn's "
                            "first loss on real images, and was removed)"),
                 "dense products": ("CPU float32: forward, input and weight gradients by oneDNN "
-                                   "(torch.ops.mkldnn._linear_pointwise) instead of MKL's torch.mm"),
+                                   "(torch.ops.mkldnn._linear_pointwise) instead of MKL's torch.mm, except on Intel's "
+                                   "CPUs, where MKL is as fast or faster (the device record says which ran)"),
                 "host memory": "CPU: malloc keeps freed blocks below 1 GiB for the next step (no page faults)",
                 "surrogates": "the same formulas as stbp, inside the kernels",
             },
@@ -241,9 +242,15 @@ class FusedSTBPBackend(STBPBackend):
     # On the CPU, spikes saved for a backward pass are kept in one byte
     # (multistep.spike_bytes); False: as floats.
     spike_bytes = True
-    # On the CPU, float32 dense products by oneDNN (backends/stbp/dense_linear.py);
-    # False: torch.mm (MKL), as every other PyTorch backend.
-    onednn_linear = True
+    # On the CPU, float32 dense products by oneDNN (backends/stbp/dense_linear.py):
+    # None, where it is the faster choice (not on Intel's CPUs, where MKL is at its
+    # best); True: always; False: torch.mm (MKL), as every other PyTorch backend.
+    onednn_linear: bool | None = None
+
+    @property
+    def uses_onednn(self) -> bool:
+        """Whether this backend's float32 dense CPU products go to oneDNN."""
+        return dense_linear.preferred() if self.onednn_linear is None else bool(self.onednn_linear)
     # On the CPU, malloc keeps freed blocks for the next step (backends/stbp/allocator.py);
     # False: glibc's defaults, as every other backend.
     keep_freed_memory = True
@@ -276,9 +283,9 @@ class FusedSTBPBackend(STBPBackend):
             wide = synapse.out_shape[0] >= SpikeLinear.MIN_OUTPUTS
             if self.spike_linear and synapse.kind == "linear" and synapse.inputs == "spikes" and wide and not inside:
                 spiking = SpikeLinear.like(layer)
-                spiking.onednn = self.onednn_linear  # its dense fallback's products
+                spiking.onednn = self.uses_onednn  # its dense fallback's products
                 setattr(model, synapse.name, spiking)
-            elif self.onednn_linear and not inside:
+            elif self.uses_onednn and not inside:
                 setattr(model, synapse.name, DenseLinear.like(layer))
 
     def stage(self, batch):
@@ -308,7 +315,7 @@ class FusedSTBPBackend(STBPBackend):
 
             info.update(cpu_kernels.thread_info())
         if self.device == "cpu":
-            info["dense_products"] = dense_linear.engine(self.dtype) if self.onednn_linear else "torch.mm"
+            info["dense_products"] = dense_linear.engine(self.dtype) if self.uses_onednn else "torch.mm"
             info["host_allocator"] = allocator.policy()
         return info
 
