@@ -50,6 +50,14 @@ TASK_VALUES = 4096
 
 
 @_helper
+def _planes(task, per_sample, channels, C):
+    """(sample -- or step and sample --, first channel, channels) of ``task``: a run of
+    whole channel planes, ``per_sample`` tasks to a sample."""
+    c0 = (task % per_sample) * channels
+    return task // per_sample, c0, min(channels, C - c0)
+
+
+@_helper
 def _normalise(x, r, r_mode, off, c0, nc, HW, a, b, ar, br, z):
     """z = a_c x + b_c over ``nc`` channel planes starting at ``x[off]`` (channel ``c0``), plus the
     residual: ``r`` itself (``r_mode`` 1) or normalised, ar_c r + br_c (``r_mode`` 2)."""
@@ -110,9 +118,8 @@ def _tdbn_stats(x, T, B, C, HW, sums, m2s, channels):
     step = B * C * HW
     zero = np.float64(0.0)
     for task in prange(B * per_sample):
-        bi = task // per_sample
-        c0 = (task % per_sample) * channels
-        for c in range(c0, min(C, c0 + channels)):
+        bi, c0, nc = _planes(task, per_sample, channels, C)
+        for c in range(c0, c0 + nc):
             lo = (bi * C + c) * HW
             sums[bi, c], m2s[bi, c] = _plane_moments(x, lo, lo + HW, T, step, zero)
 
@@ -120,9 +127,7 @@ def _tdbn_neuron_forward(kind, x, r, r_mode, T, B, C, HW, a, b, ar, br, q, s, s8
     """Spikes ``s`` and their one-byte copy ``s8`` of neuron ``kind`` fed tdBN(x) + the residual."""
     per_sample = (C + channels - 1) // channels
     for task in prange(B * per_sample):
-        bi = task // per_sample
-        c0 = (task % per_sample) * channels
-        nc = min(channels, C - c0)
+        bi, c0, nc = _planes(task, per_sample, channels, C)
         n = nc * HW
         zero = q[4]
         z = np.zeros(n, dtype=s.dtype)
@@ -147,9 +152,7 @@ def _tdbn_neuron_backward(kind, x, r, r_mode, gs, T, B, C, HW, a, b, ar, br, mea
     and, for a normalised residual, ``r_gdot`` = sum g r_hat."""
     per_sample = (C + channels - 1) // channels
     for task in prange(B * per_sample):
-        bi = task // per_sample
-        c0 = (task % per_sample) * channels
-        nc = min(channels, C - c0)
+        bi, c0, nc = _planes(task, per_sample, channels, C)
         n = nc * HW
         zero = qb[7]
         z = np.zeros(n, dtype=g.dtype)
@@ -194,9 +197,7 @@ def _tdbn_input_grad(g, x, T, B, C, HW, scale, mean_g, mean_gdot, mean, invstd, 
     into ``g`` itself when ``in_place`` (one array: no aliasing for LLVM to fear), else into ``gx``."""
     per_sample = (C + channels - 1) // channels
     for task in prange(T * B * per_sample):
-        tb = task // per_sample
-        c0 = (task % per_sample) * channels
-        nc = min(channels, C - c0)
+        tb, c0, nc = _planes(task, per_sample, channels, C)
         for ci in range(nc):
             c = c0 + ci
             off = (tb * C + c) * HW
