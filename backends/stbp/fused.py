@@ -209,8 +209,9 @@ class FusedSTBPBackend(STBPBackend):
                     "each block's tdBN (with the residual sum and the shortcut's tdBN) and the neuron it feeds "
                     "one node (numba), keeping tdBN's input and recomputing the membranes in the backward pass"
                 ),
-                "layout": ("channels-last convolutions on CUDA; NCHW on the CPU (channels-last there changed dsrn_tdbn's "
-                           "first loss on real images, and was removed)"),
+                "layout": ("channels-last convolutions on CUDA; NCHW on the CPU, the other PyTorch backends' "
+                           "oneDNN calls (channels-last there sums in another order: spikes flip at the threshold "
+                           "and the first loss departs from theirs)"),
                 "dense products": ("CPU float32: forward, input and weight gradients by oneDNN "
                                    "(torch.ops.mkldnn._linear_pointwise) instead of MKL's torch.mm, except on Intel's "
                                    "CPUs, where MKL is as fast or faster (the device record says which ran)"),
@@ -247,13 +248,14 @@ class FusedSTBPBackend(STBPBackend):
     # best); True: always; False: torch.mm (MKL), as every other PyTorch backend.
     onednn_linear: bool | None = None
 
+    # On the CPU, malloc keeps freed blocks for the next step (backends/stbp/allocator.py);
+    # False: glibc's defaults, as every other backend.
+    keep_freed_memory = True
+
     @property
     def uses_onednn(self) -> bool:
         """Whether this backend's float32 dense CPU products go to oneDNN."""
         return dense_linear.preferred() if self.onednn_linear is None else bool(self.onednn_linear)
-    # On the CPU, malloc keeps freed blocks for the next step (backends/stbp/allocator.py);
-    # False: glibc's defaults, as every other backend.
-    keep_freed_memory = True
 
     def build_model(self) -> nn.Module:
         fused = FUSED_NETWORKS.get(self.spec.name)
@@ -263,9 +265,10 @@ class FusedSTBPBackend(STBPBackend):
             model = build_network(self.spec, FusedBlocks())
         if isinstance(self.spec, DSRNSpec) and self.device == "cuda":
             # channels-last convolutions: cuDNN's tensor-core kernels prefer them;
-            # the neuron kernels read any dense time-major layout.  (On the CPU
-            # they changed dsrn_tdbn's first loss on real images, 2.3104 against
-            # every other backend's 2.3026, so the CPU keeps NCHW.)
+            # the neuron kernels read any dense time-major layout.  The CPU keeps
+            # NCHW, the other PyTorch backends' oneDNN calls: channels-last there
+            # sums in another order, about one spike in 10 000 flips at the
+            # threshold and dsrn_tdbn's first loss departs from theirs.
             model = model.to(memory_format=torch.channels_last)
         if self.device == "cpu":
             self._replace_linear_layers(model)
