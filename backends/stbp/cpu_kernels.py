@@ -64,9 +64,12 @@ if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY
 # thread (no fewer than MIN_BLOCK neurons each).
 MAX_BLOCK = 16384
 MIN_BLOCK = 1024
-# Below this many neuron-steps a layer runs on one thread: starting the
-# thread pool costs more than it saves.
-PARALLEL_MIN = 1 << 19
+# Below this many neuron-steps a layer runs on one thread: handing it to the
+# thread pool costs more than it saves.  On PyTorch's OpenMP threads (warm from
+# the step's other operations) threads win from about 20 000-40 000 neuron-steps
+# (a neuron's forward and backward, tdBN's node; docs/performance.md, "Threads");
+# 2^19, chosen when numba ran its own pool, kept small tdBN layers on one thread.
+PARALLEL_MIN = 1 << 15
 
 
 # exp in float32 for the sigmoid surrogate, as a loop LLVM vectorises (the C
