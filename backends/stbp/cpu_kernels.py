@@ -35,6 +35,7 @@ compiles (a few seconds per kernel and dtype), later processes load it.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -844,10 +845,16 @@ set_threads()
 
 
 # ------------------------------------------------------------------ constants
-def constants(kind: str, p: tuple[float, ...], dtype: np.dtype, backward: bool) -> np.ndarray:
+def constants(kind: str, p, dtype: np.dtype, backward: bool) -> np.ndarray:
     """The kernels' constants in ``dtype``, each rounded once from the Python float
-    PyTorch would use as a scalar operand (``1 - a`` is computed in double, then rounded)."""
-    q = [float(v) for v in p] + [0.0] * (4 - len(p))
+    PyTorch would use as a scalar operand (``1 - a`` is computed in double, then rounded).
+    One array per argument set, shared by every call: the kernels only read it."""
+    return _constants(kind, tuple(float(v) for v in p), np.dtype(dtype), backward)
+
+
+@functools.lru_cache(maxsize=256)
+def _constants(kind: str, p: tuple[float, ...], dtype: np.dtype, backward: bool) -> np.ndarray:
+    q = list(p) + [0.0] * (4 - len(p))
     if not backward:
         extra = 1.0 - q[0] if kind == "soft" else 0.0
         return np.array([q[0], q[1], extra, 1.0, 0.0], dtype=dtype)
@@ -915,6 +922,10 @@ def sync_threads() -> int:
 
 def _flat(t):
     """A flat NumPy view of the memory of a dense CPU tensor (no copy)."""
+    # called some 500 times a training step of dsrn_tdbn: the contiguous case
+    # through NumPy's own view is a third of the time of an as_strided view
+    if t.is_contiguous():
+        return t.detach().numpy().reshape(-1)
     from .layout import flat
 
     return flat(t.detach()).numpy()

@@ -26,6 +26,8 @@ PyTorch engine, in the tensors' dtype (float32 or float64).
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 import torch
@@ -122,6 +124,28 @@ def _tdbn_stats(x, T, B, C, HW, sums, m2s, channels):
         for c in range(c0, c0 + nc):
             lo = (bi * C + c) * HW
             sums[bi, c], m2s[bi, c] = _plane_moments(x, lo, lo + HW, T, step, zero)
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _combine_moments(sums, m2s, per_plane, mean, var):
+    """Chan's rule over the samples' planes, in float64, rounded once into ``mean`` and ``var``
+    (a few hundred values: a dozen PyTorch calls cost more than the arithmetic)."""
+    B, C = sums.shape
+    n = B * per_plane
+    for c in range(C):
+        total = 0.0
+        for bi in range(B):
+            total += sums[bi, c]
+        mu = total / n
+        m2 = 0.0
+        for bi in range(B):
+            m2 += m2s[bi, c]
+        spread = 0.0
+        for bi in range(B):
+            d = sums[bi, c] / per_plane - mu
+            spread += per_plane * (d * d)
+        mean[c] = mu
+        var[c] = (m2 + spread) / n
+
 
 def _tdbn_neuron_forward(kind, x, r, r_mode, T, B, C, HW, a, b, ar, br, q, s, s8, channels):
     """Spikes ``s`` and their one-byte copy ``s8`` of neuron ``kind`` fed tdBN(x) + the residual."""
@@ -231,19 +255,25 @@ def _plan(T: int, B: int, C: int, HW: int):
 
 
 def _dims(x: torch.Tensor):
-    T, B, C = x.shape[:3]
-    return T, B, C, x[0, 0, 0].numel()
+    T, B, C, H, W = x.shape
+    return T, B, C, H * W
+
+
+@functools.lru_cache(maxsize=None)
+def _absent(dtype: torch.dtype) -> np.ndarray:
+    """The one-value array a kernel is given for an argument it does not read."""
+    return torch.zeros(1, dtype=dtype).numpy()
 
 
 def _residual(x, residual, residual_scale):
     """(flat array, mode) of the residual: none (0), added as it is (1), or normalised (2)."""
     if residual is None:
-        return _flat(x.new_zeros(1)), 0
+        return _absent(x.dtype), 0
     return _flat(residual.to(x.dtype).contiguous()), 1 if residual_scale is None else 2
 
 
 def _per_channel(t, x):
-    return _flat(x.new_zeros(1) if t is None else t)
+    return _absent(x.dtype) if t is None else _flat(t)
 
 
 def torch_tdbn_stats(x):
@@ -256,10 +286,9 @@ def torch_tdbn_stats(x):
     threaded, channels = _plan(T, B, C, HW)
     fn = _stats_parallel if threaded else _stats_serial
     fn(_flat(x), T, B, C, HW, sums.numpy(), m2s.numpy(), channels)
-    per_plane = T * HW
-    mean = sums.sum(0) / (B * per_plane)
-    m2 = m2s.sum(0) + (per_plane * (sums / per_plane - mean) ** 2).sum(0)
-    return mean.to(x.dtype), (m2 / (B * per_plane)).to(x.dtype)
+    mean, var = torch.empty(C, dtype=x.dtype), torch.empty(C, dtype=x.dtype)
+    _combine_moments(sums.numpy(), m2s.numpy(), T * HW, mean.numpy(), var.numpy())
+    return mean, var
 
 
 def torch_tdbn_neuron_forward(kind: str, x, p, scale, shift, residual=None, residual_scale=None, residual_shift=None):
