@@ -608,6 +608,37 @@ def test_tdbn_neuron_keeps_its_input_and_the_residual_spikes_in_one_byte():
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_tdbn_neuron_reads_residual_spikes_from_their_bytes_bitwise(monkeypatch, kind, dtype):
+    """A residual of registered spikes is read (forward and backward) from its one-byte copy:
+    the same spikes and gradients, to the bit, as the same residual given as plain floats."""
+    from backends.stbp import cpu_tdbn
+    from backends.stbp.tdbn_neuron import tdbn_neuron
+
+    read = []
+    original = cpu_tdbn._residual
+    monkeypatch.setattr(cpu_tdbn, "_residual", lambda x, r, scale: read.append(r.dtype) or original(x, r, scale))
+    results = []
+    for registered in (False, True):
+        p, x0, _, gs, (bn, _) = _tdbn_case(kind, "none", dtype)
+        v = (torch.rand(x0.shape, generator=torch.Generator().manual_seed(3), dtype=dtype) * 2 - 0.5) * 0.6
+        v.requires_grad_(True)
+        x = x0.clone().requires_grad_(True)
+        with multistep.spike_bytes.saving() if registered else contextlib.nullcontext():
+            spikes, _ = multistep.neuron("stbp", v, KINDS["stbp"][0], False, None, "numba")
+            residual = spikes if registered else spikes.detach().clone().requires_grad_(True)
+            s = tdbn_neuron(bn, kind, p, x, residual)
+        assert 0.05 < residual.detach().mean() < 0.95
+        (s * gs).sum().backward(inputs=[x, residual, bn.weight, bn.bias])
+        results.append([s.detach(), x.grad, residual.grad, bn.weight.grad, bn.bias.grad])
+        assert read == [torch.uint8 if registered else dtype] * 2  # forward, backward
+        read.clear()
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@needs_numba
 def test_spikes_saved_for_a_convolution_are_kept_in_one_byte():
     p = KINDS["stbp"][0]
     x = (torch.rand(T, 2, 3, 6, 6) * 2 - 0.5) * 0.6

@@ -13,7 +13,7 @@ walks time in reverse to the gradient ``g`` of the neuron's input, and sums
 per channel what tdBN's backward needs; a second pass turns ``g`` into the
 gradient of ``x``.  What the node keeps is ``x`` (which the pair kept too),
 and the residual (spikes: their one-byte copy, already kept for the block's
-first convolution).
+first convolution, which both passes read as they are: 0 or 1 added).
 
 Layout: ``x``, the residual, the spikes and the gradients are ``[T, B, C, H, W]``
 tensors, contiguous (NCHW at every step).  A task owns a run of whole channel
@@ -269,6 +269,8 @@ def _residual(x, residual, residual_scale):
     """(flat array, mode) of the residual: none (0), added as it is (1), or normalised (2)."""
     if residual is None:
         return _absent(x.dtype), 0
+    if residual_scale is None and residual.dtype == torch.uint8:  # spikes in one byte: added as 0 or 1
+        return _flat(residual.contiguous()), 1
     return _flat(residual.to(x.dtype).contiguous()), 1 if residual_scale is None else 2
 
 

@@ -40,6 +40,10 @@ class TdBNNeuronFunction(torch.autograd.Function):
     def forward(ctx, x, weight, bias, mean, invstd, kind, p, residual, r_weight, r_bias, r_mean, r_invstd):
         k = _kernels()
         normalised = r_weight is not None
+        if residual is not None and not normalised:
+            # the block's input spikes: read, and kept, as their one-byte copy where there is
+            # one (the kernels add 0 or 1 either way); unpacked to floats, they cost a copy
+            residual = multistep.spike_bytes.keep(residual)
         s, s8 = k.torch_tdbn_neuron_forward(kind, x, p, *_fold(weight, bias, mean, invstd), residual,
                                             *(_fold(r_weight, r_bias, r_mean, r_invstd) if normalised else ()))
         if multistep.spike_bytes.active():
