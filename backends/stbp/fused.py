@@ -210,8 +210,8 @@ class FusedSTBPBackend(STBPBackend):
                     "one node (numba), keeping tdBN's input and recomputing the membranes in the backward pass"
                 ),
                 "layout": ("channels-last convolutions on CUDA; NCHW on the CPU, the other PyTorch backends' "
-                           "oneDNN calls (channels-last there sums in another order: spikes flip at the threshold "
-                           "and the first loss departs from theirs)"),
+                           "oneDNN calls (channels-last there was no faster on the Xeon -- dsrn_tdbn T = 2: 137.8 "
+                           "against 133.0 ms -- and sums in another order, so spikes flip at the threshold)"),
                 "dense products": ("CPU float32: forward, input and weight gradients by oneDNN "
                                    "(torch.ops.mkldnn._linear_pointwise) instead of MKL's torch.mm, except on Intel's "
                                    "CPUs, where MKL is as fast or faster (the device record says which ran)"),
@@ -265,10 +265,8 @@ class FusedSTBPBackend(STBPBackend):
             model = build_network(self.spec, FusedBlocks())
         if isinstance(self.spec, DSRNSpec) and self.device == "cuda":
             # channels-last convolutions: cuDNN's tensor-core kernels prefer them;
-            # the neuron kernels read any dense time-major layout.  The CPU keeps
-            # NCHW, the other PyTorch backends' oneDNN calls: channels-last there
-            # sums in another order, about one spike in 10 000 flips at the
-            # threshold and dsrn_tdbn's first loss departs from theirs.
+            # the neuron kernels read any dense time-major layout.  Why the CPU
+            # keeps NCHW: the capability table's "layout".
             model = model.to(memory_format=torch.channels_last)
         if self.device == "cpu":
             self._replace_linear_layers(model)
