@@ -852,6 +852,13 @@ def constants(kind: str, p, dtype: np.dtype, backward: bool) -> np.ndarray:
     return _constants(kind, tuple(float(v) for v in p), np.dtype(dtype), backward)
 
 
+@functools.lru_cache(maxsize=None)
+def _absent(dtype: torch.dtype) -> np.ndarray:
+    """The one-value array a kernel is given for an argument it does not read (made once per dtype:
+    no kernel writes it)."""
+    return torch.zeros(1, dtype=dtype).numpy()
+
+
 @functools.lru_cache(maxsize=256)
 def _constants(kind: str, p: tuple[float, ...], dtype: np.dtype, backward: bool) -> np.ndarray:
     q = list(p) + [0.0] * (4 - len(p))
@@ -1026,9 +1033,9 @@ def torch_spike_linear(x, weight, bias):
     nch = -(-R // chunk)
     chunk_len = torch.empty(nch, dtype=torch.int64)
     chunk_bad = torch.empty(nch, dtype=torch.int64)
-    b = bias.detach() if bias is not None else y.new_zeros(1)
+    b = _flat(bias) if bias is not None else _absent(y.dtype)
     fn = _spike_linear_parallel if parallel else _spike_linear_serial
-    fn(x.numpy(), wt.numpy(), _flat(b), bias is not None, y.numpy(), _flat(cols), _flat(rows),
+    fn(x.numpy(), wt.numpy(), b, bias is not None, y.numpy(), _flat(cols), _flat(rows),
        _flat(chunk_len), _flat(chunk_bad), chunk)
     if int(chunk_bad.sum()):
         return matmul_nt(x, weight, bias), None
@@ -1078,11 +1085,11 @@ def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias
     s8 = torch.empty((T, B, N), dtype=torch.uint8)
     y = torch.empty((T, B, K), dtype=x.dtype)
     w = weight.detach().contiguous()
-    b = bias.detach() if bias is not None else y.new_zeros(1)
+    b = _flat(bias) if bias is not None else _absent(y.dtype)
     q = constants(kind, p, m.numpy().dtype, backward=False)
     parallel, rows = _sample_blocks(B, T * B * N)
     fn = _nl_forward_parallel if parallel else _nl_forward_serial
-    fn(KIND_CODES[kind], _flat(x), x_step, T, B, N, q, w.numpy(), _flat(b), bias is not None,
+    fn(KIND_CODES[kind], _flat(x), x_step, T, B, N, q, w.numpy(), b, bias is not None,
        y.view(T * B, K).numpy(), _flat(s8), _flat(m), rows)
     return s8, m, y
 

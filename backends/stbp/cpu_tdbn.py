@@ -26,8 +26,6 @@ PyTorch engine, in the tensors' dtype (float32 or float64).
 
 from __future__ import annotations
 
-import functools
-
 import numba
 import numpy as np
 import torch
@@ -36,6 +34,7 @@ from numba import njit, prange
 from . import cpu_kernels
 from .cpu_kernels import (
     KIND_CODES,
+    _absent,
     _back_step,
     _compile,
     _flat,
@@ -124,6 +123,7 @@ def _tdbn_stats(x, T, B, C, HW, sums, m2s, channels):
         for c in range(c0, c0 + nc):
             lo = (bi * C + c) * HW
             sums[bi, c], m2s[bi, c] = _plane_moments(x, lo, lo + HW, T, step, zero)
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _combine_moments(sums, m2s, per_plane, mean, var):
@@ -257,12 +257,6 @@ def _plan(T: int, B: int, C: int, HW: int):
 def _dims(x: torch.Tensor):
     T, B, C, H, W = x.shape
     return T, B, C, H * W
-
-
-@functools.lru_cache(maxsize=None)
-def _absent(dtype: torch.dtype) -> np.ndarray:
-    """The one-value array a kernel is given for an argument it does not read."""
-    return torch.zeros(1, dtype=dtype).numpy()
 
 
 def _residual(x, residual, residual_scale):
