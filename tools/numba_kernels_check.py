@@ -1,0 +1,122 @@
+"""Run stbp:fused's numba kernels on fixed NumPy inputs under any Python, and save or compare their outputs.
+
+For checking the CPU engine on a Python where PyTorch cannot be installed (its
+CPU build comes from a local file for one Python only): the kernels themselves
+never touch PyTorch, so where it does not import a stand-in module takes its
+place, enough for ``backends/stbp/cpu_kernels.py`` and ``cpu_tdbn.py`` to load.
+Covered: the neuron forward and backward passes (every kind) and the tdBN +
+neuron node (statistics, forward with a normalised residual, backward), in
+float32 and float64, threaded.
+
+    python tools/numba_kernels_check.py save ref.npz        # e.g. on 3.11, beside PyTorch
+    python3.12 tools/numba_kernels_check.py compare ref.npz # exit 1 unless bitwise equal
+
+Needs only numba and NumPy; it loads the two modules by path, under their own names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+
+KERNELS = Path(__file__).resolve().parents[1] / "backends" / "stbp"
+PARAMS = {"soft": (0.5, 1.0), "subtractive": (0.8, 1.0, 2.0), "hard": (2.0, 1.0), "stbp": (0.25, 0.4, 0.5)}
+
+
+def _load_kernels():
+    try:
+        import torch  # noqa: F401  (loaded first where present, as the backend does)
+        with_torch = True
+    except ImportError:
+        with_torch = False
+        stand_in = types.ModuleType("torch")
+        stand_in.Tensor = stand_in.dtype = object
+        stand_in.get_num_threads = lambda: 2
+        sys.modules["torch"] = stand_in
+    # the real package names without running the packages' __init__ (which import PyTorch):
+    # numba's disk cache records the module each kernel came from
+    for name, path in (("backends", KERNELS.parent), ("backends.stbp", KERNELS)):
+        if name not in sys.modules:
+            package = types.ModuleType(name)
+            package.__path__ = [str(path)]
+            sys.modules[name] = package
+    modules = []
+    for name in ("cpu_kernels", "cpu_tdbn"):
+        spec = importlib.util.spec_from_file_location(f"backends.stbp.{name}", KERNELS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return (*modules, with_torch)
+
+
+def outputs() -> dict[str, np.ndarray]:
+    ck, td, with_torch = _load_kernels()
+    import numba
+
+    print(f"Python {sys.version.split()[0]}, numba {numba.__version__}, NumPy {np.__version__}, "
+          f"{'with' if with_torch else 'without'} PyTorch", end="")
+    rng = np.random.default_rng(0)
+    out = {}
+    for dt in (np.float32, np.float64):
+        fast_exp = dt == np.float32
+        for kind, code in ck.KIND_CODES.items():
+            qf = ck.constants(kind, PARAMS[kind], dt, backward=False)
+            qb = ck.constants(kind, PARAMS[kind], dt, backward=True)
+            T, M = 7, 3001  # blocks of 512, the last cut short
+            x, gs = (rng.standard_normal(T * M).astype(dt) for _ in range(2))
+            s, m, gx = (np.empty(T * M, dt) for _ in range(3))
+            s8 = np.empty(T * M, np.uint8)
+            ck._forward_parallel(code, x, M, s, s8, m, T, M, qf, True, True, 512)
+            ck._backward_parallel(code, m, gs, M, gs, M, False, gx, False, T, M, qb, 512, fast_exp)
+            out[f"neuron-{kind}-{dt.__name__}"] = np.concatenate([s, m, gx, s8]).astype(np.float64)
+
+            T, B, C, HW = 3, 4, 5, 49  # tasks of two channel planes, the last cut short
+            n = T * B * C * HW
+            x, r, gs = (rng.standard_normal(n).astype(dt) for _ in range(3))
+            sums, m2s = np.empty((B, C)), np.empty((B, C))
+            td._stats_parallel(x, T, B, C, HW, sums, m2s, 2)
+            mean, var = np.empty(C, dt), np.empty(C, dt)
+            td._combine_moments(sums, m2s, T * HW, mean, var)
+            invstd = (1 / np.sqrt(var + 1e-5)).astype(dt)
+            a, b = rng.uniform(0.5, 1.5, C).astype(dt), rng.uniform(-0.2, 0.2, C).astype(dt)
+            s, g = np.empty(n, dt), np.empty(n, dt)
+            s8 = np.empty(n, np.uint8)
+            gsum, gdot, r_gdot = (np.empty((B, C), dt) for _ in range(3))
+            td._forward_parallel(code, x, r, 2, T, B, C, HW, a, b, a, b, qf, s, s8, 2)
+            td._backward_parallel(code, x, r, 2, gs, T, B, C, HW, a, b, a, b, mean, invstd, mean, invstd,
+                                  qf, qb, g, gsum, gdot, r_gdot, 2, fast_exp)
+            out[f"tdbn-{kind}-{dt.__name__}"] = np.concatenate(
+                [mean, var, s, s8, g, gsum.ravel(), gdot.ravel(), r_gdot.ravel()]).astype(np.float64)
+    print(f", numba threading layer {numba.threading_layer()}")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in ("save", "compare"):
+        print("usage: python tools/numba_kernels_check.py save|compare FILE.npz", file=sys.stderr)
+        return 2
+    action, path = argv
+    want = None
+    if action == "compare":
+        try:
+            want = dict(np.load(path))
+        except (OSError, ValueError) as e:
+            print(f"error: cannot read {path}: {e}", file=sys.stderr)
+            return 2
+    got = outputs()
+    if want is None:
+        np.savez(path, **got)
+        print(f"saved {len(got)} outputs to {path}")
+        return 0
+    different = [k for k in got if k not in want or not np.array_equal(got[k], want[k])]
+    print(f"compared {len(got)} outputs: " + ("bitwise equal" if not different else "DIFFERENT: " + ", ".join(different)))
+    return 1 if different else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
