@@ -33,10 +33,7 @@ def _load_kernels():
         with_torch = True
     except ImportError:
         with_torch = False
-        stand_in = types.ModuleType("torch")
-        stand_in.Tensor = stand_in.dtype = object
-        stand_in.get_num_threads = lambda: 2
-        sys.modules["torch"] = stand_in
+        sys.modules["torch"] = types.ModuleType("torch")  # imported, never used by what runs here
     # the real package names without running the packages' __init__ (which import PyTorch):
     # numba's disk cache records the module each kernel came from
     for name, path in (("backends", KERNELS.parent), ("backends.stbp", KERNELS)):
