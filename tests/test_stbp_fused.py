@@ -354,7 +354,9 @@ def _backend(task, precision="fp64", **flags):
     ("fc_mnist_poisson", dict(fuse_fc=False, spike_linear=False)),
     ("dsrn_tdbn", dict(spike_bytes=False)),
     ("dsrn_tdbn", dict(fuse_tdbn=False)),
-], ids=["synthetic-one-node", "fc-neuron+linear", "poisson-spike-linear", "dsrn-spike-bytes", "dsrn-tdbn+neuron"])
+    ("dsrn_tdbn", dict(channels_last_cpu=False)),
+], ids=["synthetic-one-node", "fc-neuron+linear", "poisson-spike-linear", "dsrn-spike-bytes", "dsrn-tdbn+neuron",
+        "dsrn-channels-last"])
 def test_fused_cpu_paths_equal_the_layers_apart(task, flags):
     """Each fused CPU path gives the gradients and loss of the layers run apart (float64)."""
     fused, case = _backend(task)
@@ -544,24 +546,36 @@ def _tdbn_case(kind, residual, dtype, seed=0):
     return p, x, r, gs, bns
 
 
+def _channels_last_steps(t):
+    """``t`` [T, B, C, H, W] with every step channels-last (the same values)."""
+    out = t.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    assert not out.is_contiguous()
+    return out
+
+
 @needs_numba
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("residual", ["none", "spikes", "floats", "tdbn"])
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("cores_share", [False, True], ids=["one-task", "tasks"])
-def test_tdbn_neuron_equals_the_layers_apart(monkeypatch, kind, residual, dtype, cores_share):
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_tdbn_neuron_equals_the_layers_apart(monkeypatch, kind, residual, dtype, cores_share, channels_last):
     """tdBN (+ residual, or + the residual's own tdBN) and the neuron as one node: the same
     spikes, input, residual, weight and bias gradients and running statistics as tdBN, the
-    sum and the torch engine's neuron run apart."""
+    sum and the torch engine's neuron run apart -- on NCHW steps and on channels-last ones,
+    whose layout the node's spikes and gradients keep."""
     from backends.stbp import cpu_kernels, cpu_tdbn
     from backends.stbp.tdbn_neuron import tdbn_neuron
 
-    if cores_share:  # threaded, and a sample's 5 channels cut into tasks of 2 (the last cut short)
-        monkeypatch.setattr(cpu_kernels, "PARALLEL_MIN", 1)
+    if cores_share:  # threaded; a sample's 5 channels (NCHW) or 42 positions (channels-last) cut into
+        monkeypatch.setattr(cpu_kernels, "PARALLEL_MIN", 1)  # tasks, the last cut short
         monkeypatch.setattr(cpu_tdbn, "TASK_VALUES", 2 * 42)
+    layout = _channels_last_steps if channels_last else (lambda t: t)
     results = []
     for fused in (False, True):
         p, x0, r0, gs, (bn, rbn) = _tdbn_case(kind, residual, dtype)
+        x0, gs = layout(x0), layout(gs)
+        r0 = None if r0 is None else layout(r0)
         rbn = rbn if residual == "tdbn" else None
         x = x0.clone().requires_grad_(True)
         r = None if r0 is None else r0.clone().requires_grad_(True)
@@ -571,6 +585,8 @@ def test_tdbn_neuron_equals_the_layers_apart(monkeypatch, kind, residual, dtype,
             y = bn(x) + (0 if r is None else rbn(r) if rbn is not None else r)
             s, _ = multistep.neuron(kind, y, p, False, None, "torch")
         (s * gs).sum().backward()
+        if fused:
+            assert s.stride() == x.grad.stride() == x0.stride()
         got = [s.detach(), x.grad, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var]
         if r is not None:
             got.append(r.grad)

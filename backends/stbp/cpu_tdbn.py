@@ -16,10 +16,11 @@ and the residual (spikes: their one-byte copy, already kept for the block's
 first convolution, which both passes read as they are: 0 or 1 added).
 
 Layout: ``x``, the residual, the spikes and the gradients are ``[T, B, C, H, W]``
-tensors, contiguous (NCHW at every step).  A task owns a run of whole channel
-planes of one sample (``channels`` of them, ``HW`` values each), the same run
-at every step, so no two tasks write the same value or the same per-(sample,
-channel) sum.  The neuron arithmetic is :mod:`backends.stbp.cpu_kernels`' own
+tensors in one layout: NCHW at every step (contiguous), or channels-last at
+every step (the ``_nhwc`` kernels, below).  In NCHW a task owns a run of whole
+channel planes of one sample (``channels`` of them, ``HW`` values each), the
+same run at every step, so no two tasks write the same value or the same
+per-(sample, channel) sum.  The neuron arithmetic is :mod:`backends.stbp.cpu_kernels`' own
 (``_step``, ``_surrogate``, ``_back_step``): the same operations as the
 PyTorch engine, in the tensors' dtype (float32 or float64).
 """
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from . import cpu_kernels
+from . import cpu_kernels, layout
 from .cpu_kernels import (
     KIND_CODES,
     _absent,
@@ -242,10 +243,165 @@ def _tdbn_input_grad(g, x, T, B, C, HW, scale, mean_g, mean_gdot, mean, invstd, 
                     oc[j] = k * (gc[j] - m1 - ((xs[j] - mc) * ic) * m2)
 
 
+
+# ------------------------------------------------------------------ channels-last (NHWC) steps
+# The same node where every step is channels-last (the layout of oneDNN's
+# fastest CPU convolutions, which feed and read it): ``[T, B, C, H, W]`` with
+# strides ``(B HW C, HW C, 1, W C, C)``.  A task owns a run of whole positions
+# of one sample (all C channels of each), a contiguous run of memory at every
+# step; the per-channel arithmetic runs along the C values of a position.
+
+
+@_helper
+def _positions(task, per_sample, positions, HW):
+    """(sample -- or step and sample --, first position, positions) of ``task``: a run of
+    whole positions, ``per_sample`` tasks to a sample."""
+    p0 = (task % per_sample) * positions
+    return task // per_sample, p0, min(positions, HW - p0)
+
+
+@_helper
+def _normalise_nhwc(x, r, r_mode, off, npos, C, a, b, ar, br, z):
+    """:func:`_normalise` over ``npos`` positions starting at ``x[off]`` (C values each): the
+    same operations on each value, along the channels of a position."""
+    for p in range(npos):
+        xs = x[off + p * C:off + (p + 1) * C]
+        zs = z[p * C:(p + 1) * C]
+        for c in range(C):
+            zs[c] = xs[c] * a[c] + b[c]
+        if r_mode == 2:
+            rs = r[off + p * C:off + (p + 1) * C]
+            for c in range(C):
+                zs[c] = zs[c] + (rs[c] * ar[c] + br[c])
+    if r_mode == 1:
+        n = npos * C
+        rs = r[off:off + n]
+        for j in range(n):
+            z[j] = z[j] + rs[j]
+
+
+def _tdbn_stats_nhwc(x, T, B, C, HW, sums, m2s):
+    """:func:`_tdbn_stats` of channels-last steps: one task per sample (so that each
+    (sample, channel) gathers the T * HW values :func:`_combine_moments` expects)."""
+    step = B * HW * C
+    for bi in prange(B):
+        total = np.zeros(C, dtype=np.float64)
+        for t in range(T):
+            for p in range(HW):
+                xs = x[t * step + (bi * HW + p) * C:t * step + (bi * HW + p + 1) * C]
+                for c in range(C):
+                    total[c] += xs[c]
+        mean = total / (T * HW)
+        m2 = np.zeros(C, dtype=np.float64)
+        for t in range(T):
+            for p in range(HW):
+                xs = x[t * step + (bi * HW + p) * C:t * step + (bi * HW + p + 1) * C]
+                for c in range(C):
+                    d = xs[c] - mean[c]
+                    m2[c] += d * d
+        for c in range(C):
+            sums[bi, c] = total[c]
+            m2s[bi, c] = m2[c]
+
+
+def _tdbn_neuron_forward_nhwc(kind, x, r, r_mode, T, B, C, HW, a, b, ar, br, q, s, s8, positions):
+    """:func:`_tdbn_neuron_forward` of channels-last steps."""
+    per_sample = (HW + positions - 1) // positions
+    for task in prange(B * per_sample):
+        bi, p0, npos = _positions(task, per_sample, positions, HW)
+        n = npos * C
+        zero = q[4]
+        z = np.zeros(n, dtype=s.dtype)
+        state = np.zeros(n, dtype=s.dtype)
+        spk = np.zeros(n, dtype=s.dtype)
+        unused = np.zeros(n, dtype=s.dtype)  # no membrane written (not aliasing spk)
+        for t in range(T):
+            off = ((t * B + bi) * HW + p0) * C
+            _normalise_nhwc(x, r, r_mode, off, npos, C, a, b, ar, br, z)
+            _step(kind, z, state, spk, unused, False, q)
+            st = s[off:off + n]
+            s8t = s8[off:off + n]
+            for j in range(n):
+                st[j] = spk[j]
+                s8t[j] = np.uint8(1) if spk[j] != zero else np.uint8(0)
+
+
+def _tdbn_neuron_backward_nhwc(kind, x, r, r_mode, gs, T, B, C, HW, a, b, ar, br, mean, invstd, r_mean, r_invstd,
+                               qf, qb, g, gsum, gdot, r_gdot, positions, fast_exp):
+    """:func:`_tdbn_neuron_backward` of channels-last steps; the sums per task and channel
+    (``[B * tasks per sample, C]``)."""
+    per_sample = (HW + positions - 1) // positions
+    for task in prange(B * per_sample):
+        bi, p0, npos = _positions(task, per_sample, positions, HW)
+        n = npos * C
+        z = np.zeros(n, dtype=g.dtype)
+        state = np.zeros(n, dtype=g.dtype)
+        spk = np.zeros(n, dtype=g.dtype)
+        m = np.zeros(T * n, dtype=g.dtype)  # the membranes, recomputed
+        for t in range(T):
+            off = ((t * B + bi) * HW + p0) * C
+            _normalise_nhwc(x, r, r_mode, off, npos, C, a, b, ar, br, z)
+            _step(kind, z, state, spk, m[t * n:(t + 1) * n], True, qf)
+        carry = np.zeros(n, dtype=g.dtype)
+        hs = np.zeros(n, dtype=g.dtype)
+        unused = np.zeros(n, dtype=g.dtype)
+        two_k = np.zeros(n if fast_exp else 0, dtype=np.int32)
+        two_k_f = two_k.view(np.float32)
+        sums = np.zeros(C, dtype=g.dtype)
+        dots = np.zeros(C, dtype=g.dtype)
+        r_dots = np.zeros(C, dtype=g.dtype)
+        for t in range(T - 1, -1, -1):
+            off = ((t * B + bi) * HW + p0) * C
+            mt = m[t * n:(t + 1) * n]
+            gst = gs[off:off + n]
+            gt = g[off:off + n]
+            _surrogate(kind, mt, hs, two_k, two_k_f, qb, fast_exp)
+            _back_step(kind, mt, gst, gst, False, hs, carry, gt, unused, False, qb)
+            for p in range(npos):
+                gp = gt[p * C:(p + 1) * C]
+                xp = x[off + p * C:off + (p + 1) * C]
+                for c in range(C):
+                    sums[c] += gp[c]
+                    dots[c] += gp[c] * ((xp[c] - mean[c]) * invstd[c])
+                if r_mode == 2:
+                    rp = r[off + p * C:off + (p + 1) * C]
+                    for c in range(C):
+                        r_dots[c] += gp[c] * ((rp[c] - r_mean[c]) * r_invstd[c])
+        for c in range(C):
+            gsum[task, c] = sums[c]
+            gdot[task, c] = dots[c]
+            r_gdot[task, c] = r_dots[c]
+
+
+def _tdbn_input_grad_nhwc(g, x, T, B, C, HW, scale, mean_g, mean_gdot, mean, invstd, gx, in_place, positions):
+    """:func:`_tdbn_input_grad` of channels-last steps."""
+    per_sample = (HW + positions - 1) // positions
+    for task in prange(T * B * per_sample):
+        tb, p0, npos = _positions(task, per_sample, positions, HW)
+        for p in range(npos):
+            off = (tb * HW + p0 + p) * C
+            xs = x[off:off + C]
+            gc = g[off:off + C]
+            if in_place:
+                for c in range(C):
+                    gc[c] = scale[c] * (gc[c] - mean_g[c] - ((xs[c] - mean[c]) * invstd[c]) * mean_gdot[c])
+            else:
+                oc = gx[off:off + C]
+                for c in range(C):
+                    oc[c] = scale[c] * (gc[c] - mean_g[c] - ((xs[c] - mean[c]) * invstd[c]) * mean_gdot[c])
+
+
 _stats_parallel, _stats_serial = _compile(_tdbn_stats, True), _compile(_tdbn_stats, False)
 _forward_parallel, _forward_serial = _compile(_tdbn_neuron_forward, True), _compile(_tdbn_neuron_forward, False)
 _backward_parallel, _backward_serial = _compile(_tdbn_neuron_backward, True), _compile(_tdbn_neuron_backward, False)
 _input_grad_parallel, _input_grad_serial = _compile(_tdbn_input_grad, True), _compile(_tdbn_input_grad, False)
+_stats_nhwc_parallel, _stats_nhwc_serial = _compile(_tdbn_stats_nhwc, True), _compile(_tdbn_stats_nhwc, False)
+_forward_nhwc_parallel, _forward_nhwc_serial = (_compile(_tdbn_neuron_forward_nhwc, True),
+                                                _compile(_tdbn_neuron_forward_nhwc, False))
+_backward_nhwc_parallel, _backward_nhwc_serial = (_compile(_tdbn_neuron_backward_nhwc, True),
+                                                  _compile(_tdbn_neuron_backward_nhwc, False))
+_input_grad_nhwc_parallel, _input_grad_nhwc_serial = (_compile(_tdbn_input_grad_nhwc, True),
+                                                      _compile(_tdbn_input_grad_nhwc, False))
 
 
 def _plan(T: int, B: int, C: int, HW: int):
@@ -254,18 +410,31 @@ def _plan(T: int, B: int, C: int, HW: int):
     return threaded, max(1, min(C, TASK_VALUES // max(HW, 1)))
 
 
+def _plan_nhwc(T: int, B: int, C: int, HW: int):
+    """(threaded, positions per task): about TASK_VALUES values per step, the runs of a
+    sample as even as whole positions allow."""
+    threaded = T * B * C * HW >= cpu_kernels.PARALLEL_MIN and numba.get_num_threads() > 1
+    per_sample = -(-HW // max(1, TASK_VALUES // max(C, 1)))
+    return threaded, -(-HW // per_sample)
+
+
 def _dims(x: torch.Tensor):
     T, B, C, H, W = x.shape
     return T, B, C, H * W
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    """Whether the kernels read ``x`` as channels-last steps (NCHW when it is both: C or H W of 1)."""
+    return not x.is_contiguous() and layout.channels_last_steps(x)
+
+
 def _residual(x, residual, residual_scale):
-    """(flat array, mode) of the residual: none (0), added as it is (1), or normalised (2)."""
+    """(flat array, mode) of the residual in ``x``'s layout: none (0), added as it is (1), or normalised (2)."""
     if residual is None:
         return _absent(x.dtype), 0
     if residual_scale is None and residual.dtype == torch.uint8:  # spikes in one byte: added as 0 or 1
-        return _flat(residual.contiguous()), 1
-    return _flat(residual.to(x.dtype).contiguous()), 1 if residual_scale is None else 2
+        return _flat(layout.like(x, residual)), 1
+    return _flat(layout.like(x, residual.to(x.dtype))), 1 if residual_scale is None else 2
 
 
 def _per_channel(t, x):
@@ -276,12 +445,18 @@ def torch_tdbn_stats(x):
     """``(mean [C], biased variance [C])`` over (T, B, H, W) of ``x`` [T, B, C, H, W], in ``x``'s dtype:
     each plane's moments in one read (float64), combined over the planes (Chan's rule)."""
     sync_threads()
+    x = layout.steps_of_images(x)
     T, B, C, HW = _dims(x)
     sums = torch.empty((B, C), dtype=torch.float64)
     m2s = torch.empty((B, C), dtype=torch.float64)
-    threaded, channels = _plan(T, B, C, HW)
-    fn = _stats_parallel if threaded else _stats_serial
-    fn(_flat(x), T, B, C, HW, sums.numpy(), m2s.numpy(), channels)
+    if _channels_last(x):
+        threaded = _plan_nhwc(T, B, C, HW)[0]
+        fn = _stats_nhwc_parallel if threaded else _stats_nhwc_serial
+        fn(_flat(x), T, B, C, HW, sums.numpy(), m2s.numpy())
+    else:
+        threaded, channels = _plan(T, B, C, HW)
+        fn = _stats_parallel if threaded else _stats_serial
+        fn(_flat(x), T, B, C, HW, sums.numpy(), m2s.numpy(), channels)
     mean, var = torch.empty(C, dtype=x.dtype), torch.empty(C, dtype=x.dtype)
     _combine_moments(sums.numpy(), m2s.numpy(), T * HW, mean.numpy(), var.numpy())
     return mean, var
@@ -290,48 +465,69 @@ def torch_tdbn_stats(x):
 def torch_tdbn_neuron_forward(kind: str, x, p, scale, shift, residual=None, residual_scale=None, residual_shift=None):
     """``(spikes, one-byte spikes)`` ``[T, B, C, H, W]`` of neuron ``kind`` fed ``scale_c x + shift_c``
     (tdBN with its statistics and weights folded into a scale and shift per channel) plus
-    ``residual``: as it is, or ``residual_scale_c residual + residual_shift_c`` when those are given."""
+    ``residual``: as it is, or ``residual_scale_c residual + residual_shift_c`` when those are given.
+    The spikes have ``x``'s layout (NCHW or channels-last steps)."""
     sync_threads()
+    x = layout.steps_of_images(x)
     T, B, C, HW = _dims(x)
-    s = torch.empty_like(x)
-    s8 = torch.empty(x.shape, dtype=torch.uint8)
+    s = layout.empty_like_layout(x)
+    s8 = layout.empty_like_layout(x, torch.uint8)
     r, r_mode = _residual(x, residual, residual_scale)
-    threaded, channels = _plan(T, B, C, HW)
-    fn = _forward_parallel if threaded else _forward_serial
+    if _channels_last(x):
+        threaded, per_task = _plan_nhwc(T, B, C, HW)
+        fn = _forward_nhwc_parallel if threaded else _forward_nhwc_serial
+    else:
+        threaded, per_task = _plan(T, B, C, HW)
+        fn = _forward_parallel if threaded else _forward_serial
     fn(KIND_CODES[kind], _flat(x), r, r_mode, T, B, C, HW, _flat(scale), _flat(shift),
        _per_channel(residual_scale, x), _per_channel(residual_shift, x),
-       constants(kind, p, x.numpy().dtype, backward=False), _flat(s), _flat(s8), channels)
+       constants(kind, p, x.numpy().dtype, backward=False), _flat(s), _flat(s8), per_task)
     return s, s8
 
 
 def torch_tdbn_neuron_backward(kind: str, x, p, scale, shift, mean, invstd, grad_s, residual=None,
                                residual_scale=None, residual_shift=None, residual_mean=None, residual_invstd=None):
     """``(g, gsum [C], gdot [C], r_gdot [C])``: the gradient of the neuron's input ``[T, B, C, H, W]``
-    and its sums per channel, plain and times x_hat (tdBN's bias and weight gradients), and
-    times the normalised residual (its tdBN's weight gradient; zeros for a plain residual)."""
+    (in ``x``'s layout) and its sums per channel, plain and times x_hat (tdBN's bias and weight
+    gradients), and times the normalised residual (its tdBN's weight gradient; zeros for a plain residual)."""
     sync_threads()
+    x = layout.steps_of_images(x)
     T, B, C, HW = _dims(x)
-    g = torch.empty_like(x)
-    gsum, gdot, r_gdot = (torch.empty((B, C), dtype=x.dtype) for _ in range(3))
+    g = layout.empty_like_layout(x)
     r, r_mode = _residual(x, residual, residual_scale)
-    threaded, channels = _plan(T, B, C, HW)
-    fn = _backward_parallel if threaded else _backward_serial
+    nhwc = _channels_last(x)
+    if nhwc:
+        threaded, per_task = _plan_nhwc(T, B, C, HW)
+        fn = _backward_nhwc_parallel if threaded else _backward_nhwc_serial
+        rows = B * -(-HW // per_task)
+    else:
+        threaded, per_task = _plan(T, B, C, HW)
+        fn = _backward_parallel if threaded else _backward_serial
+        rows = B
+    gsum, gdot, r_gdot = (torch.empty((rows, C), dtype=x.dtype) for _ in range(3))
     dtype = x.numpy().dtype
-    fn(KIND_CODES[kind], _flat(x), r, r_mode, _flat(grad_s.to(x.dtype).contiguous()), T, B, C, HW,
+    fn(KIND_CODES[kind], _flat(x), r, r_mode, _flat(layout.like(x, grad_s.to(x.dtype))), T, B, C, HW,
        _flat(scale), _flat(shift), _per_channel(residual_scale, x), _per_channel(residual_shift, x),
        _flat(mean), _flat(invstd), _per_channel(residual_mean, x), _per_channel(residual_invstd, x),
        constants(kind, p, dtype, backward=False), constants(kind, p, dtype, backward=True), _flat(g),
-       gsum.numpy(), gdot.numpy(), r_gdot.numpy(), channels, x.dtype == torch.float32)
+       gsum.numpy(), gdot.numpy(), r_gdot.numpy(), per_task, x.dtype == torch.float32)
     return g, gsum.sum(0), gdot.sum(0), r_gdot.sum(0)
 
 
 def torch_tdbn_input_grad(g, x, scale, mean_g, mean_gdot, mean, invstd, in_place: bool):
-    """tdBN's input gradient from ``g`` (see :func:`_tdbn_input_grad`); written into ``g`` when ``in_place``."""
+    """tdBN's input gradient from ``g`` (see :func:`_tdbn_input_grad`), in ``x``'s layout;
+    written over ``g`` when ``in_place`` and ``g`` has that layout."""
     sync_threads()
+    x = layout.steps_of_images(x)
     T, B, C, HW = _dims(x)
-    gx = g if in_place else torch.empty_like(g)
-    threaded, channels = _plan(T, B, C, HW)
-    fn = _input_grad_parallel if threaded else _input_grad_serial
+    g = layout.like(x, g)
+    gx = g if in_place else layout.empty_like_layout(g)
+    if _channels_last(x):
+        threaded, per_task = _plan_nhwc(T, B, C, HW)
+        fn = _input_grad_nhwc_parallel if threaded else _input_grad_nhwc_serial
+    else:
+        threaded, per_task = _plan(T, B, C, HW)
+        fn = _input_grad_parallel if threaded else _input_grad_serial
     fn(_flat(g), _flat(x), T, B, C, HW, _flat(scale), _flat(mean_g), _flat(mean_gdot), _flat(mean), _flat(invstd),
-       _flat(gx), in_place, channels)
+       _flat(gx), in_place, per_task)
     return gx

@@ -209,9 +209,10 @@ class FusedSTBPBackend(STBPBackend):
                     "each block's tdBN (with the residual sum and the shortcut's tdBN) and the neuron it feeds "
                     "one node (numba), keeping tdBN's input and recomputing the membranes in the backward pass"
                 ),
-                "layout": ("channels-last convolutions on CUDA; NCHW on the CPU, the other PyTorch backends' "
-                           "oneDNN calls (channels-last there was no faster on the Xeon -- dsrn_tdbn T = 2: 137.8 "
-                           "against 133.0 ms -- and sums in another order, so spikes flip at the threshold)"),
+                "layout": ("channels-last convolutions (cuDNN's tensor-core kernels on CUDA, oneDNN's fastest on the "
+                           "CPU; the other PyTorch backends run NCHW): the same equations at the same precision, "
+                           "the convolutions' sums in another order; the tdBN + neuron node reads and writes "
+                           "channels-last steps"),
                 "dense products": ("CPU float32: forward, input and weight gradients by oneDNN "
                                    "(torch.ops.mkldnn._linear_pointwise) instead of MKL's torch.mm, except on Intel's "
                                    "CPUs, where MKL is as fast or faster (the device record says which ran)"),
@@ -248,6 +249,10 @@ class FusedSTBPBackend(STBPBackend):
     # best); True: always; False: torch.mm (MKL), as every other PyTorch backend.
     onednn_linear: bool | None = None
 
+    # On the CPU, dsrn_tdbn's convolutions channels-last (oneDNN's fastest layout;
+    # docs/performance.md, "The CPU engine"); False: NCHW, as every other PyTorch backend.
+    channels_last_cpu = True
+
     # On the CPU, malloc keeps freed blocks for the next step (backends/stbp/allocator.py);
     # False: glibc's defaults, as every other backend.
     keep_freed_memory = True
@@ -263,10 +268,10 @@ class FusedSTBPBackend(STBPBackend):
             model = fused[1](self.spec, FusedBlocks())
         else:
             model = build_network(self.spec, FusedBlocks())
-        if isinstance(self.spec, DSRNSpec) and self.device == "cuda":
-            # channels-last convolutions: cuDNN's tensor-core kernels prefer them;
-            # the neuron kernels read any dense time-major layout.  Why the CPU
-            # keeps NCHW: the capability table's "layout".
+        if isinstance(self.spec, DSRNSpec) and (self.device == "cuda" or self.channels_last_cpu):
+            # channels-last convolutions: cuDNN's tensor-core kernels and oneDNN's
+            # CPU kernels prefer them; the neuron kernels read any dense time-major
+            # layout, the tdBN + neuron node NCHW and channels-last steps.
             model = model.to(memory_format=torch.channels_last)
         if self.device == "cpu":
             self._replace_linear_layers(model)

@@ -28,6 +28,16 @@ def time_major(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous()
 
 
+def channels_last_steps(x: torch.Tensor) -> bool:
+    """Whether ``x`` [T, B, C, H, W] is channels-last at every step: dense, C fastest, then W, H, B, T."""
+    return x.permute(0, 1, 3, 4, 2).is_contiguous()
+
+
+def steps_of_images(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [T, B, C, H, W] as it is when NCHW or channels-last at every step, else an NCHW copy."""
+    return x if x.is_contiguous() or channels_last_steps(x) else x.contiguous()
+
+
 def static(x: torch.Tensor) -> torch.Tensor:
     return x if dense(x) else x.contiguous()
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from . import multistep
+from . import layout, multistep
 
 
 def _kernels():
@@ -103,11 +103,11 @@ def tdbn_neuron(bn, kind: str, p, x: torch.Tensor, residual: torch.Tensor | None
     running statistics this updates."""
     if kind not in multistep.KINDS:
         raise KeyError(f"unknown neuron kind {kind!r}")
-    x = x.contiguous()
+    x = layout.steps_of_images(x)  # NCHW or channels-last steps: the kernels read both
     mean, invstd = _batch_statistics(bn, x)
     r_args = (None, None, None, None)
     if residual is not None:
-        residual = residual.contiguous()
+        residual = layout.like(x, residual)
         if residual_bn is not None:
             r_mean, r_invstd = _batch_statistics(residual_bn, residual)
             r_args = (residual_bn.weight * (residual_bn.alpha * residual_bn.v_th), residual_bn.bias, r_mean, r_invstd)
