@@ -84,9 +84,9 @@ def outputs() -> dict[str, np.ndarray]:
             s, g = np.empty(n, dt), np.empty(n, dt)
             s8 = np.empty(n, np.uint8)
             gsum, gdot, r_gdot = (np.empty((B, C), dt) for _ in range(3))
-            td._forward_parallel(code, x, r, 2, T, B, C, HW, a, b, a, b, qf, s, s8, 2)
+            td._forward_parallel(code, x, r, 2, T, B, C, HW, a, b, a, b, qf, s, s8, 2, False)  # NCHW
             td._backward_parallel(code, x, r, 2, gs, T, B, C, HW, a, b, a, b, mean, invstd, mean, invstd,
-                                  qf, qb, g, gsum, gdot, r_gdot, 2, fast_exp)
+                                  qf, qb, g, gsum, gdot, r_gdot, 2, False, fast_exp)
             out[f"tdbn-{kind}-{dt.__name__}"] = np.concatenate(
                 [mean, var, s, s8, g, gsum.ravel(), gdot.ravel(), r_gdot.ravel()]).astype(np.float64)
     print(f", numba threading layer {numba.threading_layer()}")

@@ -17,7 +17,7 @@ first convolution, which both passes read as they are: 0 or 1 added).
 
 Layout: ``x``, the residual, the spikes and the gradients are ``[T, B, C, H, W]``
 tensors in one layout: NCHW at every step (contiguous), or channels-last at
-every step (the ``_nhwc`` kernels, below).  In NCHW a task owns a run of whole
+every step (the kernels' ``nhwc`` switch, below).  In NCHW a task owns a run of whole
 channel planes of one sample (``channels`` of them, ``HW`` values each), the
 same run at every step, so no two tasks write the same value or the same
 per-(sample, channel) sum.  The neuron arithmetic is :mod:`backends.stbp.cpu_kernels`' own
@@ -148,102 +148,6 @@ def _combine_moments(sums, m2s, per_plane, mean, var):
         var[c] = (m2 + spread) / n
 
 
-def _tdbn_neuron_forward(kind, x, r, r_mode, T, B, C, HW, a, b, ar, br, q, s, s8, channels):
-    """Spikes ``s`` and their one-byte copy ``s8`` of neuron ``kind`` fed tdBN(x) + the residual."""
-    per_sample = (C + channels - 1) // channels
-    for task in prange(B * per_sample):
-        bi, c0, nc = _planes(task, per_sample, channels, C)
-        n = nc * HW
-        zero = q[4]
-        z = np.zeros(n, dtype=s.dtype)
-        state = np.zeros(n, dtype=s.dtype)
-        spk = np.zeros(n, dtype=s.dtype)
-        unused = np.zeros(n, dtype=s.dtype)  # no membrane written (not aliasing spk)
-        for t in range(T):
-            off = ((t * B + bi) * C + c0) * HW
-            _normalise(x, r, r_mode, off, c0, nc, HW, a, b, ar, br, z)
-            _step(kind, z, state, spk, unused, False, q)
-            st = s[off:off + n]
-            s8t = s8[off:off + n]
-            for j in range(n):
-                st[j] = spk[j]
-                s8t[j] = np.uint8(1) if spk[j] != zero else np.uint8(0)
-
-
-def _tdbn_neuron_backward(kind, x, r, r_mode, gs, T, B, C, HW, a, b, ar, br, mean, invstd, r_mean, r_invstd,
-                          qf, qb, g, gsum, gdot, r_gdot, channels, fast_exp):
-    """The gradient ``g`` of the neuron's input (= of a plain residual), and per sample and
-    channel the sums the tdBN backward passes need: ``gsum`` = sum g, ``gdot`` = sum g x_hat,
-    and, for a normalised residual, ``r_gdot`` = sum g r_hat."""
-    per_sample = (C + channels - 1) // channels
-    for task in prange(B * per_sample):
-        bi, c0, nc = _planes(task, per_sample, channels, C)
-        n = nc * HW
-        zero = qb[7]
-        z = np.zeros(n, dtype=g.dtype)
-        state = np.zeros(n, dtype=g.dtype)
-        spk = np.zeros(n, dtype=g.dtype)
-        m = np.zeros(T * n, dtype=g.dtype)  # the membranes, recomputed
-        for t in range(T):
-            off = ((t * B + bi) * C + c0) * HW
-            _normalise(x, r, r_mode, off, c0, nc, HW, a, b, ar, br, z)
-            _step(kind, z, state, spk, m[t * n:(t + 1) * n], True, qf)
-        carry = np.zeros(n, dtype=g.dtype)
-        hs = np.zeros(n, dtype=g.dtype)
-        unused = np.zeros(n, dtype=g.dtype)
-        two_k = np.zeros(n if fast_exp else 0, dtype=np.int32)
-        two_k_f = two_k.view(np.float32)
-        sums = np.zeros(nc, dtype=g.dtype)
-        dots = np.zeros(nc, dtype=g.dtype)
-        r_dots = np.zeros(nc, dtype=g.dtype)
-        for t in range(T - 1, -1, -1):
-            off = ((t * B + bi) * C + c0) * HW
-            mt = m[t * n:(t + 1) * n]
-            gst = gs[off:off + n]
-            gt = g[off:off + n]
-            _surrogate(kind, mt, hs, two_k, two_k_f, qb, fast_exp)
-            _back_step(kind, mt, gst, gst, False, hs, carry, gt, unused, False, qb)
-            for ci in range(nc):
-                gc = gt[ci * HW:(ci + 1) * HW]
-                lo = off + ci * HW
-                acc_s, acc_d = _sums(gc, x[lo:lo + HW], mean[c0 + ci], invstd[c0 + ci], zero)
-                sums[ci] += acc_s
-                dots[ci] += acc_d
-                if r_mode == 2:
-                    r_dots[ci] += _sums(gc, r[lo:lo + HW], r_mean[c0 + ci], r_invstd[c0 + ci], zero)[1]
-        for ci in range(nc):
-            gsum[bi, c0 + ci] = sums[ci]
-            gdot[bi, c0 + ci] = dots[ci]
-            r_gdot[bi, c0 + ci] = r_dots[ci]
-
-
-def _tdbn_input_grad(g, x, T, B, C, HW, scale, mean_g, mean_gdot, mean, invstd, gx, in_place, channels):
-    """tdBN's input gradient: scale_c (g - mean_g_c - x_hat mean_gdot_c), x_hat = (x - mean_c) invstd_c;
-    into ``g`` itself when ``in_place`` (one array: no aliasing for LLVM to fear), else into ``gx``."""
-    per_sample = (C + channels - 1) // channels
-    for task in prange(T * B * per_sample):
-        tb, c0, nc = _planes(task, per_sample, channels, C)
-        for ci in range(nc):
-            c = c0 + ci
-            off = (tb * C + c) * HW
-            k = scale[c]
-            m1 = mean_g[c]
-            m2 = mean_gdot[c]
-            mc = mean[c]
-            ic = invstd[c]
-            xs = x[off:off + HW]
-            if in_place:
-                gc = g[off:off + HW]
-                for j in range(HW):
-                    gc[j] = k * (gc[j] - m1 - ((xs[j] - mc) * ic) * m2)
-            else:
-                gc = g[off:off + HW]
-                oc = gx[off:off + HW]
-                for j in range(HW):
-                    oc[j] = k * (gc[j] - m1 - ((xs[j] - mc) * ic) * m2)
-
-
-
 # ------------------------------------------------------------------ channels-last (NHWC) steps
 # The same node where every step is channels-last (the layout of oneDNN's
 # fastest CPU convolutions, which feed and read it): ``[T, B, C, H, W]`` with
@@ -304,20 +208,50 @@ def _tdbn_stats_nhwc(x, T, B, C, HW, sums, m2s):
             m2s[bi, c] = m2[c]
 
 
-def _tdbn_neuron_forward_nhwc(kind, x, r, r_mode, T, B, C, HW, a, b, ar, br, q, s, s8, positions):
-    """:func:`_tdbn_neuron_forward` of channels-last steps."""
-    per_sample = (HW + positions - 1) // positions
+# ------------------------------------------------------------------ the node, either layout
+# ``nhwc`` picks the layout; ``split`` is the channel planes (NCHW) or the
+# positions (channels-last) of a task.  A task's run starts at
+# ``t * B * C * HW + base`` at step t in both.
+
+
+@_helper
+def _tasks_per_sample(split, C, HW, nhwc):
+    return (HW + split - 1) // split if nhwc else (C + split - 1) // split
+
+
+@_helper
+def _run(task, per_sample, split, C, HW, nhwc):
+    """(sample -- or step and sample --, the run's offset at step 0, its first channel or
+    position, how many, its values) of ``task``."""
+    if nhwc:
+        bi, p0, npos = _positions(task, per_sample, split, HW)
+        return bi, (bi * HW + p0) * C, p0, npos, npos * C
+    bi, c0, nc = _planes(task, per_sample, split, C)
+    return bi, (bi * C + c0) * HW, c0, nc, nc * HW
+
+
+@_helper
+def _normalise_run(x, r, r_mode, off, first, count, C, HW, nhwc, a, b, ar, br, z):
+    if nhwc:
+        _normalise_nhwc(x, r, r_mode, off, count, C, a, b, ar, br, z)
+    else:
+        _normalise(x, r, r_mode, off, first, count, HW, a, b, ar, br, z)
+
+
+def _tdbn_neuron_forward(kind, x, r, r_mode, T, B, C, HW, a, b, ar, br, q, s, s8, split, nhwc):
+    """Spikes ``s`` and their one-byte copy ``s8`` of neuron ``kind`` fed tdBN(x) + the residual."""
+    per_sample = _tasks_per_sample(split, C, HW, nhwc)
+    step = B * C * HW
     for task in prange(B * per_sample):
-        bi, p0, npos = _positions(task, per_sample, positions, HW)
-        n = npos * C
+        bi, base, first, count, n = _run(task, per_sample, split, C, HW, nhwc)
         zero = q[4]
         z = np.zeros(n, dtype=s.dtype)
         state = np.zeros(n, dtype=s.dtype)
         spk = np.zeros(n, dtype=s.dtype)
         unused = np.zeros(n, dtype=s.dtype)  # no membrane written (not aliasing spk)
         for t in range(T):
-            off = ((t * B + bi) * HW + p0) * C
-            _normalise_nhwc(x, r, r_mode, off, npos, C, a, b, ar, br, z)
+            off = t * step + base
+            _normalise_run(x, r, r_mode, off, first, count, C, HW, nhwc, a, b, ar, br, z)
             _step(kind, z, state, spk, unused, False, q)
             st = s[off:off + n]
             s8t = s8[off:off + n]
@@ -326,82 +260,128 @@ def _tdbn_neuron_forward_nhwc(kind, x, r, r_mode, T, B, C, HW, a, b, ar, br, q, 
                 s8t[j] = np.uint8(1) if spk[j] != zero else np.uint8(0)
 
 
-def _tdbn_neuron_backward_nhwc(kind, x, r, r_mode, gs, T, B, C, HW, a, b, ar, br, mean, invstd, r_mean, r_invstd,
-                               qf, qb, g, gsum, gdot, r_gdot, positions, fast_exp):
-    """:func:`_tdbn_neuron_backward` of channels-last steps; the sums per task and channel
-    (``[B * tasks per sample, C]``)."""
-    per_sample = (HW + positions - 1) // positions
+@_helper
+def _sums_planes(gt, x, r, r_mode, off, c0, nc, HW, mean, invstd, r_mean, r_invstd, sums, dots, r_dots, zero):
+    """Adds one step's per-channel sums of ``gt`` (``nc`` planes from channel ``c0``) to
+    ``sums``, ``dots`` and ``r_dots`` (indexed by plane)."""
+    for ci in range(nc):
+        gc = gt[ci * HW:(ci + 1) * HW]
+        lo = off + ci * HW
+        acc_s, acc_d = _sums(gc, x[lo:lo + HW], mean[c0 + ci], invstd[c0 + ci], zero)
+        sums[ci] += acc_s
+        dots[ci] += acc_d
+        if r_mode == 2:
+            r_dots[ci] += _sums(gc, r[lo:lo + HW], r_mean[c0 + ci], r_invstd[c0 + ci], zero)[1]
+
+
+@_helper
+def _sums_positions(gt, x, r, r_mode, off, npos, C, mean, invstd, r_mean, r_invstd, sums, dots, r_dots):
+    """Adds one step's per-channel sums of ``gt`` (``npos`` positions) to ``sums``, ``dots`` and
+    ``r_dots`` (indexed by channel)."""
+    for p in range(npos):
+        gp = gt[p * C:(p + 1) * C]
+        xp = x[off + p * C:off + (p + 1) * C]
+        for c in range(C):
+            sums[c] += gp[c]
+            dots[c] += gp[c] * ((xp[c] - mean[c]) * invstd[c])
+        if r_mode == 2:
+            rp = r[off + p * C:off + (p + 1) * C]
+            for c in range(C):
+                r_dots[c] += gp[c] * ((rp[c] - r_mean[c]) * r_invstd[c])
+
+
+def _tdbn_neuron_backward(kind, x, r, r_mode, gs, T, B, C, HW, a, b, ar, br, mean, invstd, r_mean, r_invstd,
+                          qf, qb, g, gsum, gdot, r_gdot, split, nhwc, fast_exp):
+    """The gradient ``g`` of the neuron's input (= of a plain residual), and the per-channel
+    sums the tdBN backward passes need: ``gsum`` = sum g, ``gdot`` = sum g x_hat, and, for a
+    normalised residual, ``r_gdot`` = sum g r_hat -- per sample (NCHW: ``[B, C]``) or per
+    task (channels-last: ``[B * tasks per sample, C]``)."""
+    per_sample = _tasks_per_sample(split, C, HW, nhwc)
+    step = B * C * HW
     for task in prange(B * per_sample):
-        bi, p0, npos = _positions(task, per_sample, positions, HW)
-        n = npos * C
+        bi, base, first, count, n = _run(task, per_sample, split, C, HW, nhwc)
+        zero = qb[7]
         z = np.zeros(n, dtype=g.dtype)
         state = np.zeros(n, dtype=g.dtype)
         spk = np.zeros(n, dtype=g.dtype)
         m = np.zeros(T * n, dtype=g.dtype)  # the membranes, recomputed
         for t in range(T):
-            off = ((t * B + bi) * HW + p0) * C
-            _normalise_nhwc(x, r, r_mode, off, npos, C, a, b, ar, br, z)
+            _normalise_run(x, r, r_mode, t * step + base, first, count, C, HW, nhwc, a, b, ar, br, z)
             _step(kind, z, state, spk, m[t * n:(t + 1) * n], True, qf)
         carry = np.zeros(n, dtype=g.dtype)
         hs = np.zeros(n, dtype=g.dtype)
         unused = np.zeros(n, dtype=g.dtype)
         two_k = np.zeros(n if fast_exp else 0, dtype=np.int32)
         two_k_f = two_k.view(np.float32)
-        sums = np.zeros(C, dtype=g.dtype)
-        dots = np.zeros(C, dtype=g.dtype)
-        r_dots = np.zeros(C, dtype=g.dtype)
+        width = C if nhwc else count  # the sums' entries: channels, or the task's planes
+        sums = np.zeros(width, dtype=g.dtype)
+        dots = np.zeros(width, dtype=g.dtype)
+        r_dots = np.zeros(width, dtype=g.dtype)
         for t in range(T - 1, -1, -1):
-            off = ((t * B + bi) * HW + p0) * C
+            off = t * step + base
             mt = m[t * n:(t + 1) * n]
             gst = gs[off:off + n]
             gt = g[off:off + n]
             _surrogate(kind, mt, hs, two_k, two_k_f, qb, fast_exp)
             _back_step(kind, mt, gst, gst, False, hs, carry, gt, unused, False, qb)
-            for p in range(npos):
-                gp = gt[p * C:(p + 1) * C]
-                xp = x[off + p * C:off + (p + 1) * C]
-                for c in range(C):
-                    sums[c] += gp[c]
-                    dots[c] += gp[c] * ((xp[c] - mean[c]) * invstd[c])
-                if r_mode == 2:
-                    rp = r[off + p * C:off + (p + 1) * C]
-                    for c in range(C):
-                        r_dots[c] += gp[c] * ((rp[c] - r_mean[c]) * r_invstd[c])
-        for c in range(C):
-            gsum[task, c] = sums[c]
-            gdot[task, c] = dots[c]
-            r_gdot[task, c] = r_dots[c]
-
-
-def _tdbn_input_grad_nhwc(g, x, T, B, C, HW, scale, mean_g, mean_gdot, mean, invstd, gx, in_place, positions):
-    """:func:`_tdbn_input_grad` of channels-last steps."""
-    per_sample = (HW + positions - 1) // positions
-    for task in prange(T * B * per_sample):
-        tb, p0, npos = _positions(task, per_sample, positions, HW)
-        for p in range(npos):
-            off = (tb * HW + p0 + p) * C
-            xs = x[off:off + C]
-            gc = g[off:off + C]
-            if in_place:
-                for c in range(C):
-                    gc[c] = scale[c] * (gc[c] - mean_g[c] - ((xs[c] - mean[c]) * invstd[c]) * mean_gdot[c])
+            if nhwc:
+                _sums_positions(gt, x, r, r_mode, off, count, C, mean, invstd, r_mean, r_invstd, sums, dots, r_dots)
             else:
-                oc = gx[off:off + C]
-                for c in range(C):
-                    oc[c] = scale[c] * (gc[c] - mean_g[c] - ((xs[c] - mean[c]) * invstd[c]) * mean_gdot[c])
+                _sums_planes(gt, x, r, r_mode, off, first, count, HW, mean, invstd, r_mean, r_invstd,
+                             sums, dots, r_dots, zero)
+        row = np.int64(task) if nhwc else np.int64(bi)  # (prange's index is unsigned)
+        c0 = 0 if nhwc else first
+        for ci in range(width):
+            gsum[row, c0 + ci] = sums[ci]
+            gdot[row, c0 + ci] = dots[ci]
+            r_gdot[row, c0 + ci] = r_dots[ci]
+
+
+@_helper
+def _input_grad_plane(gc, xs, oc, in_place, k, m1, m2, mc, ic):
+    """One channel plane of tdBN's input gradient, the channel's values given."""
+    if in_place:
+        for j in range(gc.shape[0]):
+            gc[j] = k * (gc[j] - m1 - ((xs[j] - mc) * ic) * m2)
+    else:
+        for j in range(gc.shape[0]):
+            oc[j] = k * (gc[j] - m1 - ((xs[j] - mc) * ic) * m2)
+
+
+@_helper
+def _input_grad_position(gc, xs, oc, in_place, scale, mean_g, mean_gdot, mean, invstd):
+    """One position's C values of tdBN's input gradient, channel c at c."""
+    if in_place:
+        for c in range(gc.shape[0]):
+            gc[c] = scale[c] * (gc[c] - mean_g[c] - ((xs[c] - mean[c]) * invstd[c]) * mean_gdot[c])
+    else:
+        for c in range(gc.shape[0]):
+            oc[c] = scale[c] * (gc[c] - mean_g[c] - ((xs[c] - mean[c]) * invstd[c]) * mean_gdot[c])
+
+
+def _tdbn_input_grad(g, x, T, B, C, HW, scale, mean_g, mean_gdot, mean, invstd, gx, in_place, split, nhwc):
+    """tdBN's input gradient: scale_c (g - mean_g_c - x_hat mean_gdot_c), x_hat = (x - mean_c) invstd_c;
+    into ``g`` itself when ``in_place`` (``gx`` is then ``g``; one array written: no aliasing for
+    LLVM to fear), else into ``gx``."""
+    per_sample = _tasks_per_sample(split, C, HW, nhwc)
+    L = C if nhwc else HW  # the values of a position, or of a channel plane
+    for task in prange(T * B * per_sample):
+        tb, base, first, count, n = _run(task, per_sample, split, C, HW, nhwc)
+        for i in range(count):
+            off = base + i * L
+            gc, xs, oc = g[off:off + L], x[off:off + L], gx[off:off + L]
+            if nhwc:
+                _input_grad_position(gc, xs, oc, in_place, scale, mean_g, mean_gdot, mean, invstd)
+            else:
+                c = first + i
+                _input_grad_plane(gc, xs, oc, in_place, scale[c], mean_g[c], mean_gdot[c], mean[c], invstd[c])
 
 
 _stats_parallel, _stats_serial = _compile(_tdbn_stats, True), _compile(_tdbn_stats, False)
+_stats_nhwc_parallel, _stats_nhwc_serial = _compile(_tdbn_stats_nhwc, True), _compile(_tdbn_stats_nhwc, False)
 _forward_parallel, _forward_serial = _compile(_tdbn_neuron_forward, True), _compile(_tdbn_neuron_forward, False)
 _backward_parallel, _backward_serial = _compile(_tdbn_neuron_backward, True), _compile(_tdbn_neuron_backward, False)
 _input_grad_parallel, _input_grad_serial = _compile(_tdbn_input_grad, True), _compile(_tdbn_input_grad, False)
-_stats_nhwc_parallel, _stats_nhwc_serial = _compile(_tdbn_stats_nhwc, True), _compile(_tdbn_stats_nhwc, False)
-_forward_nhwc_parallel, _forward_nhwc_serial = (_compile(_tdbn_neuron_forward_nhwc, True),
-                                                _compile(_tdbn_neuron_forward_nhwc, False))
-_backward_nhwc_parallel, _backward_nhwc_serial = (_compile(_tdbn_neuron_backward_nhwc, True),
-                                                  _compile(_tdbn_neuron_backward_nhwc, False))
-_input_grad_nhwc_parallel, _input_grad_nhwc_serial = (_compile(_tdbn_input_grad_nhwc, True),
-                                                      _compile(_tdbn_input_grad_nhwc, False))
 
 
 def _plan(T: int, B: int, C: int, HW: int):
@@ -473,15 +453,12 @@ def torch_tdbn_neuron_forward(kind: str, x, p, scale, shift, residual=None, resi
     s = layout.empty_like_layout(x)
     s8 = layout.empty_like_layout(x, torch.uint8)
     r, r_mode = _residual(x, residual, residual_scale)
-    if _channels_last(x):
-        threaded, per_task = _plan_nhwc(T, B, C, HW)
-        fn = _forward_nhwc_parallel if threaded else _forward_nhwc_serial
-    else:
-        threaded, per_task = _plan(T, B, C, HW)
-        fn = _forward_parallel if threaded else _forward_serial
+    nhwc = _channels_last(x)
+    threaded, split = (_plan_nhwc if nhwc else _plan)(T, B, C, HW)
+    fn = _forward_parallel if threaded else _forward_serial
     fn(KIND_CODES[kind], _flat(x), r, r_mode, T, B, C, HW, _flat(scale), _flat(shift),
        _per_channel(residual_scale, x), _per_channel(residual_shift, x),
-       constants(kind, p, x.numpy().dtype, backward=False), _flat(s), _flat(s8), per_task)
+       constants(kind, p, x.numpy().dtype, backward=False), _flat(s), _flat(s8), split, nhwc)
     return s, s8
 
 
@@ -496,21 +473,16 @@ def torch_tdbn_neuron_backward(kind: str, x, p, scale, shift, mean, invstd, grad
     g = layout.empty_like_layout(x)
     r, r_mode = _residual(x, residual, residual_scale)
     nhwc = _channels_last(x)
-    if nhwc:
-        threaded, per_task = _plan_nhwc(T, B, C, HW)
-        fn = _backward_nhwc_parallel if threaded else _backward_nhwc_serial
-        rows = B * -(-HW // per_task)
-    else:
-        threaded, per_task = _plan(T, B, C, HW)
-        fn = _backward_parallel if threaded else _backward_serial
-        rows = B
+    threaded, split = (_plan_nhwc if nhwc else _plan)(T, B, C, HW)
+    fn = _backward_parallel if threaded else _backward_serial
+    rows = B * -(-HW // split) if nhwc else B  # channels-last: a row of sums per task
     gsum, gdot, r_gdot = (torch.empty((rows, C), dtype=x.dtype) for _ in range(3))
     dtype = x.numpy().dtype
     fn(KIND_CODES[kind], _flat(x), r, r_mode, _flat(layout.like(x, grad_s.to(x.dtype))), T, B, C, HW,
        _flat(scale), _flat(shift), _per_channel(residual_scale, x), _per_channel(residual_shift, x),
        _flat(mean), _flat(invstd), _per_channel(residual_mean, x), _per_channel(residual_invstd, x),
        constants(kind, p, dtype, backward=False), constants(kind, p, dtype, backward=True), _flat(g),
-       gsum.numpy(), gdot.numpy(), r_gdot.numpy(), per_task, x.dtype == torch.float32)
+       gsum.numpy(), gdot.numpy(), r_gdot.numpy(), split, nhwc, x.dtype == torch.float32)
     return g, gsum.sum(0), gdot.sum(0), r_gdot.sum(0)
 
 
@@ -522,12 +494,9 @@ def torch_tdbn_input_grad(g, x, scale, mean_g, mean_gdot, mean, invstd, in_place
     T, B, C, HW = _dims(x)
     g = layout.like(x, g)
     gx = g if in_place else layout.empty_like_layout(g)
-    if _channels_last(x):
-        threaded, per_task = _plan_nhwc(T, B, C, HW)
-        fn = _input_grad_nhwc_parallel if threaded else _input_grad_nhwc_serial
-    else:
-        threaded, per_task = _plan(T, B, C, HW)
-        fn = _input_grad_parallel if threaded else _input_grad_serial
+    nhwc = _channels_last(x)
+    threaded, split = (_plan_nhwc if nhwc else _plan)(T, B, C, HW)
+    fn = _input_grad_parallel if threaded else _input_grad_serial
     fn(_flat(g), _flat(x), T, B, C, HW, _flat(scale), _flat(mean_g), _flat(mean_gdot), _flat(mean), _flat(invstd),
-       _flat(gx), in_place, per_task)
+       _flat(gx), in_place, split, nhwc)
     return gx
