@@ -5,8 +5,8 @@ CPU build comes from a local file for one Python only): the kernels themselves
 never touch PyTorch, so where it does not import a stand-in module takes its
 place, enough for ``backends/stbp/cpu_kernels.py`` and ``cpu_tdbn.py`` to load.
 Covered: the neuron forward and backward passes (every kind) and the tdBN +
-neuron node (statistics, forward with a normalised residual, backward), in
-float32 and float64, threaded.
+neuron node (statistics, forward with a normalised residual, backward) on
+NCHW and on channels-last steps, in float32 and float64, threaded.
 
     python tools/numba_kernels_check.py save ref.npz        # e.g. on 3.11, beside PyTorch
     python3.12 tools/numba_kernels_check.py compare ref.npz # exit 1 unless bitwise equal
@@ -75,20 +75,26 @@ def outputs() -> dict[str, np.ndarray]:
             T, B, C, HW = 3, 4, 5, 49  # tasks of two channel planes, the last cut short
             n = T * B * C * HW
             x, r, gs = (rng.standard_normal(n).astype(dt) for _ in range(3))
-            sums, m2s = np.empty((B, C)), np.empty((B, C))
-            td._stats_parallel(x, T, B, C, HW, sums, m2s, 2)
-            mean, var = np.empty(C, dt), np.empty(C, dt)
-            td._combine_moments(sums, m2s, T * HW, mean, var)
-            invstd = (1 / np.sqrt(var + 1e-5)).astype(dt)
             a, b = rng.uniform(0.5, 1.5, C).astype(dt), rng.uniform(-0.2, 0.2, C).astype(dt)
-            s, g = np.empty(n, dt), np.empty(n, dt)
-            s8 = np.empty(n, np.uint8)
-            gsum, gdot, r_gdot = (np.empty((B, C), dt) for _ in range(3))
-            td._forward_parallel(code, x, r, 2, T, B, C, HW, a, b, a, b, qf, s, s8, 2, False)  # NCHW
-            td._backward_parallel(code, x, r, 2, gs, T, B, C, HW, a, b, a, b, mean, invstd, mean, invstd,
-                                  qf, qb, g, gsum, gdot, r_gdot, 2, False, fast_exp)
-            out[f"tdbn-{kind}-{dt.__name__}"] = np.concatenate(
-                [mean, var, s, s8, g, gsum.ravel(), gdot.ravel(), r_gdot.ravel()]).astype(np.float64)
+            # the same values read as NCHW steps (tasks of 2 channel planes) and as channels-last
+            # steps (tasks of 20 positions, the last cut short)
+            for name, nhwc, split, rows in (("tdbn", False, 2, B), ("tdbn-channels-last", True, 20, B * 3)):
+                sums, m2s = np.empty((B, C)), np.empty((B, C))
+                if nhwc:
+                    td._stats_nhwc_parallel(x, T, B, C, HW, sums, m2s)
+                else:
+                    td._stats_parallel(x, T, B, C, HW, sums, m2s, split)
+                mean, var = np.empty(C, dt), np.empty(C, dt)
+                td._combine_moments(sums, m2s, T * HW, mean, var)
+                invstd = (1 / np.sqrt(var + 1e-5)).astype(dt)
+                s, g = np.empty(n, dt), np.empty(n, dt)
+                s8 = np.empty(n, np.uint8)
+                gsum, gdot, r_gdot = (np.empty((rows, C), dt) for _ in range(3))
+                td._forward_parallel(code, x, r, 2, T, B, C, HW, a, b, a, b, qf, s, s8, split, nhwc)
+                td._backward_parallel(code, x, r, 2, gs, T, B, C, HW, a, b, a, b, mean, invstd, mean, invstd,
+                                      qf, qb, g, gsum, gdot, r_gdot, split, nhwc, fast_exp)
+                out[f"{name}-{kind}-{dt.__name__}"] = np.concatenate(
+                    [mean, var, s, s8, g, gsum.ravel(), gdot.ravel(), r_gdot.ravel()]).astype(np.float64)
     print(f", numba threading layer {numba.threading_layer()}")
     return out
 
