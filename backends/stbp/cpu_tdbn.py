@@ -475,7 +475,7 @@ def torch_tdbn_neuron_backward(kind: str, x, p, scale, shift, mean, invstd, grad
     nhwc = _channels_last(x)
     threaded, split = (_plan_nhwc if nhwc else _plan)(T, B, C, HW)
     fn = _backward_parallel if threaded else _backward_serial
-    rows = B * -(-HW // split) if nhwc else B  # channels-last: a row of sums per task
+    rows = B * _tasks_per_sample(split, C, HW, True) if nhwc else B  # channels-last: a row of sums per task
     gsum, gdot, r_gdot = (torch.empty((rows, C), dtype=x.dtype) for _ in range(3))
     dtype = x.numpy().dtype
     fn(KIND_CODES[kind], _flat(x), r, r_mode, _flat(layout.like(x, grad_s.to(x.dtype))), T, B, C, HW,
