@@ -203,10 +203,14 @@ class FoldedTdBN(TdBN):
             # the same mean and biased variance, but the running variance's
             # unbiased correction counts all steps * B * H * W values.
             y = F.batch_norm(flat, None, None, weight, self.bias, True, 0.0, self.eps)
-            with torch.no_grad():
-                var, mean = torch.var_mean(flat, (0, 2, 3), unbiased=False)
-            self.update_running(mean, var, flat.numel() // flat.shape[1] * steps)
+            self.update_running_static(flat, steps)
         return y if steps is not None else y.unflatten(0, x.shape[:2])
+
+    @torch.no_grad()
+    def update_running_static(self, flat: torch.Tensor, steps: int) -> None:
+        """Running statistics after a static batch ``flat`` [B, C, H, W] standing for ``steps`` steps."""
+        var, mean = torch.var_mean(flat, (0, 2, 3), unbiased=False)
+        self.update_running(mean, var, flat.numel() // flat.shape[1] * steps)
 
 
 def conv_over_time(conv: nn.Conv2d, x: torch.Tensor, steps: int | None) -> torch.Tensor:

@@ -601,6 +601,38 @@ def test_tdbn_neuron_equals_the_layers_apart(monkeypatch, kind, residual, dtype,
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels-last"])
+def test_static_tdbn_running_statistics_from_the_kernel(monkeypatch, dtype, channels_last):
+    """The stem's tdBN on a static batch standing for T steps: with the node's statistics kernel,
+    the same output, gradients and running statistics (over T B H W values) as FoldedTdBN's
+    ``var_mean`` -- and the kernel, not ``var_mean``, is what ran."""
+    from backends.stbp.tdbn_neuron import NumbaStatisticsTdBN
+
+    steps, C = 5, 6
+    x0 = torch.randn(4, C, 7, 7, generator=torch.Generator().manual_seed(2), dtype=dtype) * 1.5 + 0.3
+    if channels_last:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    results = []
+    for cls in (FoldedTdBN, NumbaStatisticsTdBN):
+        bn = cls(C, 0.7, 0.5, 1e-5, 0.1).to(dtype)
+        with torch.no_grad():
+            bn.weight.copy_(torch.linspace(0.5, 1.5, C, dtype=dtype))
+            bn.running_var.fill_(0.8)
+        calls = []
+        monkeypatch.setattr(torch, "var_mean", lambda *a, _f=torch.var_mean, **k: calls.append(1) or _f(*a, **k))
+        x = x0.clone().requires_grad_(True)
+        y = bn(x, steps=steps)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=dtype).view_as(y)).sum().backward()
+        monkeypatch.undo()
+        assert len(calls) == (1 if cls is FoldedTdBN else 0)
+        results.append([y.detach(), x.grad, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var])
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-6, atol=2e-6)
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, **tol)
+
+
+@needs_numba
 def test_tdbn_neuron_keeps_its_input_and_the_residual_spikes_in_one_byte():
     """What the fused node saves for its backward pass: tdBN's input (4 bytes a value)
     and the residual spikes' one-byte copy -- no membrane, no normalised input."""

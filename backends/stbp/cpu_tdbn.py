@@ -115,7 +115,7 @@ def _plane_moments(x, lo, hi, T, step, zero):
 
 def _tdbn_stats(x, T, B, C, HW, sums, m2s, channels):
     """Per sample and channel, the sum of the plane's T * HW values and their squared
-    deviations from its own mean (float64): combined over samples by :func:`torch_tdbn_stats`."""
+    deviations from its own mean (float64): combined over samples by :func:`torch_tdbn_batch`."""
     per_sample = (C + channels - 1) // channels
     step = B * C * HW
     zero = np.float64(0.0)
@@ -146,6 +146,49 @@ def _combine_moments(sums, m2s, per_plane, mean, var):
             spread += per_plane * (d * d)
         mean[c] = mu
         var[c] = (m2 + spread) / n
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _batch_constants(sums, m2s, per_plane, weight, bias, k, running_mean, running_var, out):
+    """From the planes' moments (:func:`_combine_moments`), per channel: ``out`` = (mean, biased
+    variance, invstd = 1 / sqrt(variance + eps), scale = invstd weight factor, shift = bias - mean
+    scale), and the running statistics: r_mean (1 - momentum) + momentum mean, r_var (1 - momentum)
+    + momentum var n / (n - 1) (the unbiased variance of the n values a channel has); ``k`` = (factor,
+    eps, momentum, 1 - momentum, 1, n, n - 1) in the arrays' dtype.  The operations, their order and dtype
+    are those of tdBN's PyTorch code (:class:`~backends.torch_networks.TdBN`); here one call
+    instead of some twenty PyTorch calls on C values, each costing more than its arithmetic."""
+    mean, var, invstd, scale, shift = out[0], out[1], out[2], out[3], out[4]
+    _combine_moments(sums, m2s, per_plane, mean, var)
+    factor, eps, momentum, keep, one, n, n1 = k[0], k[1], k[2], k[3], k[4], k[5], k[6]
+    for c in range(mean.shape[0]):
+        running_mean[c] = running_mean[c] * keep + momentum * mean[c]
+        running_var[c] = running_var[c] * keep + momentum * var[c] * n / n1
+        invstd[c] = one / np.sqrt(var[c] + eps)
+        scale[c] = invstd[c] * (weight[c] * factor)
+        shift[c] = bias[c] - mean[c] * scale[c]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _gradient_constants(gsum, gdot, r_gdot, k, out):
+    """The per-channel sums of the node's backward, its tasks' rows added (in order): ``out`` =
+    (sum g, sum g x_hat times the factor -- tdBN's weight gradient --, sum g r_hat times the
+    residual tdBN's factor, sum g / n, sum g x_hat / n, sum g r_hat / n); ``k`` = (factor,
+    residual factor, n) in the arrays' dtype."""
+    factor, r_factor, n = k[0], k[1], k[2]
+    for c in range(gsum.shape[1]):
+        s = gsum[0, c]
+        d = gdot[0, c]
+        r = r_gdot[0, c]
+        for row in range(1, gsum.shape[0]):
+            s += gsum[row, c]
+            d += gdot[row, c]
+            r += r_gdot[row, c]
+        out[0, c] = s
+        out[1, c] = d * factor
+        out[2, c] = r * r_factor
+        out[3, c] = s / n
+        out[4, c] = d / n
+        out[5, c] = r / n
 
 
 # ------------------------------------------------------------------ channels-last (NHWC) steps
@@ -421,25 +464,32 @@ def _per_channel(t, x):
     return _absent(x.dtype) if t is None else _flat(t)
 
 
-def torch_tdbn_stats(x):
-    """``(mean [C], biased variance [C])`` over (T, B, H, W) of ``x`` [T, B, C, H, W], in ``x``'s dtype:
-    each plane's moments in one read (float64), combined over the planes (Chan's rule)."""
+def torch_tdbn_batch(x, weight, bias, factor: float, eps: float, momentum: float, running_mean, running_var,
+                     count: int | None = None):
+    """tdBN in training on ``x`` [T, B, C, H, W]: ``(mean, invstd, scale, shift)`` per channel (the batch
+    mean, 1 / sqrt(biased variance + eps), and the scale and shift tdBN folds into, y = scale x + shift,
+    its weight times ``factor``), in ``x``'s dtype, the running statistics updated in place
+    (:func:`_batch_constants`) as for ``count`` values a channel (by default its T B H W).  Each
+    plane's moments in one read (float64), combined over the planes (Chan's rule)."""
     sync_threads()
     x = layout.steps_of_images(x)
     T, B, C, HW = _dims(x)
-    sums = torch.empty((B, C), dtype=torch.float64)
-    m2s = torch.empty((B, C), dtype=torch.float64)
+    sums = np.empty((B, C), dtype=np.float64)
+    m2s = np.empty((B, C), dtype=np.float64)
     if _channels_last(x):
         threaded = _plan_nhwc(T, B, C, HW)[0]
         fn = _stats_nhwc_parallel if threaded else _stats_nhwc_serial
-        fn(_flat(x), T, B, C, HW, sums.numpy(), m2s.numpy())
+        fn(_flat(x), T, B, C, HW, sums, m2s)
     else:
         threaded, channels = _plan(T, B, C, HW)
         fn = _stats_parallel if threaded else _stats_serial
-        fn(_flat(x), T, B, C, HW, sums.numpy(), m2s.numpy(), channels)
-    mean, var = torch.empty(C, dtype=x.dtype), torch.empty(C, dtype=x.dtype)
-    _combine_moments(sums.numpy(), m2s.numpy(), T * HW, mean.numpy(), var.numpy())
-    return mean, var
+        fn(_flat(x), T, B, C, HW, sums, m2s, channels)
+    out = torch.empty((5, C), dtype=x.dtype)
+    n = T * B * HW if count is None else count
+    k = np.array([factor, eps, momentum, 1 - momentum, 1, n, n - 1], dtype=out.numpy().dtype)
+    _batch_constants(sums, m2s, T * HW, _flat(weight), _flat(bias), k, running_mean.numpy(), running_var.numpy(),
+                     out.numpy())
+    return out[0], out[2], out[3], out[4]
 
 
 def torch_tdbn_neuron_forward(kind: str, x, p, scale, shift, residual=None, residual_scale=None, residual_shift=None):
@@ -462,11 +512,14 @@ def torch_tdbn_neuron_forward(kind: str, x, p, scale, shift, residual=None, resi
     return s, s8
 
 
-def torch_tdbn_neuron_backward(kind: str, x, p, scale, shift, mean, invstd, grad_s, residual=None,
-                               residual_scale=None, residual_shift=None, residual_mean=None, residual_invstd=None):
-    """``(g, gsum [C], gdot [C], r_gdot [C])``: the gradient of the neuron's input ``[T, B, C, H, W]``
-    (in ``x``'s layout) and its sums per channel, plain and times x_hat (tdBN's bias and weight
-    gradients), and times the normalised residual (its tdBN's weight gradient; zeros for a plain residual)."""
+def torch_tdbn_neuron_backward(kind: str, x, p, scale, shift, mean, invstd, grad_s, factor: float, residual=None,
+                               residual_scale=None, residual_shift=None, residual_mean=None, residual_invstd=None,
+                               residual_factor: float = 0.0):
+    """``(g, sums [6, C])``: the gradient of the neuron's input ``[T, B, C, H, W]`` (in ``x``'s
+    layout), and per channel (:func:`_gradient_constants`) its sums plain and times x_hat (tdBN's
+    bias gradient, and its weight's once times ``factor``), and times the normalised residual (its
+    tdBN's weight gradient once times ``residual_factor``; zeros for a plain residual), each sum
+    also divided by the n values of a channel (the means tdBN's input gradient takes)."""
     sync_threads()
     x = layout.steps_of_images(x)
     T, B, C, HW = _dims(x)
@@ -476,14 +529,16 @@ def torch_tdbn_neuron_backward(kind: str, x, p, scale, shift, mean, invstd, grad
     threaded, split = (_plan_nhwc if nhwc else _plan)(T, B, C, HW)
     fn = _backward_parallel if threaded else _backward_serial
     rows = B * _tasks_per_sample(split, C, HW, True) if nhwc else B  # channels-last: a row of sums per task
-    gsum, gdot, r_gdot = (torch.empty((rows, C), dtype=x.dtype) for _ in range(3))
     dtype = x.numpy().dtype
+    gsum, gdot, r_gdot = (np.empty((rows, C), dtype=dtype) for _ in range(3))
     fn(KIND_CODES[kind], _flat(x), r, r_mode, _flat(layout.like(x, grad_s.to(x.dtype))), T, B, C, HW,
        _flat(scale), _flat(shift), _per_channel(residual_scale, x), _per_channel(residual_shift, x),
        _flat(mean), _flat(invstd), _per_channel(residual_mean, x), _per_channel(residual_invstd, x),
        constants(kind, p, dtype, backward=False), constants(kind, p, dtype, backward=True), _flat(g),
-       gsum.numpy(), gdot.numpy(), r_gdot.numpy(), split, nhwc, x.dtype == torch.float32)
-    return g, gsum.sum(0), gdot.sum(0), r_gdot.sum(0)
+       gsum, gdot, r_gdot, split, nhwc, x.dtype == torch.float32)
+    sums = torch.empty((6, C), dtype=x.dtype)
+    _gradient_constants(gsum, gdot, r_gdot, np.array([factor, residual_factor, T * B * HW], dtype=dtype), sums.numpy())
+    return g, sums
 
 
 def torch_tdbn_input_grad(g, x, scale, mean_g, mean_gdot, mean, invstd, in_place: bool):

@@ -45,7 +45,6 @@ from ..torch_networks import (
     BasicBlock,
     Blocks,
     FCNet,
-    FoldedTdBN,
     FunctionNeuron,
     FunctionSynapse,
     SyntheticNet,
@@ -77,7 +76,7 @@ class FusedBlocks(Blocks):
         return multistep.synapse(inputs, decay, self.engine)
 
     def tdbn(self, channels, alpha, v_th, eps, momentum):
-        return FoldedTdBN(channels, alpha, v_th, eps, momentum)
+        return tdbn_neuron.NumbaStatisticsTdBN(channels, alpha, v_th, eps, momentum)
 
 
 class FusedFCNet(FCNet):
