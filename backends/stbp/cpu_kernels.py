@@ -928,14 +928,14 @@ def sync_threads() -> int:
 
 
 def _flat(t):
-    """A flat NumPy view of the memory of a dense CPU tensor (no copy)."""
-    # called some 500 times a training step of dsrn_tdbn: the contiguous case
-    # through NumPy's own view is a third of the time of an as_strided view
-    if t.is_contiguous():
-        return t.detach().numpy().reshape(-1)
-    from .layout import flat
-
-    return flat(t.detach()).numpy()
+    """A flat NumPy view of the memory of a dense CPU tensor (no copy): its values in memory order."""
+    # called some 500 times a training step of dsrn_tdbn: NumPy's ravel in memory
+    # order is a view of a dense array in any layout (channels-last included), in
+    # a third of the time of an as_strided view; of anything else, a copy
+    flat = t.detach().numpy().ravel(order="K")
+    if flat.base is None:
+        raise ValueError(f"a kernel reads and writes dense tensors; got shape {tuple(t.shape)}, strides {t.stride()}")
+    return flat
 
 
 def _over_steps(g, reference):

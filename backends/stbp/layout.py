@@ -58,7 +58,3 @@ def empty_like_layout(t: torch.Tensor, dtype: torch.dtype | None = None) -> torc
     """An empty tensor with ``t``'s shape and strides."""
     return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype if dtype is None else dtype, device=t.device)
 
-
-def flat(t: torch.Tensor) -> torch.Tensor:
-    """The memory of dense ``t`` as a 1-D tensor (a view: no copy)."""
-    return torch.as_strided(t, (t.numel(),), (1,), t.storage_offset())
