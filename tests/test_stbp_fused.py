@@ -634,8 +634,9 @@ def test_static_tdbn_running_statistics_from_the_kernel(monkeypatch, dtype, chan
 
 @needs_numba
 def test_tdbn_neuron_keeps_its_input_and_the_residual_spikes_in_one_byte():
-    """What the fused node saves for its backward pass: tdBN's input (4 bytes a value)
-    and the residual spikes' one-byte copy -- no membrane, no normalised input."""
+    """What the fused node saves for its backward pass: tdBN's input (4 bytes a value),
+    the residual spikes' one-byte copy and tdBN's constants per channel -- no membrane,
+    no normalised input."""
     from backends.stbp.tdbn_neuron import tdbn_neuron
 
     p, x0, _, _, (bn, _) = _tdbn_case("stbp", "none", torch.float32)
@@ -652,7 +653,7 @@ def test_tdbn_neuron_keeps_its_input_and_the_residual_spikes_in_one_byte():
         saved.clear()
         tdbn_neuron(bn, "stbp", p, x0.clone().requires_grad_(True), spikes)
     C = x0.shape[2]
-    assert sum(saved) == x0.numel() * 4 + x0.numel() + 2 * C * 4 + 2 * C * 4  # x, r in bytes; weight, bias, mean, invstd
+    assert sum(saved) == x0.numel() * 4 + x0.numel() + 5 * C * 4  # x, r in bytes, tdBN's [5, C] constants
 
 
 @needs_numba

@@ -40,42 +40,30 @@ class TdBNNeuronFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, residual, r_weight, r_bias, bn, r_bn, kind, p):
         k = _kernels()
-        normalised = r_bn is not None
-        if residual is not None and not normalised:
+        if residual is not None and r_bn is None:
             # the block's input spikes: read, and kept, as their one-byte copy where there is
             # one (the kernels add 0 or 1 either way); unpacked to floats, they cost a copy
             residual = multistep.spike_bytes.keep(residual)
-        mean, invstd, scale, shift = _batch(k, bn, x, weight, bias)
-        r_const = _batch(k, r_bn, residual, r_weight, r_bias) if normalised else (None,) * 4
-        s, s8 = k.torch_tdbn_neuron_forward(kind, x, p, scale, shift, residual,
-                                            *(r_const[2:] if normalised else ()))
+        consts = _batch(k, bn, x, weight, bias)
+        r_consts = None if r_bn is None else _batch(k, r_bn, residual, r_weight, r_bias)
+        s, s8 = k.torch_tdbn_neuron_forward(kind, x, p, consts, residual, r_consts)
         if multistep.spike_bytes.active():
             multistep.spike_bytes.register(s, s8)  # a convolution fed these spikes keeps the bytes
-        ctx.save_for_backward(x, residual, mean, invstd, scale, shift, *r_const)
+        ctx.save_for_backward(x, residual, consts, r_consts)
         ctx.kind, ctx.p = kind, p
-        ctx.factors = _factor(bn), _factor(r_bn) if normalised else 0.0
+        ctx.factors = _factor(bn), 0.0 if r_bn is None else _factor(r_bn)
         return s
 
     @staticmethod
     def backward(ctx, grad_s):
-        x, residual, mean, invstd, scale, shift, r_mean, r_invstd, r_scale, r_shift = ctx.saved_tensors
+        x, residual, consts, r_consts = ctx.saved_tensors
         k, needs = _kernels(), ctx.needs_input_grad
-        normalised = r_mean is not None
-        g, sums = k.torch_tdbn_neuron_backward(ctx.kind, x, ctx.p, scale, shift, mean, invstd, grad_s, ctx.factors[0],
-                                               residual, r_scale, r_shift, r_mean, r_invstd, ctx.factors[1])
-        gsum, g_weight, g_r_weight, mean_g, mean_gdot, r_mean_gdot = sums
-        gr = None
-        if residual is not None and needs[3]:
-            # BatchNorm's input gradient: scale (g - mean g - x_hat mean(g x_hat)); g is
-            # still needed for x's, so this one is written apart
-            gr = k.torch_tdbn_input_grad(g, residual, r_scale, mean_g, r_mean_gdot, r_mean, r_invstd,
-                                         False) if normalised else g
-        gx = None
-        if needs[0]:
-            gx = k.torch_tdbn_input_grad(g, x, scale, mean_g, mean_gdot, mean, invstd, in_place=gr is not g)
-        return (gx, g_weight if needs[1] else None, gsum if needs[2] else None, gr,
-                g_r_weight if normalised and needs[4] else None, gsum if normalised and needs[5] else None,
-                None, None, None, None)
+        gx, gr, sums = k.torch_tdbn_neuron_backward(ctx.kind, x, ctx.p, consts, grad_s, ctx.factors[0], residual,
+                                                    r_consts, ctx.factors[1], needs[0], needs[3])
+        normalised = r_consts is not None
+        return (gx, sums[k.G_WEIGHT] if needs[1] else None, sums[k.GSUM] if needs[2] else None, gr,
+                sums[k.G_R_WEIGHT] if normalised and needs[4] else None,
+                sums[k.GSUM] if normalised and needs[5] else None, None, None, None, None)
 
 
 def _factor(bn) -> float:
@@ -84,7 +72,8 @@ def _factor(bn) -> float:
 
 
 def _batch(k, bn, x, weight, bias):
-    """(mean, invstd, scale, shift) per channel of training ``bn`` on ``x``, whose running statistics this updates."""
+    """The per-channel constants of training ``bn`` on ``x`` (``cpu_tdbn.torch_tdbn_batch``), whose
+    running statistics this updates."""
     return k.torch_tdbn_batch(x, weight, bias, _factor(bn), bn.eps, bn.momentum, bn.running_mean, bn.running_var)
 
 
