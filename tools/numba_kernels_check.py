@@ -5,8 +5,9 @@ CPU build comes from a local file for one Python only): the kernels themselves
 never touch PyTorch, so where it does not import a stand-in module takes its
 place, enough for ``backends/stbp/cpu_kernels.py`` and ``cpu_tdbn.py`` to load.
 Covered: the neuron forward and backward passes (every kind) and the tdBN +
-neuron node (statistics, forward with a normalised residual, backward) on
-NCHW and on channels-last steps, in float32 and float64, threaded.
+neuron node (statistics, per-channel constants and running statistics, forward
+with a normalised residual, backward, its per-channel gradient sums, input
+gradient) on NCHW and on channels-last steps, in float32 and float64, threaded.
 
     python tools/numba_kernels_check.py save ref.npz        # e.g. on 3.11, beside PyTorch
     python3.12 tools/numba_kernels_check.py compare ref.npz # exit 1 unless bitwise equal
@@ -84,17 +85,23 @@ def outputs() -> dict[str, np.ndarray]:
                     td._stats_nhwc_parallel(x, T, B, C, HW, sums, m2s)
                 else:
                     td._stats_parallel(x, T, B, C, HW, sums, m2s, split)
-                mean, var = np.empty(C, dt), np.empty(C, dt)
-                td._combine_moments(sums, m2s, T * HW, mean, var)
-                invstd = (1 / np.sqrt(var + 1e-5)).astype(dt)
-                s, g = np.empty(n, dt), np.empty(n, dt)
+                # tdBN's constants per channel (mean, var, invstd, scale, shift) and running statistics
+                consts, running_mean, running_var = np.empty((5, C), dt), np.zeros(C, dt), np.ones(C, dt)
+                k = np.array([0.7, 1e-5, 0.1, 0.9, 1, T * B * HW, T * B * HW - 1], dt)
+                td._batch_constants(sums, m2s, T * HW, a, b, k, running_mean, running_var, consts)
+                mean, invstd, scale, shift = consts[0], consts[2], consts[3], consts[4]
+                s, g, gx = np.empty(n, dt), np.empty(n, dt), np.empty(n, dt)
                 s8 = np.empty(n, np.uint8)
                 gsum, gdot, r_gdot = (np.empty((rows, C), dt) for _ in range(3))
-                td._forward_parallel(code, x, r, 2, T, B, C, HW, a, b, a, b, qf, s, s8, split, nhwc)
-                td._backward_parallel(code, x, r, 2, gs, T, B, C, HW, a, b, a, b, mean, invstd, mean, invstd,
+                td._forward_parallel(code, x, r, 2, T, B, C, HW, scale, shift, a, b, qf, s, s8, split, nhwc)
+                td._backward_parallel(code, x, r, 2, gs, T, B, C, HW, scale, shift, a, b, mean, invstd, mean, invstd,
                                       qf, qb, g, gsum, gdot, r_gdot, split, nhwc, fast_exp)
+                grads = np.empty((6, C), dt)
+                td._gradient_constants(gsum, gdot, r_gdot, np.array([0.7, 0.5, T * B * HW], dt), grads)
+                td._input_grad_parallel(g, x, T, B, C, HW, scale, grads[3], grads[4], mean, invstd, gx, False,
+                                        split, nhwc)
                 out[f"{name}-{kind}-{dt.__name__}"] = np.concatenate(
-                    [mean, var, s, s8, g, gsum.ravel(), gdot.ravel(), r_gdot.ravel()]).astype(np.float64)
+                    [consts.ravel(), running_mean, running_var, s, s8, g, grads.ravel(), gx]).astype(np.float64)
     print(f", numba threading layer {numba.threading_layer()}")
     return out
 
