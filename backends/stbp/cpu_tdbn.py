@@ -99,20 +99,20 @@ def _sums(g, x, mean, invstd, zero):
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def _plane_moments(x, lo, hi, T, step, zero):
     """(sum, sum of squared deviations from the plane's own mean) of ``x[t * step + lo:t * step + hi]``
-    over all T, in float64 (each sum in any order, so that LLVM vectorises it)."""
-    total = zero
+    over all T, in float64, in one read: the sums of d = x - x[lo] and of d^2 (each in any order,
+    so that LLVM vectorises them), deviations from a value of the plane itself, so that the
+    difference s2 - s1^2 / n loses nothing that float64 would not."""
+    shift = x[lo] + zero
+    s1 = zero
+    s2 = zero
     for t in range(T):
         xs = x[t * step + lo:t * step + hi]
         for j in range(xs.shape[0]):
-            total += xs[j]
-    mean = total / ((hi - lo) * T)
-    m2 = zero
-    for t in range(T):
-        xs = x[t * step + lo:t * step + hi]
-        for j in range(xs.shape[0]):
-            d = xs[j] - mean
-            m2 += d * d
-    return total, m2
+            d = xs[j] - shift
+            s1 += d
+            s2 += d * d
+    n = (hi - lo) * T
+    return shift * n + s1, max(s2 - s1 * s1 / n, zero)
 
 
 def _tdbn_stats(x, T, B, C, HW, sums, m2s, channels):
@@ -231,26 +231,28 @@ def _normalise_nhwc(x, r, r_mode, off, npos, C, a, b, ar, br, z):
 
 def _tdbn_stats_nhwc(x, T, B, C, HW, sums, m2s):
     """:func:`_tdbn_stats` of channels-last steps: one task per sample (so that each
-    (sample, channel) gathers the T * HW values :func:`_combine_moments` expects)."""
+    (sample, channel) gathers the T * HW values :func:`_combine_moments` expects), the
+    moments in one read as :func:`_plane_moments` takes them (deviations from the sample's
+    first value of each channel)."""
     step = B * HW * C
+    n = T * HW
     for bi in prange(B):
-        total = np.zeros(C, dtype=np.float64)
-        for t in range(T):
-            for p in range(HW):
-                xs = x[t * step + (bi * HW + p) * C:t * step + (bi * HW + p + 1) * C]
-                for c in range(C):
-                    total[c] += xs[c]
-        mean = total / (T * HW)
-        m2 = np.zeros(C, dtype=np.float64)
-        for t in range(T):
-            for p in range(HW):
-                xs = x[t * step + (bi * HW + p) * C:t * step + (bi * HW + p + 1) * C]
-                for c in range(C):
-                    d = xs[c] - mean[c]
-                    m2[c] += d * d
+        shift = np.empty(C, dtype=np.float64)
+        s1 = np.zeros(C, dtype=np.float64)
+        s2 = np.zeros(C, dtype=np.float64)
+        first = x[bi * HW * C:(bi * HW + 1) * C]
         for c in range(C):
-            sums[bi, c] = total[c]
-            m2s[bi, c] = m2[c]
+            shift[c] = first[c]
+        for t in range(T):
+            for p in range(HW):
+                xs = x[t * step + (bi * HW + p) * C:t * step + (bi * HW + p + 1) * C]
+                for c in range(C):
+                    d = xs[c] - shift[c]
+                    s1[c] += d
+                    s2[c] += d * d
+        for c in range(C):
+            sums[bi, c] = shift[c] * n + s1[c]
+            m2s[bi, c] = max(s2[c] - s1[c] * s1[c] / n, 0.0)
 
 
 # ------------------------------------------------------------------ the node, either layout
