@@ -632,6 +632,35 @@ def test_static_tdbn_running_statistics_from_the_kernel(monkeypatch, dtype, chan
         torch.testing.assert_close(b, a, **tol)
 
 
+def test_channels_last_adam_is_fused_adam_to_the_bit(monkeypatch):
+    """stbp:fused's Adam hands PyTorch's fused kernel channels-last weights as the contiguous
+    permutation of their memory: the same parameters and moments, to the bit, as
+    ``torch.optim.Adam(fused=True)``, the weights still channels-last."""
+    from backends.stbp import adam
+
+    assert adam._KNOWN  # the PyTorch this runs on has the private method it extends
+    seen = []
+    fused = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda params, *a, **k: seen.append(
+        [t.is_contiguous() for t in params]) or fused(params, *a, **k))
+    results = []
+    for cls in (torch.optim.Adam, adam.ChannelsLastAdam):
+        g = torch.Generator().manual_seed(1)
+        weight = torch.nn.Parameter(torch.randn(6, 4, 3, 3, generator=g).contiguous(memory_format=torch.channels_last))
+        bias = torch.nn.Parameter(torch.randn(6, generator=g))
+        opt = cls([weight, bias], lr=0.01, fused=True)
+        for _ in range(3):
+            weight.grad = torch.randn(weight.shape, generator=g).contiguous(memory_format=torch.channels_last)
+            bias.grad = torch.randn(6, generator=g)
+            opt.step()
+        assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+        state = opt.state[weight]
+        results.append([weight.detach().clone(), bias.detach().clone(), state["exp_avg"], state["exp_avg_sq"]])
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    assert seen[:3] == [[False, True]] * 3 and seen[3:] == [[True, True]] * 3
+
+
 @needs_numba
 def test_tdbn_neuron_keeps_its_input_and_the_residual_spikes_in_one_byte():
     """What the fused node saves for its backward pass: tdBN's input (4 bytes a value),

@@ -52,6 +52,7 @@ from ..torch_networks import (
     conv_over_time,
 )
 from . import allocator, dense_linear, multistep, neuron_linear, synaptic, tdbn_neuron
+from .adam import ChannelsLastAdam
 from .backend import STBPBackend
 from .dense_linear import DenseLinear
 from .spike_linear import SpikeLinear
@@ -170,9 +171,10 @@ class FusedSTBPBackend(STBPBackend):
         super().__init__(spec, weights, device=device, precision=precision)
         # PyTorch's fused Adam: one kernel over all parameters instead of a
         # dozen per-tensor passes (the same update; about 3x less time on the
-        # CPU for fc_mnist's 795 000 parameters)
+        # CPU for fc_mnist's 795 000 parameters), channels-last weights handed
+        # to it as they lie in memory (backends/stbp/adam.py)
         groups = [dict(g, fused=True, foreach=None) for g in self.optimizer.param_groups]
-        self.optimizer = torch.optim.Adam(groups)
+        self.optimizer = ChannelsLastAdam(groups)
 
     @classmethod
     def capabilities(cls) -> Capabilities:
