@@ -89,7 +89,7 @@ def outputs() -> dict[str, np.ndarray]:
                 consts, running_mean, running_var = np.empty((5, C), dt), np.zeros(C, dt), np.ones(C, dt)
                 k = np.array([0.7, 1e-5, 0.1, 0.9, 1, T * B * HW, T * B * HW - 1], dt)
                 td._batch_constants(sums, m2s, T * HW, a, b, k, running_mean, running_var, consts)
-                mean, invstd, scale, shift = consts[0], consts[2], consts[3], consts[4]
+                mean, invstd, scale, shift = consts[td.MEAN], consts[td.INVSTD], consts[td.SCALE], consts[td.SHIFT]
                 s, g, gx = np.empty(n, dt), np.empty(n, dt), np.empty(n, dt)
                 s8 = np.empty(n, np.uint8)
                 gsum, gdot, r_gdot = (np.empty((rows, C), dt) for _ in range(3))
@@ -98,8 +98,8 @@ def outputs() -> dict[str, np.ndarray]:
                                       qf, qb, g, gsum, gdot, r_gdot, split, nhwc, fast_exp)
                 grads = np.empty((6, C), dt)
                 td._gradient_constants(gsum, gdot, r_gdot, np.array([0.7, 0.5, T * B * HW], dt), grads)
-                td._input_grad_parallel(g, x, T, B, C, HW, scale, grads[3], grads[4], mean, invstd, gx, False,
-                                        split, nhwc)
+                td._input_grad_parallel(g, x, T, B, C, HW, scale, grads[td.MEAN_G], grads[td.MEAN_GDOT], mean, invstd,
+                                        gx, False, split, nhwc)
                 out[f"{name}-{kind}-{dt.__name__}"] = np.concatenate(
                     [consts.ravel(), running_mean, running_var, s, s8, g, grads.ravel(), gx]).astype(np.float64)
     print(f", numba threading layer {numba.threading_layer()}")

@@ -96,6 +96,13 @@ def _sums(g, x, mean, invstd, zero):
     return acc_s, acc_d
 
 
+@_helper
+def _shifted_moments(shift, s1, s2, n, zero):
+    """(sum, sum of squared deviations from the mean) of n values from the sums s1 and s2 of their
+    deviations d = x - shift and of d^2 (s2 - s1^2 / n, never below zero from rounding)."""
+    return shift * n + s1, max(s2 - s1 * s1 / n, zero)
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def _plane_moments(x, lo, hi, T, step, zero):
     """(sum, sum of squared deviations from the plane's own mean) of ``x[t * step + lo:t * step + hi]``
@@ -111,8 +118,7 @@ def _plane_moments(x, lo, hi, T, step, zero):
             d = xs[j] - shift
             s1 += d
             s2 += d * d
-    n = (hi - lo) * T
-    return shift * n + s1, max(s2 - s1 * s1 / n, zero)
+    return _shifted_moments(shift, s1, s2, (hi - lo) * T, zero)
 
 
 def _tdbn_stats(x, T, B, C, HW, sums, m2s, channels):
@@ -251,8 +257,7 @@ def _tdbn_stats_nhwc(x, T, B, C, HW, sums, m2s):
                     s1[c] += d
                     s2[c] += d * d
         for c in range(C):
-            sums[bi, c] = shift[c] * n + s1[c]
-            m2s[bi, c] = max(s2[c] - s1[c] * s1[c] / n, 0.0)
+            sums[bi, c], m2s[bi, c] = _shifted_moments(shift[c], s1[c], s2[c], n, 0.0)
 
 
 # ------------------------------------------------------------------ the node, either layout
@@ -551,9 +556,10 @@ def torch_tdbn_neuron_backward(kind: str, x, p, consts, grad_s, factor: float, r
     dtype = c.dtype
     gsum, gdot, r_gdot = (np.empty((rows, C), dtype=dtype) for _ in range(3))
     fn = _backward_parallel if threaded else _backward_serial
-    fn(KIND_CODES[kind], _flat(x), r, r_mode, _flat(layout.like(x, grad_s.to(x.dtype))), T, B, C, HW,
+    xf, gf = _flat(x), _flat(g)
+    fn(KIND_CODES[kind], xf, r, r_mode, _flat(layout.like(x, grad_s.to(x.dtype))), T, B, C, HW,
        c[SCALE], c[SHIFT], rc[SCALE], rc[SHIFT], c[MEAN], c[INVSTD], rc[MEAN], rc[INVSTD],
-       constants(kind, p, dtype, backward=False), constants(kind, p, dtype, backward=True), _flat(g),
+       constants(kind, p, dtype, backward=False), constants(kind, p, dtype, backward=True), gf,
        gsum, gdot, r_gdot, split, nhwc, x.dtype == torch.float32)
     sums = torch.empty((6, C), dtype=x.dtype)
     m = sums.numpy()
@@ -564,12 +570,12 @@ def torch_tdbn_neuron_backward(kind: str, x, p, consts, grad_s, factor: float, r
         gr = g
         if residual_consts is not None:  # BatchNorm's input gradient; g is still needed for x's
             gr = layout.empty_like_layout(g)
-            input_grad(_flat(g), r, T, B, C, HW, rc[SCALE], m[MEAN_G], m[R_MEAN_GDOT], rc[MEAN], rc[INVSTD],
+            input_grad(gf, r, T, B, C, HW, rc[SCALE], m[MEAN_G], m[R_MEAN_GDOT], rc[MEAN], rc[INVSTD],
                        _flat(gr), False, split, nhwc)
     gx = None
     if x_grad:
         in_place = gr is not g
         gx = g if in_place else layout.empty_like_layout(g)
-        input_grad(_flat(g), _flat(x), T, B, C, HW, c[SCALE], m[MEAN_G], m[MEAN_GDOT], c[MEAN], c[INVSTD],
+        input_grad(gf, xf, T, B, C, HW, c[SCALE], m[MEAN_G], m[MEAN_GDOT], c[MEAN], c[INVSTD],
                    _flat(gx), in_place, split, nhwc)
     return gx, gr, sums
