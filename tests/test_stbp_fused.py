@@ -494,7 +494,10 @@ def test_spike_linear_on_inputs_that_are_not_spikes_is_a_dense_product():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("static", [False, True], ids=["time-major", "static"])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_neuron_linear_equals_the_layers_apart(kind, static, dtype):
+@pytest.mark.parametrize("membrane", [True, False], ids=["membranes-kept", "membranes-recomputed"])
+def test_neuron_linear_equals_the_layers_apart(kind, static, dtype, membrane):
+    """The fused node against the neuron and the linear layer apart; without the membranes
+    asked for, the node keeps a static input and its backward pass computes them again."""
     from backends.stbp.neuron_linear import neuron_linear
 
     p, scale = KINDS[kind]
@@ -509,20 +512,48 @@ def test_neuron_linear_equals_the_layers_apart(kind, static, dtype):
     for fused in (False, True):
         x, w, b = (t.clone().requires_grad_(True) for t in (x0, w0, b0))
         if fused:
-            s, m, y = neuron_linear(kind, x, p, w, b, T if static else None)
-            assert s.dtype == torch.uint8
+            s, m, y = neuron_linear(kind, x, p, w, b, T if static else None, record=membrane)
+            assert s.dtype == torch.uint8 and (m is None) == (static and not membrane)
             s = s.to(dtype)
         else:
             s, m = multistep.neuron(kind, x, p, False, T if static else None, "torch")
             y = torch.nn.functional.linear(s, w, b)
-        ((y * gy).sum() + (m * gm).sum()).backward()
-        results.append((s.detach(), m.detach(), y.detach(), x.grad, w.grad, b.grad))
+        loss = (y * gy).sum()
+        if membrane:
+            loss = loss + (m * gm).sum()
+        loss.backward()
+        results.append((s.detach(), y.detach(), x.grad, w.grad, b.grad, m))
     want, got = results
     assert 0.05 < want[0].mean() < 0.95
-    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert torch.equal(got[0], want[0]) and (not membrane or torch.equal(got[-1], want[-1]))
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
-    for a, b in zip(got[2:], want[2:]):
+    for a, b in zip(got[1:-1], want[1:-1]):
         torch.testing.assert_close(a, b, **tol)
+
+
+@needs_numba
+@pytest.mark.parametrize("static", [False, True], ids=["time-major", "static"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_neuron_linear_recomputed_membranes_give_the_same_gradients_to_the_bit(kind, static):
+    """The node's backward pass from the input (membranes computed again) against the same
+    pass from the membranes the forward wrote: the same spikes, output and input gradient,
+    bitwise; W's gradient is summed in another order (four samples' steps at a time)."""
+    from backends.stbp import cpu_kernels
+
+    p, scale = KINDS[kind]
+    B, N, K = 13, 37, 6
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.rand((B, N) if static else (T, B, N), generator=gen) * 2 - 0.5) * scale
+    w, b = torch.randn(K, N, generator=gen), torch.randn(K, generator=gen)
+    steps = T if static else None
+    s8, m, y = cpu_kernels.torch_neuron_linear_forward(kind, x, p, steps, w, b, True)
+    s8_, none, y_ = cpu_kernels.torch_neuron_linear_forward(kind, x, p, steps, w, b, False)
+    assert none is None and torch.equal(s8, s8_) and torch.equal(y, y_)
+    gy = torch.randn(y.shape, generator=gen)
+    from_m = cpu_kernels.torch_neuron_linear_backward(kind, m, p, w, gy, None, None, static)
+    from_x = cpu_kernels.torch_neuron_linear_backward(kind, x, p, w, gy, None, None, static, T)
+    assert torch.equal(from_m[0], from_x[0])
+    torch.testing.assert_close(from_x[1], from_m[1], rtol=1e-5, atol=1e-5)
 
 
 def _tdbn_case(kind, residual, dtype, seed=0):

@@ -139,7 +139,7 @@ def _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp):
             hs[j] = p2 * (w if w > zero else zero) / p1
     elif kind == 1:  # arctangent: (alpha / 2) / (1 + (pi alpha (m - v_th) / 2)^2)
         for j in range(n):
-            w = c0 * (mt[j] - p1) / c1
+            w = c0 * (mt[j] - p1) * c1  # c1 = 1/2: exactly the division by 2, without a divide
             hs[j] = (one / (one + w * w)) * p3
     elif kind == 2:  # sigmoid: alpha sig (1 - sig), sig = sigmoid(alpha (m - v_th))
         if fast_exp:  # float32: exp(z) = 2^k e^r, vectorised (see above)
@@ -278,18 +278,9 @@ def _backward(kind, m, gs, gs_step, gm, gm_step, has_gm, gx, static, T, M, q, bl
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
-def _dot(a, b, zero):
-    """sum a * b, the sum in any order (so that LLVM vectorises it)."""
-    acc = zero
-    for j in range(a.shape[0]):
-        acc += a[j] * b[j]
-    return acc
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def _dot4(a, b0, b1, b2, b3, zero):
     """(sum a * b0, ..., sum a * b3) in one pass over ``a``: a load of ``a`` serves
-    four multiply-adds (each sum in any order, as in :func:`_dot`)."""
+    four multiply-adds (each sum in any order, so that LLVM vectorises it)."""
     s0 = s1 = s2 = s3 = zero
     for j in range(a.shape[0]):
         v = a[j]
@@ -300,6 +291,34 @@ def _dot4(a, b0, b1, b2, b3, zero):
     return s0, s1, s2, s3
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _dot4x4(a0, a1, a2, a3, b0, b1, b2, b3, zero):
+    """The 16 sums ``a_i . b_k`` (index ``4 i + k``) in one pass: a load serves four
+    multiply-adds (sixteen sums in registers; each in any order, so that LLVM vectorises it)."""
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+    for j in range(a0.shape[0]):
+        u0, u1, u2, u3 = a0[j], a1[j], a2[j], a3[j]
+        v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
+        s00 += u0 * v0
+        s01 += u0 * v1
+        s02 += u0 * v2
+        s03 += u0 * v3
+        s10 += u1 * v0
+        s11 += u1 * v1
+        s12 += u1 * v2
+        s13 += u1 * v3
+        s20 += u2 * v0
+        s21 += u2 * v1
+        s22 += u2 * v2
+        s23 += u2 * v3
+        s30 += u3 * v0
+        s31 += u3 * v1
+        s32 += u3 * v2
+        s33 += u3 * v3
+    return (s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33)
+
+
 @_helper
 def _axpy4(y, c0, c1, c2, c3, x0, x1, x2, x3):
     """y += c0 x0 + c1 x1 + c2 x2 + c3 x3: one load and store of ``y`` for four
@@ -308,12 +327,13 @@ def _axpy4(y, c0, c1, c2, c3, x0, x1, x2, x3):
         y[j] += c0 * x0[j] + c1 * x1[j] + c2 * x2[j] + c3 * x3[j]
 
 
-def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8, m, rows):
+def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8, m, keep_m, rows):
     """A neuron layer [T, B, N] and the linear layer it feeds, y = s W^T + b [T*B, K],
     in one pass: each task owns ``rows`` whole samples (so no two write the same
     row of ``y``), walks time, and turns every step's spikes of a sample into
-    its row of ``y`` while they are in cache.  Writes the one-byte spikes ``s8``
-    and the membranes ``m`` [T, B, N]."""
+    its row of ``y`` while they are in cache -- four samples at a time, so that a
+    load of a row of W serves four samples (:func:`_dot4x4`).  Writes the one-byte
+    spikes ``s8`` and, with ``keep_m``, the membranes ``m`` [T, B, N]."""
     K = w.shape[0]
     nblocks = (B + rows - 1) // rows
     for blk in prange(nblocks):
@@ -321,106 +341,139 @@ def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8
         nb = min(rows, B - b0)
         zero = q[4]
         state = np.zeros(nb * N, dtype=m.dtype)
-        spk = np.zeros(nb * N, dtype=m.dtype)
+        # three rows past the block's samples stay 0: the empty places of a last
+        # group of fewer than four (0 spikes add nothing)
+        spk = np.zeros((nb + 3) * N, dtype=m.dtype)
+        unused = np.zeros(0 if keep_m else N, dtype=m.dtype)
         for t in range(T):
-            for i in range(nb):
-                b = b0 + i
-                off = (t * B + b) * N
-                xo = t * x_step + b * N
-                st = state[i * N:(i + 1) * N]
-                sp = spk[i * N:(i + 1) * N]
-                _step(kind, x[xo:xo + N], st, sp, m[off:off + N], True, q)
-                s8t = s8[off:off + N]
-                for j in range(N):
-                    s8t[j] = np.uint8(1) if sp[j] != zero else np.uint8(0)
-                r = t * B + b
+            for g0 in range(0, nb, 4):
+                ng = min(4, nb - g0)
+                for i in range(g0, g0 + ng):
+                    b = b0 + i
+                    off = (t * B + b) * N
+                    xo = t * x_step + b * N
+                    sp = spk[i * N:(i + 1) * N]
+                    mt = m[off:off + N] if keep_m else unused
+                    _step(kind, x[xo:xo + N], state[i * N:(i + 1) * N], sp, mt, keep_m, q)
+                    s8t = s8[off:off + N]
+                    for j in range(N):
+                        s8t[j] = np.uint8(1) if sp[j] != zero else np.uint8(0)
+                sp0 = spk[g0 * N:(g0 + 1) * N]
+                sp1 = spk[(g0 + 1) * N:(g0 + 2) * N]
+                sp2 = spk[(g0 + 2) * N:(g0 + 3) * N]
+                sp3 = spk[(g0 + 3) * N:(g0 + 4) * N]
+                r0 = t * B + b0 + g0
                 for k in range(0, K - K % 4, 4):
-                    y0, y1, y2, y3 = _dot4(sp, w[k], w[k + 1], w[k + 2], w[k + 3], zero)
-                    y[r, k] = (bias[k] if has_bias else zero) + y0
-                    y[r, k + 1] = (bias[k + 1] if has_bias else zero) + y1
-                    y[r, k + 2] = (bias[k + 2] if has_bias else zero) + y2
-                    y[r, k + 3] = (bias[k + 3] if has_bias else zero) + y3
-                for k in range(K - K % 4, K):
-                    y[r, k] = (bias[k] if has_bias else zero) + _dot(sp, w[k], zero)
+                    sums = _dot4x4(sp0, sp1, sp2, sp3, w[k], w[k + 1], w[k + 2], w[k + 3], zero)
+                    for e in range(ng):
+                        for c in range(4):
+                            y[r0 + e, k + c] = (bias[k + c] if has_bias else zero) + sums[4 * e + c]
+                for k in range(K - K % 4, K):  # the last K % 4 rows one at a time
+                    sums4 = _dot4(w[k], sp0, sp1, sp2, sp3, zero)
+                    for e in range(ng):
+                        y[r0 + e, k] = (bias[k] if has_bias else zero) + sums4[e]
 
 
-def _neuron_linear_backward(kind, m, T, B, N, q, w, g, gs, has_gs, gs_step, gm, has_gm, gx, static, dw, rows,
-                            fast_exp):
-    """The backward pass of :func:`_neuron_linear_forward`: in reverse time, each
-    sample's spike gradient g W (K multiply-adds per neuron, four rows of W per
-    pass), the neuron's reverse step, and the spikes (recomputed from the
-    membrane) times g added to this task's part of W's gradient ``dw[task]``
-    [K, N].  The spikes of four samples are added at once (one pass over
-    ``dw[task]`` for four samples); a group cut short at the end of a step
-    carries zeros in its empty places (0 times a spike is 0)."""
+def _neuron_linear_backward(kind, m, x, x_step, recompute, qf, T, B, N, q, w, g, gs, has_gs, gs_step, gm, has_gm, gx,
+                            static, dw, rows, chunk, fast_exp):
+    """The backward pass of :func:`_neuron_linear_forward`.  Each task walks its samples
+    ``chunk`` at a time (all of them at once where the membranes are read from ``m``: each
+    step's reads are then one contiguous run).  With ``recompute`` the chunk's membranes
+    come first, forward from its input ``x`` (the forward's arithmetic and constants
+    ``qf``: the same values), into a scratch that stays in cache, instead of from ``m``.
+    Then in reverse time, each sample's spike gradient g W (K multiply-adds per neuron,
+    four rows of W per pass), the neuron's reverse step, and the spikes (recomputed from
+    the membrane) times g added to this task's part of W's gradient ``dw[task]`` [K, N].
+    The spikes of four samples are added at once (one pass over ``dw[task]`` for four);
+    a group cut short at the end of a step carries zeros in its empty places (0 times a
+    spike is 0)."""
     K = w.shape[0]
     nblocks = (B + rows - 1) // rows
     for blk in prange(nblocks):
         b0 = blk * rows
         nb = min(rows, B - b0)
         p1, one, zero = q[1], q[6], q[7]
-        carry = np.zeros(nb * N, dtype=m.dtype)
-        total = np.zeros(nb * N if static else 0, dtype=m.dtype)
-        unused = np.zeros(N if static else 0, dtype=m.dtype)
-        hs = np.zeros(N, dtype=m.dtype)
-        gsr = np.zeros(N, dtype=m.dtype)
-        fired = np.zeros((4, N), dtype=m.dtype)  # the spikes of a group of four samples
-        g_fired = np.zeros((4, K), dtype=m.dtype)  # and their rows of g (0: an empty place)
+        nc = min(chunk, nb)
+        carry = np.zeros(nc * N, dtype=gx.dtype)
+        total = np.zeros(nc * N if static else 0, dtype=gx.dtype)
+        unused = np.zeros(N if static else 0, dtype=gx.dtype)
+        hs = np.zeros(N, dtype=gx.dtype)
+        gsr = np.zeros(N, dtype=gx.dtype)
+        ms = np.zeros(nc * T * N if recompute else 0, dtype=gx.dtype)  # the chunk's membranes, [sample, t, N]
+        state = np.zeros(N if recompute else 0, dtype=gx.dtype)
+        spk = np.zeros(N if recompute else 0, dtype=gx.dtype)
+        fired = np.zeros((4, N), dtype=gx.dtype)  # the spikes of a group of four samples
+        g_fired = np.zeros((4, K), dtype=gx.dtype)  # and their rows of g (0: an empty place)
         two_k = np.zeros(N if fast_exp else 0, dtype=np.int32)
         two_k_f = two_k.view(np.float32)
         d = dw[blk]
         d[:] = 0
-        for t in range(T - 1, -1, -1):
-            for i in range(nb):
-                b = b0 + i
-                off = (t * B + b) * N
-                r = t * B + b
-                mt = m[off:off + N]
-                for j in range(N):
-                    gsr[j] = zero
-                if has_gs:
-                    go = t * gs_step + b * N
-                    gst = gs[go:go + N]
+        for c0 in range(0, nb, nc):
+            nci = min(nc, nb - c0)
+            if recompute:
+                for i in range(nci):
+                    b = b0 + c0 + i
                     for j in range(N):
-                        gsr[j] = gst[j]
-                for k in range(0, K - K % 4, 4):
-                    _axpy4(gsr, g[r, k], g[r, k + 1], g[r, k + 2], g[r, k + 3], w[k], w[k + 1], w[k + 2], w[k + 3])
-                for k in range(K - K % 4, K):
-                    gk = g[r, k]
-                    wk = w[k]
-                    for j in range(N):
-                        gsr[j] += gk * wk[j]
-                _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp)
-                gmt = gm[off:off + N] if has_gm else gsr
+                        state[j] = zero
+                        spk[j] = zero
+                    for t in range(T):
+                        xo = t * x_step + b * N
+                        mo = (i * T + t) * N
+                        _step(kind, x[xo:xo + N], state, spk, ms[mo:mo + N], True, qf)
+            for j in range(nci * N):
+                carry[j] = zero
                 if static:
-                    _back_step(kind, mt, gsr, gmt, has_gm, hs, carry[i * N:(i + 1) * N], unused,
-                               total[i * N:(i + 1) * N], True, q)
-                else:
-                    _back_step(kind, mt, gsr, gmt, has_gm, hs, carry[i * N:(i + 1) * N], gx[off:off + N],
-                               unused, False, q)
-                place = i % 4
-                f = fired[place]
-                if kind == 0:
+                    total[j] = zero
+            for t in range(T - 1, -1, -1):
+                for i in range(nci):
+                    b = b0 + c0 + i
+                    off = (t * B + b) * N
+                    r = t * B + b
+                    mo = (i * T + t) * N
+                    mt = ms[mo:mo + N] if recompute else m[off:off + N]
                     for j in range(N):
-                        f[j] = one if (mt[j] - p1) / p1 > zero else zero
-                else:
-                    for j in range(N):
-                        f[j] = one if mt[j] - p1 > zero else zero
-                for k in range(K):
-                    g_fired[place, k] = g[r, k]
-                if place == 3 or i == nb - 1:
-                    for e in range(place + 1, 4):
-                        for k in range(K):
-                            g_fired[e, k] = zero
+                        gsr[j] = zero
+                    if has_gs:
+                        go = t * gs_step + b * N
+                        gst = gs[go:go + N]
+                        for j in range(N):
+                            gsr[j] = gst[j]
+                    for k in range(0, K - K % 4, 4):
+                        _axpy4(gsr, g[r, k], g[r, k + 1], g[r, k + 2], g[r, k + 3], w[k], w[k + 1], w[k + 2], w[k + 3])
+                    if K % 4:  # the last K % 4 rows in one pass more (0 times the last row in the spare places)
+                        k = K - K % 4
+                        _axpy4(gsr, g[r, k], g[r, k + 1] if K % 4 > 1 else zero, g[r, k + 2] if K % 4 > 2 else zero,
+                               zero, w[k], w[min(k + 1, K - 1)], w[min(k + 2, K - 1)], w[K - 1])
+                    _surrogate(kind, mt, hs, two_k, two_k_f, q, fast_exp)
+                    gmt = gm[off:off + N] if has_gm else gsr
+                    carry_i = carry[i * N:(i + 1) * N]
+                    if static:
+                        _back_step(kind, mt, gsr, gmt, has_gm, hs, carry_i, unused, total[i * N:(i + 1) * N], True, q)
+                    else:
+                        _back_step(kind, mt, gsr, gmt, has_gm, hs, carry_i, gx[off:off + N], unused, False, q)
+                    place = i % 4
+                    f = fired[place]
+                    if kind == 0:
+                        for j in range(N):
+                            f[j] = one if (mt[j] - p1) / p1 > zero else zero
+                    else:
+                        for j in range(N):
+                            f[j] = one if mt[j] - p1 > zero else zero
                     for k in range(K):
-                        _axpy4(d[k], g_fired[0, k], g_fired[1, k], g_fired[2, k], g_fired[3, k],
-                               fired[0], fired[1], fired[2], fired[3])
-        if static:
-            for i in range(nb):
-                gxs = gx[(b0 + i) * N:(b0 + i + 1) * N]
-                ti = total[i * N:(i + 1) * N]
-                for j in range(N):
-                    gxs[j] = ti[j]
+                        g_fired[place, k] = g[r, k]
+                    if place == 3 or i == nci - 1:
+                        for e in range(place + 1, 4):
+                            for k in range(K):
+                                g_fired[e, k] = zero
+                        for k in range(K):
+                            _axpy4(d[k], g_fired[0, k], g_fired[1, k], g_fired[2, k], g_fired[3, k],
+                                   fired[0], fired[1], fired[2], fired[3])
+            if static:
+                for i in range(nci):
+                    gxs = gx[(b0 + c0 + i) * N:(b0 + c0 + i + 1) * N]
+                    ti = total[i * N:(i + 1) * N]
+                    for j in range(N):
+                        gxs[j] = ti[j]
 
 
 @_helper
@@ -868,8 +921,8 @@ def _constants(kind: str, p: tuple[float, ...], dtype: np.dtype, backward: bool)
     c0 = c1 = 0.0
     if kind == "soft":
         c1 = 1.0 - q[0]
-    elif kind == "subtractive":  # (pi alpha (m - v_th)) / 2; (alpha / 2) in q[3]
-        c0, c1 = math.pi * q[2], 2.0
+    elif kind == "subtractive":  # (pi alpha (m - v_th)) / 2 as a product by 1/2; (alpha / 2) in q[3]
+        c0, c1 = math.pi * q[2], 0.5
         q[3] = q[2] / 2.0
     elif kind == "hard":
         c0 = 1.0 - 1.0 / q[0]
@@ -1069,9 +1122,10 @@ def _sample_blocks(B: int, work: int):
     return True, -(-B // threads)
 
 
-def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias):
-    """``(spikes8 [T, B, N] uint8, membranes [T, B, N], y [T, B, K])`` of a neuron layer
-    fed ``x`` ([T, B, N], or static [B, N] with ``steps``) and the linear layer it feeds."""
+def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias, keep_membrane: bool = True):
+    """``(spikes8 [T, B, N] uint8, membranes [T, B, N] or None, y [T, B, K])`` of a neuron
+    layer fed ``x`` ([T, B, N], or static [B, N] with ``steps``) and the linear layer it
+    feeds; the membranes written only with ``keep_membrane``."""
     sync_threads()
     x = x.contiguous()
     if steps is None:
@@ -1081,7 +1135,7 @@ def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias
         (B, N), T = x.shape, steps
         x_step = 0
     K = weight.shape[0]
-    m = torch.empty((T, B, N), dtype=x.dtype)
+    m = torch.empty((T, B, N) if keep_membrane else (0,), dtype=x.dtype)
     s8 = torch.empty((T, B, N), dtype=torch.uint8)
     y = torch.empty((T, B, K), dtype=x.dtype)
     w = weight.detach().contiguous()
@@ -1090,27 +1144,46 @@ def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias
     parallel, rows = _sample_blocks(B, T * B * N)
     fn = _nl_forward_parallel if parallel else _nl_forward_serial
     fn(KIND_CODES[kind], _flat(x), x_step, T, B, N, q, w.numpy(), b, bias is not None,
-       y.view(T * B, K).numpy(), _flat(s8), _flat(m), rows)
-    return s8, m, y
+       y.view(T * B, K).numpy(), _flat(s8), _flat(m), keep_membrane, rows)
+    return s8, (m if keep_membrane else None), y
 
 
-def torch_neuron_linear_backward(kind: str, m, p, weight, grad_y, grad_s, grad_m, static: bool):
-    """``(d loss / d x, d loss / d weight)`` of :func:`torch_neuron_linear_forward`."""
+def torch_neuron_linear_backward(kind: str, saved, p, weight, grad_y, grad_s, grad_m, static: bool,
+                                 steps: int | None = None):
+    """``(d loss / d x, d loss / d weight)`` of :func:`torch_neuron_linear_forward`.  ``saved``
+    is the membranes [T, B, N], or -- with ``steps`` -- the layer's input ([B, N] static, or
+    [T, B, N]), from which each sample's membranes are computed again."""
     sync_threads()
-    T, B, N = m.shape
+    recompute = steps is not None
+    if recompute:
+        x = saved.contiguous()
+        T = steps
+        B, N = x.shape[-2:]
+        x_step = 0 if x.dim() == 2 else B * N
+        m, dtype = _absent(x.dtype), x.dtype
+    else:
+        T, B, N = saved.shape
+        x, x_step, m, dtype = _absent(saved.dtype), 0, _flat(saved), saved.dtype
     K = weight.shape[0]
-    g = grad_y.to(m.dtype).reshape(T * B, K).contiguous()
-    gs, gs_step = (_flat(m), 0) if grad_s is None else _over_steps(grad_s.to(m.dtype), m)
-    gm = m if grad_m is None else grad_m.to(m.dtype).contiguous()
-    gx = torch.empty((B, N) if static else (T, B, N), dtype=m.dtype)
+    g = grad_y.to(dtype).reshape(T * B, K).contiguous()
+    if grad_s is None:
+        gs, gs_step = _absent(dtype), 0
+    else:  # (in the membranes' layout: contiguous [T, B, N])
+        gs, gs_step = _over_steps(grad_s.to(dtype), saved if not recompute else torch.empty((T, B, N), dtype=dtype))
+    gm = _absent(dtype) if grad_m is None else _flat(grad_m.to(dtype).contiguous())
+    gx = torch.empty((B, N) if static else (T, B, N), dtype=dtype)
     parallel, rows = _sample_blocks(B, T * B * N)
     nblocks = -(-B // rows)
-    dw = torch.empty((nblocks, K, N), dtype=m.dtype)
-    q = constants(kind, p, m.numpy().dtype, backward=True)
+    dw = torch.empty((nblocks, K, N), dtype=dtype)
+    q = constants(kind, p, gx.numpy().dtype, backward=True)
     fn = _nl_backward_parallel if parallel else _nl_backward_serial
-    fn(KIND_CODES[kind], _flat(m), T, B, N, q, weight.detach().contiguous().numpy(), g.numpy(),
-       gs, grad_s is not None, gs_step, _flat(gm), grad_m is not None, _flat(gx), static,
-       dw.numpy(), rows, m.dtype == torch.float32)
+    qf = constants(kind, p, gx.numpy().dtype, backward=False)
+    # recomputing: four samples' membranes at a time (a group for W's gradient; [4, T, N]
+    # stays in the core's L2 for T * N up to some 100 000); else all of a task's samples
+    chunk = 4 if recompute else rows
+    fn(KIND_CODES[kind], m, _flat(x) if recompute else x, x_step, recompute, qf, T, B, N, q,
+       weight.detach().contiguous().numpy(), g.numpy(), gs, grad_s is not None, gs_step, gm, grad_m is not None,
+       _flat(gx), static, dw.numpy(), rows, chunk, dtype == torch.float32)
     return gx, (dw[0] if nblocks == 1 else dw.sum(0))
 
 

@@ -35,6 +35,12 @@ import torch
 from numba import njit, prange
 
 from . import cpu_kernels, layout
+
+# numba's disk cache tells a kernel's compiled code is stale by the stamp of the file
+# that defines it, not of the helpers it inlines: a change to cpu_kernels' _step,
+# _surrogate, _back_step or constants() must come with a change to this file, or a
+# machine that compiled these kernels before keeps running the old helpers.
+# Helpers last changed: 2026-12-04 (the arctangent surrogate's 1/2 as a product).
 from .cpu_kernels import (
     KIND_CODES,
     _absent,

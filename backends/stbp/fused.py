@@ -92,7 +92,7 @@ class FusedFCNet(FCNet):
         rec = Recorder(record)
         steps = self.spec.T if static else None
         s1, m1, y2 = neuron_linear.neuron_linear(self.spec.neuron, h, self.spec.neuron_params(),
-                                                 self.fc2.weight, self.fc2.bias, steps)
+                                                 self.fc2.weight, self.fc2.bias, steps, record)
         rec("lif1", (s1, m1))  # spikes as one byte each: nothing downstream needs them as floats
         s2, u2 = self.lif2(neuron_input(y2), True)
         rec("lif2", (s2, u2))
