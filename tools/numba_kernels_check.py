@@ -4,8 +4,8 @@ For checking the CPU engine on a Python where PyTorch cannot be installed (its
 CPU build comes from a local file for one Python only): the kernels themselves
 never touch PyTorch, so where it does not import a stand-in module takes its
 place, enough for ``backends/stbp/cpu_kernels.py`` and ``cpu_tdbn.py`` to load.
-Covered: the neuron forward and backward passes (every kind), the neuron + linear
-node (forward, backward from the membranes and from the input) and the tdBN +
+Covered: the neuron forward and backward passes (every kind), the neuron + linear +
+neuron node (forward, backward from the membranes and from the input) and the tdBN +
 neuron node (statistics, per-channel constants and running statistics, forward
 with a normalised residual, backward, its per-channel gradient sums, input
 gradient) on NCHW and on channels-last steps, in float32 and float64, threaded.
@@ -74,25 +74,29 @@ def outputs() -> dict[str, np.ndarray]:
             ck._backward_parallel(code, m, gs, M, gs, M, False, gx, False, T, M, qb, 512, fast_exp)
             out[f"neuron-{kind}-{dt.__name__}"] = np.concatenate([s, m, gx, s8]).astype(np.float64)
 
-            # the neuron + linear node, static and time-major input: forward with the membranes,
+            # the neuron + linear + neuron node, static and time-major input: forward with the membranes,
             # backward from them and from the input (recomputed), two tasks of samples (the
             # second's last group of four cut short), K = 6 (a block of four rows and two more)
             T, B, N, K, rows = 5, 11, 37, 6, 6
             w, bias = rng.standard_normal((K, N)).astype(dt), rng.standard_normal(K).astype(dt)
-            g = rng.standard_normal((T * B, K)).astype(dt)
+            g = np.empty((T * B, K), dt)  # (written by the backward pass: the linear layer's output gradient)
             for layout, x_step in (("static", 0), ("time-major", B * N)):
                 x = (rng.standard_normal(B * N if x_step == 0 else T * B * N) + 0.6).astype(dt)
                 y, m = np.empty((T * B, K), dt), np.empty(T * B * N, dt)
                 s8 = np.empty(T * B * N, np.uint8)
-                ck._nl_forward_parallel(code, x, x_step, T, B, N, qf, w, bias, True, y, s8, m, True, rows)
-                results = [y.ravel(), m, s8]
+                s_out, m_out = np.empty(T * B * K, dt), np.empty(T * B * K, dt)
+                ck._nl_forward_parallel(code, x, x_step, T, B, N, qf, w, bias, True, y, s8, m, True, code, qf,
+                                        s_out, m_out, rows)
+                results = [y.ravel(), m, s8, s_out, m_out]
                 none = np.zeros(1, dt)
+                gs_out, gm_out = rng.standard_normal(B * K).astype(dt), rng.standard_normal(T * B * K).astype(dt)
                 for recompute in (False, True):
                     gx, dw = np.empty(x.size, dt), np.empty((2, K, N), dt)
+                    # the output spikes' gradient broadcast over time (step stride 0), the membranes' not
                     ck._nl_backward_parallel(code, m, x, x_step, recompute, qf, T, B, N, qb, w, g, none, False, 0,
-                                             none, False, gx, x_step == 0, dw, rows, 4 if recompute else rows,
-                                             fast_exp)
-                    results += [gx, dw.ravel()]
+                                             none, False, gx, x_step == 0, dw, code, qb, m_out, gs_out, 0, gm_out,
+                                             B * K, True, rows, 4 if recompute else rows, fast_exp)
+                    results += [gx, dw.ravel(), g.copy().ravel()]
                 out[f"neuron-linear-{layout}-{kind}-{dt.__name__}"] = np.concatenate(results).astype(np.float64)
 
             T, B, C, HW = 3, 4, 5, 49  # tasks of two channel planes, the last cut short

@@ -327,19 +327,24 @@ def _axpy4(y, c0, c1, c2, c3, x0, x1, x2, x3):
         y[j] += c0 * x0[j] + c1 * x1[j] + c2 * x2[j] + c3 * x3[j]
 
 
-def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8, m, keep_m, rows):
-    """A neuron layer [T, B, N] and the linear layer it feeds, y = s W^T + b [T*B, K],
-    in one pass: each task owns ``rows`` whole samples (so no two write the same
-    row of ``y``), walks time, and turns every step's spikes of a sample into
-    its row of ``y`` while they are in cache -- four samples at a time, so that a
-    load of a row of W serves four samples (:func:`_dot4x4`).  Writes the one-byte
-    spikes ``s8`` and, with ``keep_m``, the membranes ``m`` [T, B, N]."""
+def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8, m, keep_m,
+                           out_kind, q_out, s_out, m_out, rows):
+    """A neuron layer [T, B, N], the linear layer it feeds, y = s W^T + b [T*B, K], and
+    the neuron layer ``out_kind`` fed ``y``, in one pass: each task owns ``rows`` whole
+    samples (so no two write the same row of ``y``), walks time, and turns every
+    step's spikes of a sample into its row of ``y`` while they are in cache -- four
+    samples at a time, so that a load of a row of W serves four samples
+    (:func:`_dot4x4`) -- and that row into the output neurons' step.  Writes the
+    one-byte spikes ``s8``, with ``keep_m`` the membranes ``m`` [T, B, N], and the
+    output layer's spikes ``s_out`` and membranes ``m_out`` [T, B, K]."""
     K = w.shape[0]
     nblocks = (B + rows - 1) // rows
     for blk in prange(nblocks):
         b0 = blk * rows
         nb = min(rows, B - b0)
         zero = q[4]
+        state_out = np.zeros(nb * K, dtype=m.dtype)
+        spk_out = np.zeros(nb * K, dtype=m.dtype)
         state = np.zeros(nb * N, dtype=m.dtype)
         # three rows past the block's samples stay 0: the empty places of a last
         # group of fewer than four (0 spikes add nothing)
@@ -372,16 +377,26 @@ def _neuron_linear_forward(kind, x, x_step, T, B, N, q, w, bias, has_bias, y, s8
                     sums4 = _dot4(w[k], sp0, sp1, sp2, sp3, zero)
                     for e in range(ng):
                         y[r0 + e, k] = (bias[k] if has_bias else zero) + sums4[e]
+                for e in range(ng):
+                    i, r = g0 + e, r0 + e
+                    so = spk_out[i * K:(i + 1) * K]
+                    _step(out_kind, y[r], state_out[i * K:(i + 1) * K], so, m_out[r * K:(r + 1) * K], True, q_out)
+                    st = s_out[r * K:(r + 1) * K]
+                    for k in range(K):
+                        st[k] = so[k]
 
 
 def _neuron_linear_backward(kind, m, x, x_step, recompute, qf, T, B, N, q, w, g, gs, has_gs, gs_step, gm, has_gm, gx,
-                            static, dw, rows, chunk, fast_exp):
+                            static, dw, out_kind, q_out, m_out, gs_out, gs_out_step, gm_out, gm_out_step, has_gm_out,
+                            rows, chunk, fast_exp):
     """The backward pass of :func:`_neuron_linear_forward`.  Each task walks its samples
     ``chunk`` at a time (all of them at once where the membranes are read from ``m``: each
     step's reads are then one contiguous run).  With ``recompute`` the chunk's membranes
     come first, forward from its input ``x`` (the forward's arithmetic and constants
     ``qf``: the same values), into a scratch that stays in cache, instead of from ``m``.
-    Then in reverse time, each sample's spike gradient g W (K multiply-adds per neuron,
+    Then in reverse time, each sample's output neurons' reverse step (from their membranes
+    ``m_out`` and the gradients of their spikes and membranes), which writes ``g``, the
+    gradient of ``y`` [T*B, K]; the spike gradient g W (K multiply-adds per neuron,
     four rows of W per pass), the neuron's reverse step, and the spikes (recomputed from
     the membrane) times g added to this task's part of W's gradient ``dw[task]`` [K, N].
     The spikes of four samples are added at once (one pass over ``dw[task]`` for four);
@@ -394,6 +409,11 @@ def _neuron_linear_backward(kind, m, x, x_step, recompute, qf, T, B, N, q, w, g,
         nb = min(rows, B - b0)
         p1, one, zero = q[1], q[6], q[7]
         nc = min(chunk, nb)
+        carry_out = np.zeros(nc * K, dtype=gx.dtype)
+        hs_out = np.zeros(K, dtype=gx.dtype)
+        two_k_out = np.zeros(K if fast_exp else 0, dtype=np.int32)
+        two_k_out_f = two_k_out.view(np.float32)
+        unused_out = np.zeros(0, dtype=gx.dtype)
         carry = np.zeros(nc * N, dtype=gx.dtype)
         total = np.zeros(nc * N if static else 0, dtype=gx.dtype)
         unused = np.zeros(N if static else 0, dtype=gx.dtype)
@@ -424,11 +444,20 @@ def _neuron_linear_backward(kind, m, x, x_step, recompute, qf, T, B, N, q, w, g,
                 carry[j] = zero
                 if static:
                     total[j] = zero
+            for j in range(nci * K):
+                carry_out[j] = zero
             for t in range(T - 1, -1, -1):
                 for i in range(nci):
                     b = b0 + c0 + i
                     off = (t * B + b) * N
                     r = t * B + b
+                    m_out_r = m_out[r * K:(r + 1) * K]
+                    gs_out_r = gs_out[t * gs_out_step + b * K:t * gs_out_step + (b + 1) * K]
+                    gm_out_r = (gm_out[t * gm_out_step + b * K:t * gm_out_step + (b + 1) * K] if has_gm_out
+                                else gs_out_r)
+                    _surrogate(out_kind, m_out_r, hs_out, two_k_out, two_k_out_f, q_out, fast_exp)
+                    _back_step(out_kind, m_out_r, gs_out_r, gm_out_r, has_gm_out, hs_out, carry_out[i * K:(i + 1) * K],
+                               g[r], unused_out, False, q_out)
                     mo = (i * T + t) * N
                     mt = ms[mo:mo + N] if recompute else m[off:off + N]
                     for j in range(N):
@@ -1122,10 +1151,12 @@ def _sample_blocks(B: int, work: int):
     return True, -(-B // threads)
 
 
-def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias, keep_membrane: bool = True):
-    """``(spikes8 [T, B, N] uint8, membranes [T, B, N] or None, y [T, B, K])`` of a neuron
-    layer fed ``x`` ([T, B, N], or static [B, N] with ``steps``) and the linear layer it
-    feeds; the membranes written only with ``keep_membrane``."""
+def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias, keep_membrane: bool,
+                                out_kind: str, out_p):
+    """``(spikes8 [T, B, N] uint8, membranes [T, B, N] or None, output spikes [T, B, K],
+    output membranes [T, B, K])`` of a neuron layer fed ``x`` ([T, B, N], or static
+    [B, N] with ``steps``), the linear layer it feeds and the output neuron layer
+    (``out_kind``, ``out_p``) fed that; the membranes written only with ``keep_membrane``."""
     sync_threads()
     x = x.contiguous()
     if steps is None:
@@ -1137,22 +1168,26 @@ def torch_neuron_linear_forward(kind: str, x, p, steps: int | None, weight, bias
     K = weight.shape[0]
     m = torch.empty((T, B, N) if keep_membrane else (0,), dtype=x.dtype)
     s8 = torch.empty((T, B, N), dtype=torch.uint8)
-    y = torch.empty((T, B, K), dtype=x.dtype)
+    y = torch.empty((T * B, K), dtype=x.dtype)
+    s_out, m_out = torch.empty((T, B, K), dtype=x.dtype), torch.empty((T, B, K), dtype=x.dtype)
     w = weight.detach().contiguous()
     b = _flat(bias) if bias is not None else _absent(y.dtype)
-    q = constants(kind, p, m.numpy().dtype, backward=False)
+    dtype = m.numpy().dtype
     parallel, rows = _sample_blocks(B, T * B * N)
     fn = _nl_forward_parallel if parallel else _nl_forward_serial
-    fn(KIND_CODES[kind], _flat(x), x_step, T, B, N, q, w.numpy(), b, bias is not None,
-       y.view(T * B, K).numpy(), _flat(s8), _flat(m), keep_membrane, rows)
-    return s8, (m if keep_membrane else None), y
+    fn(KIND_CODES[kind], _flat(x), x_step, T, B, N, constants(kind, p, dtype, backward=False), w.numpy(), b,
+       bias is not None, y.numpy(), _flat(s8), _flat(m), keep_membrane, KIND_CODES[out_kind],
+       constants(out_kind, out_p, dtype, backward=False), _flat(s_out), _flat(m_out), rows)
+    return s8, (m if keep_membrane else None), s_out, m_out
 
 
-def torch_neuron_linear_backward(kind: str, saved, p, weight, grad_y, grad_s, grad_m, static: bool,
-                                 steps: int | None = None):
-    """``(d loss / d x, d loss / d weight)`` of :func:`torch_neuron_linear_forward`.  ``saved``
-    is the membranes [T, B, N], or -- with ``steps`` -- the layer's input ([B, N] static, or
-    [T, B, N]), from which each sample's membranes are computed again."""
+def torch_neuron_linear_backward(kind: str, saved, p, weight, m_out, out_kind: str, out_p, grad_s_out, grad_m_out,
+                                 static: bool, steps: int | None = None, grad_m=None):
+    """``(d loss / d x, d loss / d weight, d loss / d bias)`` of
+    :func:`torch_neuron_linear_forward`, from the gradients of the output layer's spikes
+    and membranes and of the hidden membranes (``grad_m``; any may be None).  ``saved``
+    is the hidden membranes [T, B, N], or -- with ``steps`` -- the layer's input ([B, N]
+    static, or [T, B, N]), from which each sample's membranes are computed again."""
     sync_threads()
     recompute = steps is not None
     if recompute:
@@ -1165,26 +1200,31 @@ def torch_neuron_linear_backward(kind: str, saved, p, weight, grad_y, grad_s, gr
         T, B, N = saved.shape
         x, x_step, m, dtype = _absent(saved.dtype), 0, _flat(saved), saved.dtype
     K = weight.shape[0]
-    g = grad_y.to(dtype).reshape(T * B, K).contiguous()
-    if grad_s is None:
-        gs, gs_step = _absent(dtype), 0
-    else:  # (in the membranes' layout: contiguous [T, B, N])
-        gs, gs_step = _over_steps(grad_s.to(dtype), saved if not recompute else torch.empty((T, B, N), dtype=dtype))
-    gm = _absent(dtype) if grad_m is None else _flat(grad_m.to(dtype).contiguous())
+    none = _absent(dtype)
+    if grad_s_out is None:  # zeros, read as one step
+        gs_out, gs_out_step = np.zeros(B * K, dtype=none.dtype), 0
+    else:
+        gs_out, gs_out_step = _over_steps(grad_s_out.to(dtype), m_out)
+    gm_out, gm_out_step = (None, 0) if grad_m_out is None else _over_steps(grad_m_out.to(dtype), m_out)
+    g = torch.empty((T * B, K), dtype=dtype)  # the gradient of the linear layer's output, written by the kernel
     gx = torch.empty((B, N) if static else (T, B, N), dtype=dtype)
     parallel, rows = _sample_blocks(B, T * B * N)
     nblocks = -(-B // rows)
     dw = torch.empty((nblocks, K, N), dtype=dtype)
-    q = constants(kind, p, gx.numpy().dtype, backward=True)
-    fn = _nl_backward_parallel if parallel else _nl_backward_serial
-    qf = constants(kind, p, gx.numpy().dtype, backward=False)
+    npdtype = gx.numpy().dtype
     # recomputing: four samples' membranes at a time (a group for W's gradient; [4, T, N]
     # stays in the core's L2 for T * N up to some 100 000); else all of a task's samples
     chunk = 4 if recompute else rows
-    fn(KIND_CODES[kind], m, _flat(x) if recompute else x, x_step, recompute, qf, T, B, N, q,
-       weight.detach().contiguous().numpy(), g.numpy(), gs, grad_s is not None, gs_step, gm, grad_m is not None,
-       _flat(gx), static, dw.numpy(), rows, chunk, dtype == torch.float32)
-    return gx, (dw[0] if nblocks == 1 else dw.sum(0))
+    gm = none if grad_m is None else _flat(grad_m.to(dtype).contiguous())
+    fn = _nl_backward_parallel if parallel else _nl_backward_serial
+    fn(KIND_CODES[kind], m, _flat(x) if recompute else x, x_step, recompute, constants(kind, p, npdtype, backward=False),
+       T, B, N, constants(kind, p, npdtype, backward=True), weight.detach().contiguous().numpy(), g.numpy(),
+       none, False, 0, gm, grad_m is not None, _flat(gx), static, dw.numpy(), KIND_CODES[out_kind],
+       constants(out_kind, out_p, npdtype, backward=True), _flat(m_out), gs_out, gs_out_step,
+       none if gm_out is None else gm_out, gm_out_step, grad_m_out is not None, rows, chunk, dtype == torch.float32)
+    for task in range(1, nblocks):  # the tasks' parts of W's gradient (a handful of adds: cheaper than a sum)
+        dw[0].add_(dw[task])
+    return gx, dw[0], g.sum(0)
 
 
 def torch_spike_bytes(x):

@@ -81,8 +81,8 @@ class FusedBlocks(Blocks):
 
 
 class FusedFCNet(FCNet):
-    """:class:`~backends.torch_networks.FCNet` with the hidden neuron layer and ``fc2``
-    as one node where it can (:mod:`backends.stbp.neuron_linear`: training on the
+    """:class:`~backends.torch_networks.FCNet` with the hidden neuron layer, ``fc2`` and
+    the output neuron layer as one node where it can (:mod:`backends.stbp.neuron_linear`: training on the
     CPU); its forward is FCNet's, the same equations, otherwise."""
 
     def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
@@ -91,10 +91,9 @@ class FusedFCNet(FCNet):
             return self._apart(h, static, record)
         rec = Recorder(record)
         steps = self.spec.T if static else None
-        s1, m1, y2 = neuron_linear.neuron_linear(self.spec.neuron, h, self.spec.neuron_params(),
-                                                 self.fc2.weight, self.fc2.bias, steps, record)
+        s1, m1, s2, u2 = neuron_linear.neuron_linear(self.lif1.kind, h, self.lif1.params, self.fc2.weight,
+                                                     self.fc2.bias, self.lif2.kind, self.lif2.params, steps, record)
         rec("lif1", (s1, m1))  # spikes as one byte each: nothing downstream needs them as floats
-        s2, u2 = self.lif2(neuron_input(y2), True)
         rec("lif2", (s2, u2))
         return rec.output(u2 if self.spec.readout == "membrane" else s2)
 
@@ -194,8 +193,10 @@ class FusedSTBPBackend(STBPBackend):
                     "added, synapses, neuron and readout per sample in cache"
                 ),
                 "network:fc": (
-                    "CPU training: the hidden neuron layer and fc2 one node (numba): fc2's output, the spikes' "
-                    "gradient and fc2's weight gradient computed inside the neuron's passes; only the membrane kept"
+                    "CPU training: the hidden neuron layer, fc2 and the output neuron layer one node (numba): fc2's "
+                    "output, the output neurons, the spikes' gradient and fc2's weight gradient computed inside the "
+                    "hidden neuron's passes; a static input kept instead of the hidden membranes (computed again "
+                    "in the backward pass)"
                 ),
                 "spike linear layers": (
                     "CPU: a linear layer fed by spikes with at least 32 outputs adds weight rows at the spikes and "
