@@ -41,9 +41,9 @@ class ChannelsLastAdam(torch.optim.Adam):
       contiguous clone and back every step (about 0.2 ms of a 50 ms dsrn_tdbn step on 2 cores).
     * once every parameter has its state, :meth:`step` calls the kernel itself (the step
       counts' increment, then ``torch._fused_adam_``, as ``torch.optim.adam._fused_adam``
-      does) instead of going through ``Optimizer.step``'s wrappers (profiler label, hooks), ``_init_group`` and the
-      grouping by device: about 0.09 ms of Python a step, a quarter of Adam's time in
-      fc_mnist's 3.4 ms step.  Anything outside the plain case (a closure, hooks, a parameter
+      does) instead of going through ``Optimizer.step``'s wrappers (profiler label, hooks),
+      ``_init_group`` and the grouping by device: about 0.06-0.09 ms of Python a step, a
+      fifth of Adam's time in fc_mnist's 3.4 ms step.  Anything outside the plain case (a closure, hooks, a parameter
       without a gradient or state, sparse or complex ones, AMSGrad, AdamW's decay, mixed
       devices or dtypes, a gradient scaler) takes the ordinary path.
     """

@@ -1217,8 +1217,9 @@ def torch_neuron_linear_backward(kind: str, saved, p, weight, m_out, out_kind: s
     chunk = 4 if recompute else rows
     gm = none if grad_m is None else _flat(grad_m.to(dtype).contiguous())
     fn = _nl_backward_parallel if parallel else _nl_backward_serial
-    fn(KIND_CODES[kind], m, _flat(x) if recompute else x, x_step, recompute, constants(kind, p, npdtype, backward=False),
-       T, B, N, constants(kind, p, npdtype, backward=True), weight.detach().contiguous().numpy(), g.numpy(),
+    fn(KIND_CODES[kind], m, _flat(x) if recompute else x, x_step, recompute,
+       constants(kind, p, npdtype, backward=False), T, B, N, constants(kind, p, npdtype, backward=True),
+       weight.detach().contiguous().numpy(), g.numpy(),
        none, False, 0, gm, grad_m is not None, _flat(gx), static, dw.numpy(), KIND_CODES[out_kind],
        constants(out_kind, out_p, npdtype, backward=True), _flat(m_out), gs_out, gs_out_step,
        none if gm_out is None else gm_out, gm_out_step, grad_m_out is not None, rows, chunk, dtype == torch.float32)

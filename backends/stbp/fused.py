@@ -203,7 +203,8 @@ class FusedSTBPBackend(STBPBackend):
                     "keeps their positions for the weight gradient (fc_mnist_poisson's fc1)"
                 ),
                 "saved spikes": "CPU training: spikes a layer keeps for its backward pass kept in one byte",
-                "optimizer": "torch.optim.Adam(fused=True)",
+                "optimizer": ("torch.optim.Adam(fused=True), its kernel called directly once every parameter has "
+                              "its state (backends/stbp/adam.py: the same update)"),
                 "tdbn": (
                     "torch batch_norm on the time-folded [T*B, C, H, W] tensor with weight lambda*alpha*V_th "
                     "(one fused kernel for statistics and normalisation; unbiased running variance); the "
