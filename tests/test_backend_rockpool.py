@@ -213,7 +213,9 @@ def test_rockpool_casts_constants_to_float32_and_the_backend_refills_them():
 def test_rockpool_keeps_the_last_state_and_the_backend_resets_it():
     """A stock Rockpool module starts the next call from the final state of the first
     sample; the backend's layers start every call from zero and keep no state."""
-    x = torch.rand(2, 6, 3, dtype=F64) * 3
+    # a fixed input that does not drive every neuron to spike at every step (drawn from the
+    # global generator at up to 3, about one draw in ten did, and the two calls then agreed)
+    x = torch.rand(2, 6, 3, dtype=F64, generator=torch.Generator().manual_seed(0)) * 1.5
     cell = lif(3, spike=neurons.CapturingSpike(neurons.triangle(0.3))).to(F64)
     with neurons.default_dtype(F64):
         first = cell(x)
