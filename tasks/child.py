@@ -10,10 +10,11 @@ nothing, which the caller records or redoes as it must.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Iterable, Mapping, Sequence
 
 from .result import remove_stale_temporaries
 
@@ -33,14 +34,39 @@ class ChildOutcome:
     wrote: bool  # the child wrote its file (else whatever is at the path is older)
 
 
-def run_child(argv: Sequence[str], path: Path, stdout: IO | int | None = None,
-              stderr: IO | int | None = None) -> ChildOutcome:
-    """Run ``argv`` to completion; whether it wrote ``path``.  Temporary files
-    of writes that a kill cut short (an earlier run's, or this child's if it
-    died mid-write) are removed."""
+class RunningChild:
+    """A child started by :func:`start_child`; :meth:`poll` says when it ended and whether it wrote."""
+
+    def __init__(self, proc: subprocess.Popen, path: Path, before: tuple[int, int] | None):
+        self.proc, self.path, self.before = proc, path, before
+
+    def outcome(self) -> ChildOutcome:
+        remove_stale_temporaries(self.path)
+        return ChildOutcome(self.proc.returncode, file_stamp(self.path) != self.before)
+
+    def poll(self) -> ChildOutcome | None:
+        return None if self.proc.poll() is None else self.outcome()
+
+    def wait(self) -> ChildOutcome:
+        self.proc.wait()
+        return self.outcome()
+
+
+def start_child(argv: Sequence[str], path: Path, stdout: IO | int | None = None, stderr: IO | int | None = None,
+                env: Mapping[str, str] | None = None, cpus: Iterable[int] | None = None) -> RunningChild:
+    """Start ``argv`` (on ``cpus`` only, when given); the caller polls or waits.
+    Temporary files of writes that a kill cut short (an earlier run's, or this
+    child's if it dies mid-write) are removed before and after."""
     path = Path(path)
     remove_stale_temporaries(path)
     before = file_stamp(path)
-    proc = subprocess.run(list(argv), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
-    remove_stale_temporaries(path)
-    return ChildOutcome(proc.returncode, file_stamp(path) != before)
+    pin = None if cpus is None else (lambda cores=tuple(cpus): os.sched_setaffinity(0, cores))
+    proc = subprocess.Popen(list(argv), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                            env=None if env is None else dict(env), preexec_fn=pin)
+    return RunningChild(proc, path, before)
+
+
+def run_child(argv: Sequence[str], path: Path, stdout: IO | int | None = None,
+              stderr: IO | int | None = None) -> ChildOutcome:
+    """Run ``argv`` to completion; whether it wrote ``path``."""
+    return start_child(argv, path, stdout=stdout, stderr=stderr).wait()

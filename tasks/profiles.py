@@ -10,6 +10,7 @@ registry's list alone.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ PARTS = ("timing", "parity", "train")  # the order a whole run takes them in
 # the settings a profile may give: the task-spec fields the command line overrides
 SETTINGS = ("T", "epochs", "steps", "batch_size", "lr", "dataset", "limit_train", "limit_test", "width",
             "surrogate_center", "neurons")
-TIMING_MEASURES = "throughput,memory"
+TIMING_MEASURES = ("throughput", "memory")
+# what a point's job asks a cluster for, unless its profile's [P.cluster] table says otherwise
+CLUSTER_DEFAULTS = {"cpus_per_task": 2, "gpus_per_task": 0, "mem_gb": 8.0, "time_margin": 3.0, "min_minutes": 10.0}
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,24 @@ class TimingRow:
 
 
 @dataclass(frozen=True)
+class ClusterResources:
+    """What each point's Slurm job asks for (a profile's ``[P.cluster]`` table):
+    CPUs, GPUs and memory per point, a time limit of ``time_margin`` times the
+    point's estimate (at least ``min_minutes``), and any other sbatch option
+    (``sbatch``: partition, account, qos, constraint, ...)."""
+
+    cpus_per_task: int = int(CLUSTER_DEFAULTS["cpus_per_task"])
+    gpus_per_task: int = int(CLUSTER_DEFAULTS["gpus_per_task"])
+    mem_gb: float = CLUSTER_DEFAULTS["mem_gb"]
+    time_margin: float = CLUSTER_DEFAULTS["time_margin"]
+    min_minutes: float = CLUSTER_DEFAULTS["min_minutes"]
+    sbatch: dict[str, str] = field(default_factory=dict)
+
+    def minutes(self, estimate_s: float) -> int:
+        return max(int(self.min_minutes), math.ceil(estimate_s * self.time_margin / 60))
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -57,6 +78,7 @@ class Profile:
     timing: tuple[TimingRow, ...] = ()
     parity_tasks: tuple[str, ...] = ()
     parity_seconds: float = 40.0
+    cluster: "ClusterResources" = field(default_factory=lambda: ClusterResources())
 
     def backend_names(self, registered: list[str]) -> list[str]:
         if self.backends == "all":
@@ -90,6 +112,12 @@ class Point:
     expected_task: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     device: str = "cpu"
+    measures: tuple[str, ...] = ()  # a measurement point: what its record must have measured
+
+
+def measure_key(task: str, backend: str, T: int, neurons: int | None = None) -> str:
+    """The one file name of a measurement point (the suite's and the sweep's)."""
+    return f"{task}-{_safe(backend)}-T{T}" + ("" if neurons is None else f"-N{neurons}") + ".json"
 
 
 def _flag(name: str) -> str:
@@ -126,7 +154,7 @@ def _task(where: str, row: dict) -> str:
 def parse_profile(name: str, table: dict) -> Profile:
     where = f"profile {name}"
     _check_keys(where, table, {"description", "device", "precisions", "backends", "dataset", "budget_minutes",
-                               "train", "timing", "parity"})
+                               "train", "timing", "parity", "cluster"})
     device = table.get("device", "cpu")
     if device not in DEVICES:
         raise UsageError(f"{where}: device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -174,11 +202,31 @@ def parse_profile(name: str, table: dict) -> Profile:
         if t not in TASKS:
             raise UsageError(f"{where} parity: unknown task {t!r}")
     return Profile(
+        cluster=parse_cluster(f"{where} cluster", table.get("cluster", {})),
         name=name, description=str(table.get("description", "")), device=device, precisions=precisions,
         backends="all" if backends == "all" else tuple(backends), dataset=dataset,
         budget_minutes=float(table.get("budget_minutes", 0)), train=tuple(train), timing=tuple(timing),
         parity_tasks=tuple(ptasks), parity_seconds=float(parity.get("seconds", 40.0)),
     )
+
+
+def parse_cluster(where: str, table: Any) -> ClusterResources:
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table, got {table!r}")
+    _check_keys(where, table, set(CLUSTER_DEFAULTS) | {"sbatch"})
+    values: dict[str, Any] = {}
+    for key, default in CLUSTER_DEFAULTS.items():
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
+                or (isinstance(default, int) and not isinstance(value, int)):
+            raise UsageError(f"{where}.{key} must be a non-negative {type(default).__name__}, got {value!r}")
+        values[key] = value
+    if values["cpus_per_task"] < 1 or values["time_margin"] < 1:
+        raise UsageError(f"{where}: cpus_per_task and time_margin must be at least 1")
+    sbatch = table.get("sbatch", {})
+    if not isinstance(sbatch, dict) or not all(isinstance(v, (str, int)) for v in sbatch.values()):
+        raise UsageError(f"{where}.sbatch must be a table of sbatch options, got {sbatch!r}")
+    return ClusterResources(**values, sbatch={str(k): str(v) for k, v in sbatch.items()})
 
 
 def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, Profile]:
@@ -247,13 +295,14 @@ def timing_points(profile: Profile, names: list[str]) -> list[Point]:
                     flags += ["--T", str(T)] + (["--neurons", str(n)] if n is not None else [])
                     where = f"T={T}" + ("" if n is None else f" N={n}")
                     for name in names:
-                        key = f"timing-{precision}/{row.task}-{_safe(name)}-T{T}" + ("" if n is None else f"-N{n}") + ".json"
+                        key = f"timing-{precision}/" + measure_key(row.task, name, T, n)
                         points.append(Point(
                             part="timing", key=key, backend=name, label=f"time {row.task} {name} {where} {precision}",
                             module="tasks.measure", task=row.task, estimate_s=row.seconds,
-                            args=("--task", row.task, "--backend", name, *flags, "--measure", TIMING_MEASURES,
+                            args=("--task", row.task, "--backend", name, *flags, "--measure", ",".join(TIMING_MEASURES),
                                   "--repeats", str(row.repeats), *run_args(profile, precision)),
                             expected_task=normalised(spec.to_dict()), precision=precision, device=profile.device,
+                            measures=TIMING_MEASURES,
                         ))
     return points
 

@@ -2,30 +2,28 @@
 
     python -m tasks.sweep --task dsrn_tdbn --backend all --T 1,2,4,8,16,32 --measure memory,throughput
     python -m tasks.sweep --task lif_layer --backend all --neurons 512,4096,16384 --measure memory,throughput
+    python -m tasks.sweep --task fc_mnist --backend all --T 5,25,50 --executor slurm --partition gpu --device cuda
 
-Each point (backend, T[, N]) runs ``python -m tasks.measure`` in a process of its
+A thin front end over the suite's orchestrator (``tasks/orchestrate.py``): each
+point (backend, T[, N]) runs ``python -m tasks.measure`` in a process of its
 own — a clean memory peak, and an out-of-memory or crash that takes only that
-point down — and writes one result file.  Running out of device memory is a
-recorded point (status ``oom``, written by the point's process when its
-framework says so), not a failure of the sweep.  Points already done (a result
-with the same settings and status ``ok`` or ``oom``) are skipped, so a killed
-sweep resumes where it stopped when it is run again with the same arguments.
-A point whose process died (killed by a signal, the kernel's OOM killer
-included, or crashed) leaves no new file and is run again next time; an
-``unavailable`` point is asked again too (the framework may have been
-installed since).
+point down — and writes one result file, named as the suite names its
+measurement points; the same executors run them (``--jobs``, ``--gpus``,
+``--executor slurm``) and the same rule says which are done, so a killed sweep
+resumes where it stopped when it is run again with the same arguments.
+Running out of device memory is a recorded point (status ``oom``), not a
+failure of the sweep.  A point whose process died leaves no new file and is
+run again next time.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import backends as registry
 
-from .child import run_child
 from .cli import (
     EXIT_CODES,
     OneLineParser,
@@ -38,11 +36,14 @@ from .cli import (
 )
 from .data import check_data
 from .errors import SpikebenchError
+from .executors import add_executor_arguments, make_executor
 from .measure import add_measure_arguments, check_measure_arguments
+from .orchestrate import FolderLock, Progress, is_done, orchestrate
+from .profiles import ClusterResources, Point, measure_key, normalised
 from .result import Result
-from .specs import get_spec
+from .specs import TaskSpec, get_spec
 
-DONE = ("ok", "oom")
+POINT_ESTIMATE_S = 30.0  # for the progress display and a Slurm job's time limit
 
 
 def parse_ints(text: str, what: str) -> list[int]:
@@ -55,38 +56,21 @@ def parse_ints(text: str, what: str) -> list[int]:
     return values
 
 
-def point_path(out: Path, task: str, backend: str, T: int, neurons: int | None = None) -> Path:
-    width = "" if neurons is None else f"-N{neurons}"
-    return out / f"{task}-{backend.replace(':', '-')}-T{T}{width}.json"
-
-
-def is_done(path: Path, spec_dict: dict, measures: list[str], precision: str, device: str) -> bool:
-    """Whether ``path`` holds a finished point with exactly these settings."""
-    if not path.exists():
-        return False
-    try:
-        r = Result.load(path)
-    except Exception:  # an unreadable file is redone
-        return False
-    run = r.config.get("run", {})
-    return (
-        r.status in DONE
-        and r.config.get("task") == json.loads(json.dumps(spec_dict))  # tuples come back as lists
-        and run.get("precision") == precision
-        and run.get("device") == device
-        and (r.status != "ok" or set(measures) <= set(r.extra.get("measures", [])))
-    )
-
-
-def measure_argv(args, backend: str, T: int, path: Path, measures: list[str], neurons: int | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "tasks.measure", "--task", args.task, "--backend", backend, "--out", str(path)]
+def measure_point(args, spec: TaskSpec, backend: str, measures: list[str]) -> Point:
+    """The point measuring ``spec`` (its T and N) on ``backend``."""
+    T, n = spec.T, getattr(spec, "neurons", None) if args.neurons else None
+    argv = ["--task", args.task, "--backend", backend]
     argv += forwarded_arguments(args, skip=("T", "neurons")) + ["--T", str(T), "--measure", ",".join(measures)]
-    if neurons is not None:
-        argv += ["--neurons", str(neurons)]
+    if n is not None:
+        argv += ["--neurons", str(n)]
     argv += ["--repeats", str(args.repeats), "--warmup", str(args.warmup)]
     if args.epoch_steps:
         argv += ["--epoch-steps", str(args.epoch_steps)]
-    return argv
+    where = f"T={T}" + ("" if n is None else f" N={n}")
+    return Point(part="timing", key=measure_key(spec.name, backend, T, n), backend=backend,
+                 label=f"measure {spec.name} {backend} {where}", module="tasks.measure", args=tuple(argv),
+                 estimate_s=POINT_ESTIMATE_S, task=spec.name, expected_task=normalised(spec.to_dict()),
+                 precision=args.precision, device=args.device, measures=tuple(measures))
 
 
 def table(results: dict[tuple, Result | str], names: list[str], points: list[tuple]) -> str:
@@ -129,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_task_arguments(p, several_T=True)
     add_run_arguments(p)
     add_measure_arguments(p)
+    add_executor_arguments(p)
     args = p.parse_args(argv)
     try:
         measures = check_measure_arguments(args)
@@ -139,47 +124,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.neurons:
             widths = parse_ints(args.neurons, "--neurons")  # type: ignore[assignment]
             base.with_overrides(neurons=widths[0])  # a task without N says so here
-        points = [(T, n) for T in Ts for n in widths]
+        grid = [(T, n) for T in Ts for n in widths]
         out = Path(args.out) if args.out else Path("results") / "sweeps" / f"{base.name}-{args.device}-{args.precision}"
         check_output(out, directory=True)
-        specs = {point: base.with_overrides(T=point[0], neurons=point[1]) for point in points}
+        specs = {point: base.with_overrides(T=point[0], neurons=point[1]) for point in grid}
         if any(registry.availability(name)[0] for name in names):
             # bad data or a point too large fails here, once, before any point is run
             for spec in specs.values():
                 check_data(spec, args.data_dir, not args.no_download)
+        resources = ClusterResources(gpus_per_task=1 if args.device == "cuda" else 0)
+        executor = make_executor(args, out, resources)
+        if args.cancel:
+            print(f"cancelled {executor.cancel()} queued or running job(s) of {out}")
+            return 0
+        lock = FolderLock(out)
+        lock.acquire(f"sweep of {base.name}, executor {executor.name}")
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return exc.exit_code
-    out.mkdir(parents=True, exist_ok=True)
 
+    points = {(name,) + xy: measure_point(args, spec, name, measures) for name in names for xy, spec in specs.items()}
+    todo = [pt for pt in points.values() if not is_done(pt, out / pt.key)]
+    try:
+        run = orchestrate(todo, out, executor, None, Progress(todo, not args.no_progress), lock)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"spikebench: interrupted; run the same command again to resume ({out})\n")
+        return 130
+    except SpikebenchError as exc:
+        sys.stderr.write(f"spikebench: error: {exc}\n")
+        return exc.exit_code
+    finally:
+        lock.release()
     results: dict[tuple, Result | str] = {}
-    ran = skipped = 0
-    for name in names:
-        for point, spec in specs.items():
-            T, n = point
-            key = (name, T, n)
-            path = point_path(out, spec.name, name, T, n)
-            if is_done(path, spec.to_dict(), measures, args.precision, args.device):
-                results[key] = Result.load(path)
-                skipped += 1
-                continue
-            where = f"T={T}" + ("" if n is None else f", N={n}")
-            sys.stderr.write(f"spikebench: measuring {spec.name} on {name} at {where}\n")
-            child = run_child(measure_argv(args, name, T, path, measures, n), path, stdout=sys.stderr)
-            ran += 1
-            if child.wrote:
-                try:
-                    results[key] = Result.load(path)
-                    continue
-                except Exception:
-                    pass
-            # The process died without writing its result (a signal, the kernel's OOM
-            # killer, a crash): nothing is recorded, so the point is run again next time.
-            results[key] = f"crashed ({child.returncode})"
-            sys.stderr.write(f"spikebench: the process measuring {spec.name} on {name} at {where} ended with "
-                             f"exit status {child.returncode} and wrote no result; run the sweep again to redo it\n")
-    print(table(results, names, points))
-    print(f"points: {out} ({ran} measured, {skipped} already done)")
+    for key, pt in points.items():
+        status = run.statuses.get(pt.key, "")
+        try:
+            results[key] = status if status.startswith(("crashed", "no record")) else Result.load(out / pt.key)
+        except Exception:
+            results[key] = "unreadable"
+    print(table(results, names, grid))
+    print(f"points: {out} ({len(todo)} measured, {len(points) - len(todo)} already done)")
     failed = [r for r in results.values() if isinstance(r, str) or r.status in ("error", "diverged")]
     return EXIT_CODES["error"] if failed else 0
 

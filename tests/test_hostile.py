@@ -96,36 +96,49 @@ def test_sweep_out_that_is_a_file_is_refused(tmp_path, capsys):
 
 # ------------------------------------------------- 3. sweep: a killed point is redone, not "oom"
 def _layer_point(tmp_path):
+    from tasks.profiles import measure_key
+
     spec = get_spec("lif_layer", T=3, batch_size=2, neurons=8)
-    return spec, sweep_module.point_path(tmp_path, "lif_layer", "stbp", 3, 8)
+    return spec, tmp_path / measure_key("lif_layer", "stbp", 3, 8)
 
 
 def test_a_killed_sweep_point_records_nothing_and_is_redone(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
     calls = []
+    real = sweep_module.measure_point
 
-    def killed(argv, **kwargs):  # the kernel's OOM killer (or anyone) sends SIGKILL
-        calls.append(argv)
-        return subprocess.CompletedProcess(argv, -9)
+    def killed(*args, **kwargs):  # the kernel's OOM killer (or anyone) sends SIGKILL to the point's process
+        calls.append(args)
+        return dataclasses.replace(real(*args, **kwargs), module="tests.fake_point", args=("--kill",))
 
-    from tasks import child
-
-    monkeypatch.setattr(child.subprocess, "run", killed)
-    argv = [*TINY_LAYER, "--backend", "stbp", "--neurons", "8", "--out", str(tmp_path)]
+    monkeypatch.setattr(sweep_module, "measure_point", killed)
+    argv = [*TINY_LAYER, "--backend", "stbp", "--neurons", "8", "--out", str(tmp_path), "--no-progress"]
     assert sweep_module.main(argv) == 1
     out = capsys.readouterr().out
-    assert "crashed (-9)" in out and "1 measured" in out
+    assert "crashed (exit status -9" in out and "1 measured" in out
     assert not list(tmp_path.glob("*.json"))  # not an "oom" record: nothing is known about memory
     assert sweep_module.main(argv) == 1 and len(calls) == 2  # not done: asked again
 
 
-@pytest.mark.parametrize("status,done", [("oom", True), ("unavailable", False), ("error", False)])
+@pytest.mark.parametrize("status,done", [("oom", True), ("diverged", True), ("unavailable", False),
+                                         ("error", False)])
 def test_only_a_finished_point_counts_as_done(tmp_path, status, done):
+    from types import SimpleNamespace
+
+    from tasks.orchestrate import is_done
     from tasks.runner import RunConfig, failed_result
 
     spec, path = _layer_point(tmp_path)
     failed_result(spec, RunConfig("stbp"), status, "recorded by the point's process", kind="measurement").save(path)
-    # an unavailable framework may be installed since: asked again
-    assert sweep_module.is_done(path, spec.to_dict(), ["throughput"], "fp32", "cpu") is done
+    args = SimpleNamespace(task="lif_layer", neurons="8", precision="fp32", device="cpu", repeats=10, warmup=0,
+                           epoch_steps=None, data_dir=None, no_download=False, no_progress=True,
+                           **{k: None for k in ("T", "epochs", "steps", "batch_size", "lr", "seed", "dataset",
+                                                "limit_train", "limit_test", "width", "surrogate_center")})
+    point = sweep_module.measure_point(args, spec, "stbp", ["throughput"])
+    assert tmp_path / point.key == path
+    # an unavailable framework (no capabilities recorded) may be installed since: asked again
+    assert is_done(point, path) is done
 
 
 # ------------------------------------------------- 4. a run that cannot take one step

@@ -158,8 +158,9 @@ def test_sweep_writes_one_result_per_point_and_resumes(tmp_path, data_root):
     out = tmp_path / "sweep"
     first = sweep(out, data_root=data_root)
     assert first.returncode == 0, first.stderr
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.glob("*.json"))
     assert files == ["dsrn_tdbn-stbp-T1.json", "dsrn_tdbn-stbp-T2.json"]
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["dsrn_tdbn-stbp-T1.log", "dsrn_tdbn-stbp-T2.log"]
     for T in (1, 2):
         r = Result.load(out / f"dsrn_tdbn-stbp-T{T}.json")
         assert r.status == "ok" and r.config["task"]["T"] == T and r.metric("train_step_time") > 0

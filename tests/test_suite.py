@@ -17,7 +17,6 @@ import backends
 from tasks.errors import UsageError
 from tasks.profiles import PARTS, get_profile, load_profiles, points
 from tasks.result import Result
-from tasks.specs import TASKS
 from tests.conftest import ROOT, subprocess_env
 
 TINY = """
@@ -194,8 +193,9 @@ def test_a_killed_suite_finishes_when_run_again(tiny, tmp_path, data_root):
     assert not list(out.rglob(".*.tmp"))
 
 
-def test_a_point_whose_process_dies_leaves_nothing_and_is_redone(tiny, tmp_path, monkeypatch):
-    from tasks import suite as suite_module
+def test_a_point_whose_process_dies_leaves_nothing_and_is_redone(tiny, tmp_path):
+    from tasks.executors import LocalExecutor
+    from tasks.orchestrate import Progress, is_done, orchestrate
 
     profile = get_profile("tiny", tiny)
     (pt,) = [p for p in points(profile, ["stbp"], ["timing"])]
@@ -204,40 +204,16 @@ def test_a_point_whose_process_dies_leaves_nothing_and_is_redone(tiny, tmp_path,
     stale.save(out / pt.key)  # an older record with other settings is at the path
     before = (out / pt.key).read_text()
     dying = dataclasses.replace(pt, module="tasks.no_such_module")
-    status, _ = suite_module.run_point(dying, out, None)
-    assert status.startswith("crashed")
+    run = orchestrate([dying], out, LocalExecutor(), None, Progress([dying], False, write=lambda _: None))
+    assert run.statuses[pt.key].startswith("crashed") and len(run.failed) == 1
     assert (out / pt.key).read_text() == before  # not taken for this run's result, not replaced
-    assert not suite_module.is_done(pt, out / pt.key)
-
-
-def test_a_point_the_backend_declares_it_cannot_run_is_done_but_a_missing_framework_is_redone(tiny, tmp_path):
-    from tasks import suite as suite_module
-
-    profile = get_profile("tiny", tiny)
-    (pt,) = [p for p in points(profile, ["stbp"], ["timing"])]
-    path = tmp_path / pt.key
-    run = {"precision": pt.precision, "device": pt.device}
-
-    def record(capabilities):
-        r = Result(task=pt.task, backend=pt.backend, kind="measurement", status="unavailable",
-                   config={"task": pt.expected_task, "run": run}, capabilities=capabilities)
-        r.save(path)
-
-    everything = {"tasks": list(TASKS), "devices": ["cpu", "cuda"], "precisions": ["fp32", "bf16", "fp64"]}
-    record({**everything, "tasks": [t for t in TASKS if t != pt.task]})  # the task left out
-    assert suite_module.is_done(pt, path)
-    record({**everything, "precisions": ["bf16"]})  # the precision left out
-    assert suite_module.is_done(pt, path)
-    record({})  # the framework did not import: no capabilities
-    assert not suite_module.is_done(pt, path)
-    record(everything)  # declared, yet unavailable here (e.g. a missing compiler): tried again
-    assert not suite_module.is_done(pt, path)
+    assert not is_done(pt, out / pt.key)
 
 
 def test_list_shows_the_points_and_the_estimate(tiny, tmp_path):
     proc = suite("--profile", "tiny", "--out", str(tmp_path / "o"), "--list", profile_file=tiny)
     assert proc.returncode == 0
-    assert "4 points" in proc.stdout and "todo  parity/stbp.json" in proc.stdout
+    assert "4 points" in proc.stdout and "  todo     parity/stbp.json" in proc.stdout
     assert not (tmp_path / "o").exists()  # --list writes nothing
 
 
