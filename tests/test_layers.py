@@ -15,7 +15,8 @@ from tests.conftest import ROOT
 # harness (what drives backends: the commands and their helpers)
 SPEC = ("catalogue", "cpu", "data", "errors", "idx", "malloc", "metrics", "neuro", "profiles", "reference", "reference_grad",
         "result", "rng", "specs", "weights")
-HARNESS = ("calibrate", "child", "cli", "floor", "hostmem", "measure", "parity", "progress", "run", "runner", "suite", "sweep")
+HARNESS = ("calibrate", "child", "cli", "executors", "floor", "hostmem", "measure", "orchestrate", "parity", "progress", "run",
+           "runner", "slurm", "suite", "sweep")
 FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton",
               "norse", "sinabs", "spyx", "rockpool", "numba", "flax", "haiku")
 
