@@ -191,8 +191,9 @@ class SlurmExecutor:
     def _parameters(self, commands: list[ChildCommand], exclusive: bool, name: str) -> dict:
         minutes = self.cluster.minutes(max(c.point.estimate_s for c in commands))
         params: dict = {"job_name": name, "time": minutes, "additional_parameters": dict(self.sbatch)}
-        if exclusive:
+        if exclusive:  # the whole node: its cores and (--mem=0) all its memory
             params["exclusive"] = True
+            params["mem"] = "0"
             params["setup"] = ["export SPIKEBENCH_EXCLUSIVE=1"]
         else:
             params["cpus_per_task"] = self.cluster.cpus_per_task

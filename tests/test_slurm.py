@@ -116,7 +116,9 @@ def test_the_suite_through_slurm_records_every_point_with_its_job_and_node(clust
         host = Result.load(out / key).host
         assert host["slurm_job_id"] == jobs[key] and host["hostname"]
     script = next((out / ".slurm" / "logs").glob(f"{timing_job}/*submission.sh")).read_text()
-    assert "#SBATCH --exclusive" in script and "#SBATCH --time=5" in script
+    assert "#SBATCH --exclusive" in script and "#SBATCH --mem=0" in script and "#SBATCH --time=5" in script
+    script = next((out / ".slurm" / "logs").glob(f"{jobs['parity/stbp.json'].split('_')[0]}/*submission.sh")).read_text()
+    assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=1G" in script and "#SBATCH --array=0-2" in script
     # run again: everything is done, nothing is submitted
     again = suite(profiles, out)
     assert again.returncode == 0 and "0 to run" in again.stderr and len(submitted(out)) == 4
