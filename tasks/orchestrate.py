@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -313,8 +314,15 @@ def orchestrate(todo: list[Point], out: Path, executor: Executor, data_dir: str 
     for command in commands:
         command.path.parent.mkdir(parents=True, exist_ok=True)
         command.log.parent.mkdir(parents=True, exist_ok=True)
+    # a SIGTERM (kill, a scheduler's stop) ends the run as Ctrl-C does: local children stopped, jobs left running
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         executor.run(commands, run)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         progress.close()
     return run
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -18,6 +18,7 @@ def main() -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--sleep", type=float, default=0.0)
     p.add_argument("--exit", type=int, default=0, help="exit with this status before writing anything")
+    p.add_argument("--marker", help="ignored: a word that names this process to pgrep")
     p.add_argument("--kill", action="store_true", help="die by SIGKILL before writing anything (the OOM killer's way)")
     args, _ = p.parse_known_args()
     if args.kill:

@@ -4,8 +4,10 @@ child's command, one suite per results folder, the progress display."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -154,3 +156,34 @@ def test_progress_counts_queued_running_done_and_failed_and_says_what_is_left():
     assert progress.counts() == "1 queued, 0 running, 1 done, 1 failed of 3"
     assert lines[-1].startswith("[1 queued, 0 running, 1 done, 1 failed of 3] p1: crashed") and "left)" in lines[-1]
     assert 0 < progress.left_s()
+
+
+def test_sigterm_stops_a_local_run_and_its_children_as_ctrl_c_does(tmp_path):
+    marker = str(tmp_path / "marker")  # names this test's child among the machine's processes
+    script = f"""
+import os, sys
+from pathlib import Path
+from tasks.executors import LocalExecutor
+from tasks.orchestrate import Progress, orchestrate
+from tasks.profiles import Point
+pt = Point(part="train", key="p.json", backend="fake", label="p", module="tests.fake_point",
+           args=("--sleep", "60", "--marker", os.environ["MARKER"]), estimate_s=60)
+try:
+    orchestrate([pt], Path({str(tmp_path)!r}), LocalExecutor(), None, Progress([pt], False))
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+    # the marker reaches the script by its environment: only the child's command line holds it
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=subprocess_env(MARKER=marker))
+
+    def child_pids() -> list[str]:
+        return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+
+    deadline = time.time() + 60
+    while not child_pids() and time.time() < deadline:
+        time.sleep(0.2)
+    assert child_pids(), "the point's process never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    assert not child_pids()  # the child went with it: a point cut short is redone next time
+    assert not (tmp_path / "p.json").exists()
