@@ -286,7 +286,7 @@ def table(precisions: Sequence[str], gpu: str | GPU, results_dir: Path | None = 
     return "\n".join(lines)
 
 
-# Issue 10's targets for our own backend: at least this much faster than the
+# The engine's speed targets (docs/performance.md) for our own backend: at least this much faster than the
 # best other backend, or, where that would go below the floor, within this
 # multiple of it.
 TARGET_SPEEDUP = 1.5
@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--results", metavar="DIR", help="add measured step times from these result records")
     p.add_argument("--against", metavar="BACKEND",
                    help=f"with --results: instead of the floors, BACKEND against the best other backend and the "
-                        f"floor (issue 10's targets: {TARGET_SPEEDUP:g}x faster, or within {TARGET_NEAR_FLOOR:g}x "
+                        f"floor (the engine's targets: {TARGET_SPEEDUP:g}x faster, or within {TARGET_NEAR_FLOOR:g}x "
                         f"of the floor)")
     args = p.parse_args(argv)
     try:

@@ -33,6 +33,7 @@ its Slurm jobs).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -56,15 +57,17 @@ def default_out(profile: Profile) -> Path:
     return Path(PUBLISHED.get(profile.name, f"results/{profile.name}"))
 
 
-def build(out: Path, published: bool) -> Path:
-    """The report: the committed one from every published folder, else ``<out>/report.html``."""
-    from reports.build import build_report
-
-    warn = lambda text: sys.stderr.write(f"spikebench: warning: {text}\n")  # noqa: E731
+def build(out: Path, published: bool) -> bool:
+    """The report (``python -m reports.build``, the layer above, as a command of
+    its own): the committed one from every published folder, else
+    ``<out>/report.html``.  Its lines (``report: PATH``, warnings, an error)
+    are its own; whether it was built."""
     if published:
-        sources = [Path(p) for p in PUBLISHED.values() if Path(p).is_dir()]
-        return build_report(sources, PUBLISHED_REPORT, warn=warn, base=".")
-    return build_report([out], out / "report.html", warn=warn)
+        argv = [str(p) for p in PUBLISHED.values() if Path(p).is_dir()] + ["-o", PUBLISHED_REPORT, "--base", "."]
+    else:
+        argv = [str(out), "-o", str(out / "report.html")]
+    sys.stdout.flush()
+    return subprocess.run([sys.executable, "-m", "reports.build", *argv], stdin=subprocess.DEVNULL).returncode == 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,12 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"profile {profile.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(summary.items())) + f" ({out})")
     for line in run.failed:
         print(f"  failed: {line}")
-    if not args.no_report:
-        try:
-            print(f"report: {build(out, published=args.out is None and profile.name in PUBLISHED)}")
-        except Exception as exc:  # the results are kept; the report can be built again
-            sys.stderr.write(f"spikebench: error: the report could not be built: {exc}\n")
-            return 1
+    if not args.no_report and not build(out, published=args.out is None and profile.name in PUBLISHED):
+        return 1  # the results are kept; the report can be built again
     return 1 if run.failed else 0
 
 

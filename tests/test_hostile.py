@@ -1,4 +1,4 @@
-"""Issue 11: what a hostile run found.  Nothing lost, nothing misreported.
+"""What a hostile run found.  Nothing lost, nothing misreported.
 
 Each test is one finding: bad input is one line and exit 2 with nothing
 written, a failure is recorded as what it is, and nothing finished is lost or

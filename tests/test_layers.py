@@ -87,3 +87,10 @@ def test_a_shared_backend_module_imports_only_its_own_framework_and_no_backend(n
 def test_the_report_does_not_import_the_training_command():
     for path in (ROOT / "reports").glob("*.py"):
         assert "tasks.run" not in imports(path), f"{path.name} imports tasks.run; the CLI pieces are in tasks.cli"
+
+
+@pytest.mark.parametrize("name", HARNESS)
+def test_the_harness_imports_nothing_of_the_layer_above(name):
+    """The report and asv stand on the harness; the suite runs ``python -m reports.build`` as a command."""
+    bad = sorted(m for m in imports(ROOT / "tasks" / f"{name}.py") if m.split(".")[0] in ("reports", "benchmarks"))
+    assert not bad, f"tasks/{name}.py (harness) imports {bad}"
