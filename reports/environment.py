@@ -18,6 +18,7 @@ class Environment:
     precisions: list[str]
     dates: str
     commits: list[str]
+    fingerprints: list[str]  # of the code that wrote the records (tasks.provenance); "unrecorded" for older ones
     common_versions: list[tuple[str, str]]
     backend_versions: list[tuple[str, str, str]]  # backend, colour, "torch 2.1 · ..."
     counts: dict[str, int]
@@ -60,6 +61,7 @@ def environment(collection: Collection, settings: list[Setting]) -> Environment:
     dates = "not recorded" if not days else days[0] if days[0] == days[-1] else f"{days[0]} to {days[-1]}"
     commits = sorted({_short_commit(str(r.host.get("spikebench_commit")))
                       for r in results if r.host.get("spikebench_commit")}) or ["not recorded"]
+    fingerprints = sorted({str(r.host.get("code_fingerprint") or "unrecorded") for r in results})
 
     common: dict[str, set[str]] = {}
     per_backend: dict[str, dict[str, set[str]]] = {}
@@ -93,8 +95,13 @@ def environment(collection: Collection, settings: list[Setting]) -> Environment:
     split = [t for t, ss in per_task.items() if len(ss) > 1]
     if split and not warnings:
         warnings.append(f"{', '.join(split)}: results from more than one device or precision, shown separately.")
-    if len(commits) > 1:
-        warnings.append(f"The results were produced by {len(commits)} different spikebench commits: {', '.join(commits)}.")
+    if len(fingerprints) > 1:
+        warnings.append(f"The results were produced by {len(fingerprints)} different states of the code (fingerprints "
+                        f"{', '.join(fingerprints)}; commits {', '.join(commits)}): not one edition.")
+    elif len(commits) > 1:  # one fingerprint over several commits is one edition; records without one cannot say
+        if fingerprints == ["unrecorded"]:
+            warnings.append(f"The results were produced by {len(commits)} different spikebench commits: "
+                            f"{', '.join(commits)}.")
     for rel, why in collection.skipped:
         warnings.append(f"Skipped {rel}: {why}.")
     counts = {
@@ -109,6 +116,7 @@ def environment(collection: Collection, settings: list[Setting]) -> Environment:
         precisions=precisions,
         dates=dates,
         commits=commits,
+        fingerprints=fingerprints,
         common_versions=common_versions,
         backend_versions=backend_versions,
         counts=counts,

@@ -48,6 +48,7 @@ from .child import run_child
 from .cli import OneLineParser, resolve_backends
 from .data import Batch
 from .errors import BackendUnavailable, SpikebenchError
+from .provenance import provenance
 from .result import write_atomic
 from .runner import classify, load_backend, one_line, open_backend
 from .specs import TASKS, TaskSpec, get_spec
@@ -268,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += _run_child(task_names, name, args.seed)
         print(format_table(rows))
     if args.json:
-        write_atomic(args.json, json.dumps({"tolerances": TOLERANCES, "rows": [asdict(r) for r in rows]}, indent=1))
+        write_atomic(args.json, json.dumps({"tolerances": TOLERANCES, "host": provenance(),
+                                            "rows": [asdict(r) for r in rows]}, indent=1))
     failed = [r for r in rows if r.status in ("fail", "error")]
     if failed and not args.child:
         sys.stderr.write(f"spikebench: parity failed for {len(failed)} of {len(rows)} task x backend pairs\n")

@@ -16,13 +16,11 @@ import os
 import platform
 import resource
 import socket
-import subprocess
 import sys
 import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -34,6 +32,7 @@ from .errors import BackendUnavailable, DeviceOutOfMemory, DeviceUnavailable, Di
 from .metrics import EvalAccumulator
 from .neuro import input_counts
 from .progress import progress_bar
+from .provenance import provenance
 from .result import Curve, LayerStat, Result
 from .specs import PRECISIONS, TaskSpec
 from .weights import initial_weights
@@ -56,31 +55,13 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def project_commit() -> str | None:
-    """The git commit of the spikebench checkout, when it is one."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def host_info() -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
-        "spikebench_commit": project_commit(),
+        **provenance(),
         "slurm_job_id": slurm_job_id(),
     }
 

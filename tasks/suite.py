@@ -33,6 +33,7 @@ its Slurm jobs).
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,7 @@ from .errors import SpikebenchError, UsageError
 from .executors import add_executor_arguments, make_executor
 from .orchestrate import FolderLock, Progress, is_done, minutes, orchestrate, point_status
 from .profiles import PARTS, PROFILES_FILE, Profile, get_profile, points
+from .provenance import this_code
 from .result import check_writable
 from .specs import TASKS
 
@@ -82,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="list the points (done, running, queued with their job ids, to do) and the estimate; run nothing")
     p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     p.add_argument("--no-progress", action="store_true", help="a line per event instead of a progress bar")
+    p.add_argument("--new-edition", action="store_true",
+                   help="the folder holds records of other code: move them to <out>/.editions/ and start anew")
     p.add_argument("--profiles", default=str(PROFILES_FILE), help=argparse.SUPPRESS)
     add_executor_arguments(p)
     args = p.parse_args(argv)
@@ -112,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         lock = FolderLock(out)
         lock.acquire(f"profile {profile.name}, executor {executor.name}")
+        try:
+            one_edition(out, args.new_edition)
+        except SpikebenchError:
+            lock.release()
+            raise
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return exc.exit_code
@@ -143,6 +152,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_report and not build(out, published=args.out is None and profile.name in PUBLISHED):
         return 1  # the results are kept; the report can be built again
     return 1 if run.failed else 0
+
+
+def record_files(out: Path) -> list[Path]:
+    """The records under ``out`` as the report finds them (hidden files and folders left out)."""
+    return [p for p in out.rglob("*.json")
+            if not any(part.startswith(".") for part in p.relative_to(out).parts)]
+
+
+def fingerprint_of(path: Path) -> str:
+    """The code fingerprint a record (or parity file) carries; "unrecorded" for one written before they did."""
+    try:
+        data = json.loads(path.read_text())
+        return str(data.get("host", {}).get("code_fingerprint") or "unrecorded")
+    except (OSError, ValueError, AttributeError):
+        return "unreadable"
+
+
+def one_edition(out: Path, new_edition: bool) -> None:
+    """A results folder holds the records of one code state: records of other
+    code stop the suite (one line), or with ``new_edition`` are moved, paths
+    kept, to ``<out>/.editions/<fingerprint>/``, where the report does not look."""
+    here = this_code()
+    others: dict[str, list[Path]] = {}
+    for path in record_files(out):
+        fp = fingerprint_of(path)
+        if fp != here:
+            others.setdefault(fp, []).append(path)
+    if not others:
+        return
+    found = ", ".join(f"{len(paths)} of code {fp}" for fp, paths in sorted(others.items()))
+    if not new_edition:
+        raise UsageError(f"{out} holds records of other code ({found}); this code is {here}: add --new-edition to "
+                         f"move them to {out / '.editions'} and start a new edition there")
+    for fp, paths in others.items():
+        for path in paths:
+            target = out / ".editions" / fp / path.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
+    sys.stderr.write(f"spikebench: moved {found} to {out / '.editions'}; a new edition of code {here} starts\n")
 
 
 def heading(profile: Profile, parts: list[str], todo_all: list, done: list, out: Path) -> str:

@@ -225,3 +225,32 @@ def test_the_task_filter_keeps_only_those_tasks_and_refuses_an_unknown_one(capsy
     assert listed and all("fc_mnist" in line and "poisson" not in line for line in listed)
     assert main(["--profile", "smoke", "--task", "mnist", "--list"]) == 2
     assert "unknown task mnist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- one code state per folder
+def _record_of_code(path: Path, fingerprint: str | None) -> None:
+    r = Result(task="synthetic", backend="stbp")
+    r.host = {"code_fingerprint": fingerprint} if fingerprint else {}
+    r.save(path)
+
+
+def test_records_of_other_code_stop_the_suite_until_a_new_edition_moves_them_aside(tiny, tmp_path):
+    from tasks.provenance import this_code
+    from tasks.suite import one_edition
+
+    out = tmp_path / "o"
+    _record_of_code(out / "train/synthetic-stbp-s0.json", this_code())
+    one_edition(out, new_edition=False)  # this code's records: nothing to say
+    _record_of_code(out / "train/synthetic-stbp-s1.json", "0123456789ab")
+    _record_of_code(out / "timing-fp32/lif_layer-stbp-T5-N16.json", None)  # written before records carried one
+    proc = suite("--profile", "tiny", "--out", str(out), "--no-progress", profile_file=tiny)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "1 of code 0123456789ab, 1 of code unrecorded" in proc.stderr and "--new-edition" in proc.stderr
+    assert not (out / "logs").exists()  # nothing ran
+
+    one_edition(out, new_edition=True)
+    assert (out / ".editions/0123456789ab/train/synthetic-stbp-s1.json").is_file()
+    assert (out / ".editions/unrecorded/timing-fp32/lif_layer-stbp-T5-N16.json").is_file()
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.json") if ".editions" not in p.parts] == [
+        "train/synthetic-stbp-s0.json"]  # this code's record stays
+    one_edition(out, new_edition=False)  # one edition now

@@ -1,0 +1,57 @@
+"""Which code produced a record: the git commit of the checkout, and a
+fingerprint of the code itself.
+
+The fingerprint hashes the Python source of ``tasks/`` and ``backends/`` (each
+file's path and bytes), not the commit: a commit that changes only docs,
+results or tests leaves it as it was, so one edition of published results can
+span such commits, while any change to what runs splits it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE_FOLDERS = ("tasks", "backends")
+
+
+def code_fingerprint(root: Path = ROOT) -> str:
+    """12 hex digits of the SHA-256 of every ``*.py`` under the code folders."""
+    digest = hashlib.sha256()
+    for folder in CODE_FOLDERS:
+        for path in sorted((root / folder).rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=1)
+def this_code() -> str:
+    """This process's fingerprint (its source does not change under it)."""
+    return code_fingerprint()
+
+
+def project_commit() -> str | None:
+    """The git commit of the spikebench checkout, when it is one (``-dirty``
+    when tracked files have uncommitted changes)."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance() -> dict[str, str | None]:
+    """What a record carries of the code that wrote it."""
+    return {"spikebench_commit": project_commit(), "code_fingerprint": this_code()}
