@@ -41,6 +41,7 @@ from .keys import (
     task_sort_key,
 )
 from .load import Collection, ReportError, load_results
+from .published import published_note
 from .tables import Table, build_table
 from .verdict import verdict
 
@@ -61,6 +62,7 @@ class Block:
     layers: str | None = None
     layers_source: str = ""
     has_val: bool = False
+    published: str | None = None  # the publication's accuracy beside this recipe's runs
 
 
 @dataclass
@@ -213,7 +215,7 @@ def _setting_view(setting: Setting, figs: _Figures) -> SettingView:
     for i, (group, sweep) in enumerate(matched, start=1):
         T = group.config.get("T")
         table = build_table(setting, group, sweep, T, i, total)
-        block = Block(table)
+        block = Block(table, published=published_note(setting.task, group))
         block.curves = figs.add(F.curves_figure(group), f"{table.id}-curves")
         block.has_val = any("val_loss" in l.result.curves or "val_accuracy" in l.result.curves
                             for l in group.runs.values())

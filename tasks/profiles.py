@@ -9,6 +9,7 @@ registry's list alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tomllib
@@ -170,14 +171,20 @@ def parse_profile(name: str, table: dict) -> Profile:
     train = []
     for i, row in enumerate(table.get("train", [])):
         w = f"{where} train[{i}]"
-        _check_keys(w, row, {"task", "seeds", "settings", "minutes"})
+        _check_keys(w, row, {"task", "seeds", "settings", "recipe", "minutes"})
         task = _task(w, row)
         if not TASKS[task].trainable:
             raise UsageError(f"{w}: {task} is measured, not trained")
         seeds = _ints(f"{w}.seeds", row.get("seeds", [0]))
         if not seeds:
             raise UsageError(f"{w}.seeds is empty")
-        train.append(TrainRow(task, seeds, _settings(w, task, row.get("settings", {})), float(row.get("minutes", 1.0))))
+        settings = row.get("settings", {})
+        if "recipe" in row:  # the publication's own recipe (tasks/specs.py): the one place it is written
+            if row["recipe"] != "published" or settings or TASKS[task].published is None:
+                raise UsageError(f"{w}: recipe = \"published\" (alone, without settings) is the only recipe, "
+                                 f"for a task with a publication")
+            settings = TASKS[task].published.settings(task)
+        train.append(TrainRow(task, seeds, _settings(w, task, settings), float(row.get("minutes", 1.0))))
     timing = []
     for i, row in enumerate(table.get("timing", [])):
         w = f"{where} timing[{i}]"
@@ -227,6 +234,21 @@ def parse_cluster(where: str, table: Any) -> ClusterResources:
     if not isinstance(sbatch, dict) or not all(isinstance(v, (str, int)) for v in sbatch.values()):
         raise UsageError(f"{where}.sbatch must be a table of sbatch options, got {sbatch!r}")
     return ClusterResources(**values, sbatch={str(k): str(v) for k, v in sbatch.items()})
+
+
+def twin(profile: Profile, sizes: Profile) -> Profile:
+    """``profile``'s training runs at ``sizes``' sizes: each task with the
+    settings of ``sizes``' first row for it (the data set kept), its first seed,
+    on the CPU -- a rehearsal of a long profile in minutes."""
+    rows = []
+    for row in profile.train:
+        small = next((r for r in sizes.train if r.task == row.task), None)
+        if small is None:
+            raise UsageError(f"profile {sizes.name} has no size for {row.task}, so {profile.name} has no twin there")
+        kept = {k: v for k, v in row.settings.items() if k == "dataset"}
+        rows.append(TrainRow(row.task, row.seeds[:1], {**small.settings, **kept}, small.minutes))
+    return dataclasses.replace(profile, name=f"{profile.name}@{sizes.name}", device="cpu", train=tuple(rows),
+                               timing=(), parity_tasks=(), budget_minutes=sizes.budget_minutes, cluster=sizes.cluster)
 
 
 def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, Profile]:

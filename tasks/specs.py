@@ -55,6 +55,23 @@ SCORE_KINDS = ("max_over_time", "spike_count", "time_mean")
 
 
 @dataclass(frozen=True)
+class Published:
+    """What a task's seed publication reached: test accuracy on ``dataset``
+    after its recipe -- the task's defaults, but for ``overrides`` (the
+    settings where our default is a shorter run)."""
+
+    dataset: str
+    accuracy: float
+    source: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def settings(self, task: str) -> dict[str, Any]:
+        """The recipe as task settings (the data set included where the task has one)."""
+        fields = {f.name for f in dataclasses.fields(TASKS[task])}
+        return {**({"dataset": self.dataset} if "dataset" in fields else {}), **dict(self.overrides)}
+
+
+@dataclass(frozen=True)
 class LayerInfo:
     """A spiking layer: its name and the shape of one sample's neurons."""
 
@@ -126,6 +143,10 @@ class TaskSpec:
     # Target test accuracy (headline, tie-aware) per dataset, for the
     # time-to-accuracy metric.
     accuracy_targets: tuple[tuple[str, float], ...] = ()
+    # What the seed's publication reached with the task's default recipe:
+    # (dataset, test accuracy, where and after how much training); the report
+    # shows it beside records of that recipe (the ``full`` profile's).
+    published: ClassVar["Published | None"] = None
 
     # ---- what the command line may change -------------------------------
     def with_overrides(self, **overrides: Any) -> "TaskSpec":
@@ -232,6 +253,8 @@ class SyntheticSpec(TaskSpec):
     w1_scale: float = 7.0 * (1.0 - math.exp(-1.0))
     w2_scale: float = 2.0
     accuracy_targets: tuple[tuple[str, float], ...] = (("synthetic", 0.75),)
+    published: ClassVar["Published | None"] = Published(
+        "synthetic", 0.871, "the brainstate SNN-training tutorial, 3000 steps")
 
     @property
     def a_syn(self) -> float:
@@ -290,6 +313,7 @@ class FCMnistSpec(_ImageSpec):
     v_th: float = 1.0
     surrogate_alpha: float = 2.0  # arctangent, snnTorch's atan(alpha=2)
     accuracy_targets: tuple[tuple[str, float], ...] = (("mnist", 0.93), ("fashion-mnist", 0.80))
+    published: ClassVar["Published | None"] = Published("mnist", 0.9387, "snnTorch's tutorial 5, one epoch")
 
     def layers(self) -> list[LayerInfo]:
         return [LayerInfo("lif1", (self.n_hidden,)), LayerInfo("lif2", (self.n_classes,))]
@@ -326,6 +350,8 @@ class FCPoissonSpec(_ImageSpec):
     v_th: float = 1.0
     surrogate_alpha: float = 4.0  # sigmoid
     accuracy_targets: tuple[tuple[str, float], ...] = (("mnist", 0.90), ("fashion-mnist", 0.78))
+    published: ClassVar["Published | None"] = Published(
+        "mnist", 0.92, "SpikingJelly's single-layer tutorial, about 92 % after 100 epochs", (("epochs", 100),))
 
     def layers(self) -> list[LayerInfo]:
         return [LayerInfo("lif1", (self.n_hidden,)), LayerInfo("lif2", (self.n_classes,))]
@@ -395,6 +421,7 @@ class DSRNSpec(_ImageSpec):
     std: float = 0.3082
     pad: int = 4
     accuracy_targets: tuple[tuple[str, float], ...] = (("mnist", 0.98), ("fashion-mnist", 0.85))
+    published: ClassVar["Published | None"] = Published("mnist", 0.9867, "STBP-tdBN (Zheng et al. 2021), 11 epochs")
 
     def validate(self) -> None:
         super().validate()

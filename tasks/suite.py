@@ -45,7 +45,7 @@ from .cli import OneLineParser, resolve_backends
 from .errors import SpikebenchError, UsageError
 from .executors import add_executor_arguments, make_executor
 from .orchestrate import FolderLock, Progress, is_done, minutes, orchestrate, point_status
-from .profiles import PARTS, PROFILES_FILE, Profile, get_profile, points
+from .profiles import PARTS, PROFILES_FILE, Profile, get_profile, points, twin
 from .provenance import this_code
 from .result import check_writable
 from .specs import TASKS
@@ -84,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="list the points (done, running, queued with their job ids, to do) and the estimate; run nothing")
     p.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     p.add_argument("--no-progress", action="store_true", help="a line per event instead of a progress bar")
+    p.add_argument("--twin", metavar="PROFILE",
+                   help="run the profile's training runs at PROFILE's sizes (e.g. smoke), first seed, on the CPU")
     p.add_argument("--new-edition", action="store_true",
                    help="the folder holds records of other code: move them to <out>/.editions/ and start anew")
     p.add_argument("--profiles", default=str(PROFILES_FILE), help=argparse.SUPPRESS)
@@ -91,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         profile = get_profile(args.profile, args.profiles)
+        if args.twin:
+            profile = twin(profile, get_profile(args.twin, args.profiles))
         parts = [x.strip() for x in args.part.split(",") if x.strip()]
         bad = [x for x in parts if x not in PARTS]
         if bad or not parts:

@@ -58,13 +58,14 @@ def tiny(tmp_path) -> Path:
 # ---------------------------------------------------------------- profiles
 def test_the_shipped_profiles_are_valid_and_every_point_has_its_own_file():
     shipped = load_profiles()
-    assert {"smoke", "cpu", "gpu"} <= set(shipped)
+    assert {"smoke", "cpu", "gpu", "full"} <= set(shipped)
     names = backends.names()
     for profile in shipped.values():
         pts = points(profile, profile.backend_names(names), list(PARTS))
         keys = [p.key for p in pts]
         assert len(keys) == len(set(keys)), profile.name
-        assert {p.part for p in pts} == set(PARTS), profile.name
+        # full: the publications' recipes, training runs only (the gpu profile measures the same networks)
+        assert {p.part for p in pts} == ({"train"} if profile.name == "full" else set(PARTS)), profile.name
 
 
 def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
@@ -107,6 +108,8 @@ def test_seeds_are_the_same_for_every_backend():
     ("[p]\n[[p.timing]]\ntask = 'fc_mnist'\nrepeats = 3\n", "at least 10"),
     ("[p]\nprecisions = ['fp16']\n", "precisions"),
     ("[p\n", "cannot read"),
+    ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nrecipe = 'mine'\n", "the only recipe"),
+    ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nrecipe = 'published'\nsettings = { T = 3 }\n", "without settings"),
 ])
 def test_a_bad_profile_is_named_in_one_line(tmp_path, text, needle):
     path = tmp_path / "p.toml"
@@ -254,3 +257,20 @@ def test_records_of_other_code_stop_the_suite_until_a_new_edition_moves_them_asi
     assert [p.relative_to(out).as_posix() for p in out.rglob("*.json") if ".editions" not in p.parts] == [
         "train/synthetic-stbp-s0.json"]  # this code's record stays
     one_edition(out, new_edition=False)  # one edition now
+
+
+@pytest.mark.slow
+def test_the_full_profiles_smoke_twin_runs_the_publications_recipes_at_smoke_sizes(tmp_path, data_root):
+    from tasks.specs import TASKS
+
+    out = tmp_path / "twin"
+    proc = subprocess.run([sys.executable, "-m", "tasks.suite", "--profile", "full", "--twin", "smoke", "--backend",
+                           "stbp", "--out", str(out), "--no-progress", "--data-dir", str(data_root)],
+                          capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "profile full@smoke: 4 ok" in proc.stdout and (out / "report.html").is_file()
+    full = get_profile("full")
+    for row in full.train:  # the full profile's own recipe: the publication's, on MNIST
+        assert row.settings == TASKS[row.task].published.settings(row.task)
+        r = Result.load(out / f"train/{row.task}-stbp-s0.json")
+        assert r.config["task"].get("dataset", "synthetic") == TASKS[row.task].published.dataset
