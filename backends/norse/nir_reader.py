@@ -1,0 +1,35 @@
+"""Norse's own NIR reader (``norse.torch.from_nir``): a graph stepped one time step per call."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# what the importer changes, read from norse/torch/utils/import_nir.py (measured by tasks.nir fidelity)
+DIFFERENCES = [
+    "time step taken from the caller (dt passed: the reference's)",
+    "LIF becomes LIFBoxCell: forward Euler of tau dv/dt = v_leak - v + R I at dt, reset to v_reset = 0",
+    "float32",
+]
+
+
+def version() -> str:
+    import norse
+
+    return getattr(norse, "__version__", "unknown")
+
+
+def load(graph, dt: float, batch: int, T: int):
+    import norse.torch as norse_torch
+
+    return norse_torch.from_nir(graph, dt=dt)
+
+
+def run(model, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    state, out = None, []
+    with torch.no_grad():
+        for xt in torch.as_tensor(x, dtype=torch.float32):
+            y, state = model(xt, state)
+            out.append(y)
+    return torch.stack(out).double().numpy()
