@@ -11,7 +11,10 @@ measured against the float64 reference (``tasks/nir_graph.py``; docs/nir.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import importlib
+import io
 import json
 import math
 import sys
@@ -40,6 +43,9 @@ NOT_EXPRESSIBLE = {
 READERS = ("snntorch", "norse", "sinabs", "spyx", "rockpool", "spikingjelly")
 NO_READER = {"brainstate": "brainstate has no NIR reader (nor writer) in its installed version",
              "stbp": "our own code has no NIR reader"}
+
+
+RECORD = "nir_fidelity"  # the records' marker: the report reads them apart from the result records
 
 
 class NirFileError(SpikebenchError):
@@ -142,39 +148,32 @@ def export_graph(task: str, **overrides):
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikebench_task": task, "dt": DT})
 
 
+def conv_example(seed: int = 0):
+    """A small convolutional graph (not a task): Input [1, 6, 6] -> Conv2d 2x1x3x3 (padding 1, bias) -> LIF ->
+    SumPool2d 2x2 -> LIF -> Output [2, 3, 3]; weights drawn from ``seed``, time constants of 2 steps."""
+    import nir
+
+    gen = rng.stream(seed, "nir-conv-example")
+    w, b = gen.normal(0, 0.8, (2, 1, 3, 3)), gen.normal(0, 0.1, 2)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 6, 6])}),
+             "conv": nir.Conv2d(input_shape=(6, 6), weight=w, stride=1, padding=1, dilation=1, groups=1, bias=b),
+             "lif1": lif_node_shaped((2, 6, 6), 2.0, 1.0),
+             "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+             "lif2": lif_node_shaped((2, 3, 3), 2.0, 1.0),
+             "output": nir.Output(output_type={"output": np.array([2, 3, 3])})}
+    edges = [("input", "conv"), ("conv", "lif1"), ("lif1", "pool"), ("pool", "lif2"), ("lif2", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikebench_example": "conv", "dt": DT})
+
+
+EXAMPLES = {"conv": conv_example}
+
+
 # ---- fidelity
 
 def spike_input(shape: tuple[int, ...], T: int, batch: int, seed: int, rate: float = 0.2) -> np.ndarray:
     """Seeded Bernoulli spikes ``[T, B, *shape]`` (float64 0/1)."""
     gen = rng.stream(seed, "nir-input")
     return (gen.random((T, batch) + tuple(shape)) < rate).astype(np.float64)
-
-
-def membrane_probe(graph):
-    """The graph with its last neuron node's spikes taken out, so the Output is that node's membrane.
-
-    A LIF becomes an LI with its time constant, resistance and leak (an IF an Integrator); up to the
-    first output spike the membrane is the one the spiking graph compares with its threshold. None when
-    the node feeding the Output is not a LIF or IF.
-    """
-    import nir
-
-    out = [n for n, node in graph.nodes.items() if isinstance(node, nir.Output)]
-    if len(out) != 1:
-        return None, None
-    last = [a for a, b in graph.edges if b == out[0]]
-    if len(last) != 1:
-        return None, None
-    node = graph.nodes[last[0]]
-    if isinstance(node, nir.LIF):
-        probe = nir.LI(tau=node.tau, r=node.r, v_leak=node.v_leak)
-    elif isinstance(node, nir.IF):
-        probe = nir.I(r=node.r)
-    else:
-        return None, None
-    nodes = dict(graph.nodes)
-    nodes[last[0]] = probe
-    return nir.NIRGraph(nodes=nodes, edges=list(graph.edges)), last[0]
 
 
 def load_reader(framework: str):
@@ -185,17 +184,21 @@ def load_reader(framework: str):
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def run_reader(reader, graph, x: np.ndarray, dt: float) -> tuple[np.ndarray | None, str | None]:
-    """The reader's output for ``x`` (float64) or its exact error: import, then run."""
+def run_reader(reader, graph, x: np.ndarray, dt: float) -> tuple[tuple | None, str | None]:
+    """The reader's (output, membranes by node) for ``x`` in float64, or its exact error: import, then run.
+    What an importer prints (snnTorch prints every scaled parameter) is dropped."""
+    quiet = contextlib.redirect_stdout(io.StringIO())
     try:
-        model = reader.load(graph, dt, x.shape[1], x.shape[0])
+        with quiet:
+            model = reader.load(graph, dt, x.shape[1], x.shape[0])
     except Exception as exc:
         return None, "import failed: " + one_line(exc)
     try:
-        y = np.asarray(reader.run(model, x), dtype=np.float64)
+        with contextlib.redirect_stdout(io.StringIO()):
+            y, mem = reader.run(model, x)
     except Exception as exc:
         return None, "run failed: " + one_line(exc)
-    return y, None
+    return (np.asarray(y, dtype=np.float64), {k: np.asarray(v, dtype=np.float64) for k, v in mem.items()}), None
 
 
 def one_line(exc: BaseException) -> str:
@@ -230,11 +233,9 @@ def fidelity(graph, name: str, T: int, batch: int, seed: int, frameworks: Sequen
     x = spike_input(input_shape(graph), T, batch, seed)
     ref = simulate(g, x, DT)
     out_name = g.outputs()[0]
-    probe, probed = membrane_probe(graph)
-    ref_v = simulate(neutral(probe), x, DT).outputs[out_name] if probe is not None else None
     records = []
     for fw in frameworks:
-        rec = {"graph": name, "framework": fw, "T": T, "batch": batch, "seed": seed, "dt": DT,
+        rec = {"record": RECORD, "graph": name, "framework": fw, "T": T, "batch": batch, "seed": seed, "dt": DT,
                "nodes": sorted({type(n).__name__ for n in graph.nodes.values()})}
         if fw in NO_READER:
             records.append(rec | {"status": "unavailable", "reason": NO_READER[fw]})
@@ -245,18 +246,23 @@ def fidelity(graph, name: str, T: int, batch: int, seed: int, frameworks: Sequen
             continue
         rec["version"] = reader.version()
         rec["differences"] = reader.DIFFERENCES
-        got, why = run_reader(reader, graph, x, DT)
+        got, why = run_reader(reader, copy.deepcopy(graph), x, DT)  # a reader never sees another's changes
         if got is None:
             records.append(rec | {"status": "unavailable", "reason": why})
             continue
-        rec["spikes"] = compare(ref.outputs[out_name], got, spikes=True)
-        if probe is not None:
-            got_v, why_v = run_reader(reader, probe, x, DT)
-            rec["membrane"] = (compare(ref_v, got_v, spikes=False) | {"node": probed} if got_v is not None
-                               else {"ok": False, "problem": f"the probe graph ({probed} as LI): {why_v}"})
-        else:
-            rec["membrane"] = {"ok": False, "problem": "the Output is not fed by a LIF or IF node"}
-        rec["status"] = "ok" if rec["spikes"]["ok"] else "failed"
+        out, mem = got
+        rec["spikes"] = compare(ref.outputs[out_name], out, spikes=True)
+        # each neuron node's membrane after the step (reset included): what the frameworks keep as state
+        rec["membranes"] = {n: compare(ref.states[n], mem[n], spikes=False) if n in mem
+                            else {"ok": False, "problem": "not exposed by the imported module"} for n in ref.states}
+        ok = [v for v in rec["membranes"].values() if v["ok"]]
+        rec["membrane"] = ({"ok": True, "max_abs_diff": max(v["max_abs_diff"] for v in ok),
+                            "max_abs_reference": max(v["max_abs_reference"] for v in ok), "nodes": len(ok)} if ok
+                           else {"ok": False, "problem": "no neuron's membrane is exposed by the imported module"})
+        failed = [f"{n}: {v['problem']}" for n, v in rec["membranes"].items() if not v["ok"] and n in mem]
+        rec["status"] = "ok" if rec["spikes"]["ok"] and not failed else "failed"
+        if failed or not rec["spikes"]["ok"]:
+            rec["problem"] = "; ".join(([rec["spikes"]["problem"]] if not rec["spikes"]["ok"] else []) + failed)
         records.append(rec)
     return records
 
@@ -281,7 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m tasks.nir", description="NIR graphs: export a task; measure readers' fidelity.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     e = sub.add_parser("export", help="write a task's NIR graph at its initial weights")
-    e.add_argument("--task", required=True)
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", help="a task: " + ", ".join(EXPORTABLE))
+    what.add_argument("--example", choices=sorted(EXAMPLES), help="a small graph that is not a task")
     e.add_argument("--neurons", type=int, help="lif_layer's width N")
     e.add_argument("--seed", type=int)
     e.add_argument("-o", "--output", required=True)
@@ -296,7 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "export":
             overrides = {k: v for k, v in (("neurons", args.neurons), ("seed", args.seed)) if v is not None}
-            graph = export_graph(args.task, **overrides)
+            if args.example:
+                graph = EXAMPLES[args.example](args.seed or 0)
+            else:
+                graph = export_graph(args.task, **overrides)
             nir.write(args.output, graph)
             print(f"wrote {args.output}: {len(graph.nodes)} nodes, dt {DT} s")
             return 0
@@ -321,8 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def summary_line(r: dict) -> str:
     if r["status"] == "unavailable":
         return f"{r['graph']:<20} {r['framework']:<13} unavailable: {r['reason']}"
+    if r["status"] == "failed":
+        return f"{r['graph']:<20} {r['framework']:<13} failed: {r['problem']}"
     s, v = r["spikes"], r.get("membrane", {})
-    spikes = f"{s['mismatches']}/{s['elements']} spikes differ" if s["ok"] else s["problem"]
+    spikes = f"{s['mismatches']}/{s['elements']} spikes differ"
     mem = f"membrane max |diff| {v['max_abs_diff']:.3g}" if v.get("ok") else f"membrane: {v.get('problem')}"
     return f"{r['graph']:<20} {r['framework']:<13} {spikes}; {mem}"
 

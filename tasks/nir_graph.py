@@ -204,6 +204,7 @@ class Trace:
 
     outputs: dict[str, np.ndarray]  # [T, B, ...]
     membranes: dict[str, np.ndarray]  # neuron node -> [T, B, ...], before the reset
+    states: dict[str, np.ndarray]  # neuron node -> [T, B, ...], the membrane after the step (reset included)
 
 
 def simulate(graph: Graph, x: np.ndarray, dt: float) -> Trace:
@@ -225,6 +226,7 @@ def simulate(graph: Graph, x: np.ndarray, dt: float) -> Trace:
     neurons: dict[str, Neuron] = {}
     outputs: dict[str, list] = {n: [] for n in graph.outputs()}
     membranes: dict[str, list] = {n: [] for n in order if graph.nodes[n].kind in NEURONS}
+    states: dict[str, list] = {n: [] for n in membranes}
     for t in range(x.shape[0]):
         value: dict[str, np.ndarray] = {}
         for name in order:
@@ -242,7 +244,10 @@ def simulate(graph: Graph, x: np.ndarray, dt: float) -> Trace:
             value[name] = _apply(name, node, total, neurons, membranes, dt)
             if node.kind == "Output":
                 outputs[name].append(value[name])
-    return Trace({n: np.stack(v) for n, v in outputs.items()}, {n: np.stack(v) for n, v in membranes.items()})
+            elif name in states:
+                states[name].append(neurons[name].v)
+    stack = lambda d: {n: np.stack(v) for n, v in d.items()}  # noqa: E731
+    return Trace(stack(outputs), stack(membranes), stack(states))
 
 
 def _apply(name: str, node: Node, x: np.ndarray, neurons: dict, membranes: dict, dt: float) -> np.ndarray:

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from tasks import nir_graph, reference
+from tasks import reference
+from tests.conftest import ROOT
 from tasks.nir_graph import Graph, GraphError, Node, simulate
 
 nir = pytest.importorskip("nir")
@@ -23,18 +24,9 @@ def lif_graph(n_in=5, n=4, tau_steps=2.0, seed=1):
                         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")]), w
 
 
-def conv_graph(seed=2):
-    """Input [1, 6, 6] -> Conv2d 2x1x3x3 (padding 1, bias) -> LIF -> SumPool2d 2x2 -> LIF -> Output [2, 3, 3]."""
-    gen = np.random.default_rng(seed)
-    w, b = gen.normal(0, 0.8, (2, 1, 3, 3)), gen.normal(0, 0.1, 2)
-    return nir.NIRGraph(nodes={
-        "input": nir.Input(input_type={"input": np.array([1, 6, 6])}),
-        "conv": nir.Conv2d(input_shape=(6, 6), weight=w, stride=1, padding=1, dilation=1, groups=1, bias=b),
-        "lif1": tasks_nir.lif_node_shaped((2, 6, 6), 2.0, 1.0),
-        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-        "lif2": tasks_nir.lif_node_shaped((2, 3, 3), 2.0, 1.0),
-        "output": nir.Output(output_type={"output": np.array([2, 3, 3])})},
-        edges=[("input", "conv"), ("conv", "lif1"), ("lif1", "pool"), ("pool", "lif2"), ("lif2", "output")]), w, b
+def conv_graph():
+    g = tasks_nir.conv_example()
+    return g, g.nodes["conv"].weight, g.nodes["conv"].bias
 
 
 def test_the_reference_of_an_exported_lif_layer_is_the_tasks_hard_reset_neuron():
@@ -193,3 +185,42 @@ def test_export_then_fidelity_writes_one_record_per_framework(tmp_path, capsys):
     recs = [json.loads(p.read_text()) for p in sorted((tmp_path / "res").glob("*.json"))]
     assert [r["framework"] for r in recs] == ["brainstate", "norse"]
     assert recs[1]["graph"] == "lif" and recs[1]["spikes"]["elements"] == 5 * 8
+
+
+def test_membranes_norse_to_float32_and_snntorch_in_its_documented_units():
+    g = tasks_nir.export_graph("lif_layer", neurons=8)
+    recs = {r["framework"]: r for r in tasks_nir.fidelity(g, "g", 40, 3, 0, ("norse", "snntorch"))}
+    assert recs["norse"]["membranes"]["lif"]["max_abs_diff"] < 1e-5
+    # snnTorch keeps R dt/tau (here 1/2) out of the membrane and divides its threshold by it instead
+    x = tasks_nir.spike_input((8,), 40, 3, 0)
+    ref = simulate(tasks_nir.neutral(g), x, tasks_nir.DT)
+    from backends.snntorch import nir_reader
+    (out, mem), why = tasks_nir.run_reader(nir_reader, g, x, tasks_nir.DT)
+    assert why is None and ref.outputs["output"].sum() > 0
+    np.testing.assert_array_equal(out, ref.outputs["output"])
+    np.testing.assert_allclose(mem["lif"], 2 * ref.states["lif"], atol=1e-5)
+
+
+def test_the_report_shows_the_matrix_with_every_reason(tmp_path):
+    from reports.load import Collection
+    from reports.nir import nir_view
+
+    g = tasks_nir.export_graph("lif_layer", neurons=8)
+    recs = tasks_nir.fidelity(g, "lif_layer", 10, 1, 0, ("norse", "brainstate"))
+    view = nir_view(Collection(root=tmp_path, nir=[(f"{r['framework']}.json", r) for r in recs]))
+    assert view["graphs"] == ["lif_layer"]
+    cells = {m["framework"]: m["cells"][0] for m in view["matrix"]}
+    assert cells["norse"]["text"] == f"{recs[0]['spikes']['mismatches']} / 80"
+    assert cells["brainstate"] == {"state": "unavailable", "text": "unavailable", "detail": tasks_nir.NO_READER["brainstate"]}
+
+
+def test_the_loader_keeps_nir_records_apart_from_results(tmp_path):
+    from reports.load import load_results
+
+    g = tasks_nir.export_graph("lif_layer", neurons=8)
+    tasks_nir.save_records(tasks_nir.fidelity(g, "lif_layer", 5, 1, 0, ("brainstate",)), tmp_path / "nir")
+    committed = sorted((ROOT / "results" / "cpu" / "timing-fp32").rglob("*.json"))[0]  # a result record beside it
+    (tmp_path / committed.name).write_text(committed.read_text())
+    warnings = []
+    c = load_results(tmp_path, warn=warnings.append)
+    assert len(c.nir) == 1 and len(c.results) == 1 and not warnings, warnings

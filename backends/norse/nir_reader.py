@@ -24,12 +24,17 @@ def load(graph, dt: float, batch: int, T: int):
     return norse_torch.from_nir(graph, dt=dt)
 
 
-def run(model, x: np.ndarray) -> np.ndarray:
+def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Output [T, B, ...] and each neuron node's membrane after the step (its state's ``v``)."""
     import torch
 
-    state, out = None, []
+    state, out, mem = None, [], {}
     with torch.no_grad():
         for xt in torch.as_tensor(x, dtype=torch.float32):
             y, state = model(xt, state)
             out.append(y)
-    return torch.stack(out).double().numpy()
+            for name, s in state.state.items():
+                s = s[0] if isinstance(s, tuple) else s
+                if hasattr(s, "v"):
+                    mem.setdefault(name, []).append(s.v.clone())
+    return torch.stack(out).double().numpy(), {k: torch.stack(v).double().numpy() for k, v in mem.items()}

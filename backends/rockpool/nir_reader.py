@@ -23,10 +23,10 @@ def load(graph, dt: float, batch: int, T: int):
     return from_nir(graph)
 
 
-def run(model, x: np.ndarray) -> np.ndarray:
+def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     import torch
 
     with torch.no_grad():
         y = model(torch.as_tensor(np.swapaxes(x, 0, 1), dtype=torch.float32))
     y = y[0] if isinstance(y, tuple) else y
-    return np.swapaxes(y.double().numpy(), 0, 1)
+    return np.swapaxes(y.double().numpy(), 0, 1), {}  # its neurons' membranes are not read from its modules

@@ -6,6 +6,9 @@ import numpy as np
 
 # what the importer changes, read from sinabs/nir.py (measured by tasks.nir fidelity)
 DIFFERENCES = [
+    "nir.Linear (a weight without bias) is not imported: the node is left out of the module, so a Linear whose "
+    "input and output widths agree is silently skipped (the neurons get the Linear's input), and one whose widths "
+    "differ fails",
     "no time step: LIF's tau (seconds in NIR) is taken as sinabs's tau_mem in steps, and sinabs decays by "
     "exp(-1/tau_mem) (exact exponential), not forward Euler",
     "LIF's reset: sinabs's default MembraneSubtract",
@@ -25,12 +28,18 @@ def load(graph, dt: float, batch: int, T: int):
     return sinabs.from_nir(graph, batch_size=batch)
 
 
-def run(model, x: np.ndarray) -> np.ndarray:
+def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Output [T, B, ...] and each neuron layer's recorded ``v_mem`` (after the step)."""
     import torch
 
     T, B = x.shape[:2]
+    neurons = {name: m for name, m in model.named_modules() if hasattr(m, "record_states") and hasattr(m, "v_mem")}
+    for m in neurons.values():
+        m.record_states = True
     xb = torch.as_tensor(np.swapaxes(x, 0, 1).reshape((B * T,) + x.shape[2:]), dtype=torch.float32)
     with torch.no_grad():
         y = model(xb)
     y = y[0] if isinstance(y, tuple) else y
-    return np.swapaxes(y.double().numpy().reshape((B, T) + tuple(y.shape[1:])), 0, 1)
+    mem = {name: np.swapaxes(m.recordings["v_mem"].double().numpy().reshape((B, T) + tuple(m.recordings["v_mem"].shape[2:])), 0, 1)
+           for name, m in neurons.items() if "v_mem" in getattr(m, "recordings", {})}
+    return np.swapaxes(y.double().numpy().reshape((B, T) + tuple(y.shape[1:])), 0, 1), mem

@@ -8,8 +8,9 @@ import numpy as np
 # what the importer changes, read from snntorch/import_nir.py (measured by tasks.nir fidelity)
 DIFFERENCES = [
     "time step fixed at dt = 1e-4 s: a graph's time constants are read at that step, whatever its own",
-    "LIF becomes Leaky(beta = 1 - dt/tau) with reset to zero; R dt/tau is folded into the incoming weights "
-    "(it warns 'scaling weights to avoid scaling inputs')",
+    "LIF becomes Leaky(beta = 1 - dt/tau, reset to zero) with the input's factor R dt/tau moved into the threshold "
+    "(V_th / (R dt/tau)): the weights are kept, so its membrane is the reference's divided by R dt/tau (x2 at "
+    "tau = 2 dt) while its spikes are the same",
     "v_leak is not read (assumed 0)",
     "float32",
 ]
@@ -27,12 +28,17 @@ def load(graph, dt: float, batch: int, T: int):
     return import_from_nir(graph)
 
 
-def run(model, x: np.ndarray) -> np.ndarray:
+def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Output spikes [T, B, ...] and each neuron's membrane after the step (its ``mem``: the
+    imported neurons keep their state inside, ``init_hidden``)."""
     import torch
 
-    state, out = None, []
+    neurons = {name: m for name, m in model.named_modules() if hasattr(m, "mem") and getattr(m, "init_hidden", False)}
+    out, mem = [], {name: [] for name in neurons}
     with torch.no_grad():
         for xt in torch.as_tensor(x, dtype=torch.float32):
-            y, state = model(xt, state) if state is not None else model(xt)
-            out.append(y[0] if isinstance(y, tuple) else y)
-    return torch.stack(out).double().numpy()
+            y = model(xt)
+            out.append(y[0] if isinstance(y, tuple) else y)  # (output, executor state) or the output
+            for name, m in neurons.items():
+                mem[name].append(m.mem.clone())
+    return torch.stack(out).double().numpy(), {k: torch.stack(v).double().numpy() for k, v in mem.items()}

@@ -25,11 +25,11 @@ def load(graph, dt: float, batch: int, T: int):
     return import_from_nir(graph, dt=dt, step_mode="m")
 
 
-def run(model, x: np.ndarray) -> np.ndarray:
+def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     import torch
     from spikingjelly.activation_based import functional
 
     functional.reset_net(model)
     with torch.no_grad():
         y = model(torch.as_tensor(x, dtype=torch.float32))
-    return y.double().numpy()
+    return y.double().numpy(), {}  # its neurons' membranes are not read from its modules
