@@ -279,6 +279,80 @@ def save_records(records: list[dict], out: Path) -> list[Path]:
     return paths
 
 
+# ---- a user's graph, timed (python -m tasks.measure --nir model.nir)
+
+def measure_graph(graph, name: str, source: str, framework: str, T: int, batch: int, seed: int,
+                  repeats: int, warmup: int):
+    """One measurement record (tasks.result.Result) of ``graph`` through ``framework``'s reader: the
+    fidelity row, then inference and forward + backward timed on the same seeded spikes."""
+    import platform
+
+    from .cpu import model_name
+    from .measure import time_calls
+    from .result import Result
+    from .runner import host_info, host_peak_rss_bytes, now
+
+    result = Result(task=f"nir:{name}", backend=framework, kind="measurement", framework=framework,
+                    versions={"python": platform.python_version(), "numpy": np.__version__},
+                    device={"type": "cpu", "name": model_name()}, seed=seed,
+                    config={"nir": source, "T": T, "batch_size": batch, "dt": DT}, host=host_info(),
+                    started_at=now())
+    row = fidelity(graph, name, T, batch, seed, (framework,))[0]
+    result.extra["fidelity"] = row
+    if row["status"] == "unavailable":
+        result.status, result.message = "unavailable", row["reason"]
+        result.finished_at = now()
+        return result
+    reader, _ = load_reader(framework)
+    result.versions[framework] = row["version"]
+    x = spike_input(input_shape(graph), T, batch, seed)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            calls = reader.calls(reader.load(copy.deepcopy(graph), DT, batch, T), x)
+        for key, call, what in zip(("inference", "forward_backward"), calls, (
+                "one forward pass without gradients, input staged once",
+                "forward and backward pass of the mean output (the reader's surrogate gradients), no optimiser step")):
+            t = time_calls(call, lambda: None, repeats, warmup)  # each call returns once its work is done
+            t.what = what
+            result.timings[key] = t
+            result.set_metric(f"{key}_time", t.median, "median over repeats; see timings for min and max")
+            result.set_metric(f"{key}_throughput", batch / t.median)
+            result.set_metric(f"{key}_spread", t.spread)
+    except Exception as exc:  # a reader that imports but cannot time: its record says why
+        result.status, result.message = "error", one_line(exc)
+    result.set_metric("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
+    result.extra.update(repeats=repeats, warmup=warmup)
+    result.finished_at = now()
+    return result
+
+
+def measure_main(path: str, backends: str, T: int, batch: int, seed: int, repeats: int, warmup: int, out: str) -> int:
+    """``tasks.measure --nir``: every framework that reads the graph, one record each under ``out``."""
+    if T <= 0 or batch <= 0:
+        raise SpikebenchError("--T and --batch-size must be > 0")
+    frameworks = READERS if backends == "all" else tuple(backends.split(","))
+    unknown = [fw for fw in frameworks if fw not in READERS]
+    if unknown:
+        raise SpikebenchError(f"no NIR reader for {', '.join(unknown)}; readers: {', '.join(READERS)}"
+                              + "".join(f"; {k}: {v}" for k, v in NO_READER.items() if k in unknown))
+    folder = Path(out)
+    if folder.suffix == ".json" or folder.is_file():
+        raise SpikebenchError(f"--out {out}: with --nir, a folder for one record per framework")
+    graph = read_graph(path)
+    simulate(neutral(graph), spike_input(input_shape(graph), 1, 1, seed), DT)  # refused before any timing
+    name = Path(path).stem
+    folder.mkdir(parents=True, exist_ok=True)
+    for fw in frameworks:
+        result = measure_graph(graph, name, str(path), fw, T, batch, seed, repeats, warmup)
+        result.save(str(folder / f"{name}-{fw}.json"))
+        times = ", ".join(f"{k} {result.metric(k + '_time') * 1e3:.2f} ms" for k in ("inference", "forward_backward")
+                          if result.metric(k + "_time") is not None)
+        fid = result.extra["fidelity"]
+        print(f"{fw:<13} {result.status}: {result.message}" if fid["status"] == "unavailable" else
+              f"{fw:<13} {result.status}: {times or result.message}; fidelity: {summary_line(fid).split(fw, 1)[1].strip()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import nir
 

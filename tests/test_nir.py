@@ -224,3 +224,38 @@ def test_the_loader_keeps_nir_records_apart_from_results(tmp_path):
     warnings = []
     c = load_results(tmp_path, warn=warnings.append)
     assert len(c.nir) == 1 and len(c.results) == 1 and not warnings, warnings
+
+
+def test_measure_nir_times_each_reader_with_its_fidelity_row(tmp_path, capsys):
+    from tasks import measure
+    from tasks.catalogue import unit_of
+    from tasks.result import Result
+
+    path = tmp_path / "mine.nir"
+    nir.write(str(path), tasks_nir.export_graph("lif_layer", neurons=8))
+    out = tmp_path / "out"
+    assert measure.main(["--nir", str(path), "--backend", "norse,rockpool", "--T", "5", "--batch-size", "2",
+                         "--warmup", "0", "--out", str(out)]) == 0
+    norse = Result.from_dict(json.loads((out / "mine-norse.json").read_text()))
+    assert norse.status == "ok" and norse.task == "nir:mine" and norse.kind == "measurement"
+    for key in ("inference", "forward_backward"):
+        assert len(norse.timings[key].samples) == 10 and norse.metrics[f"{key}_time"].unit == unit_of(f"{key}_time")
+    assert norse.extra["fidelity"]["spikes"]["elements"] == 5 * 2 * 8
+    rock = json.loads((out / "mine-rockpool.json").read_text())
+    assert rock["status"] == "unavailable" and "tau_mem" in rock["message"]
+
+
+def test_measure_nir_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    from tasks import measure
+
+    junk = tmp_path / "junk.nir"
+    junk.write_bytes(b"\x00not a graph")
+    for argv, expect in (
+            (["--nir", str(junk), "--backend", "all", "--out", str(tmp_path / "o")], "is not a NIR file"),
+            (["--nir", str(junk), "--backend", "brainstate", "--out", str(tmp_path / "o")], "no NIR reader for brainstate")):
+        assert measure.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expect in err, err
+    with pytest.raises(SystemExit) as stop:  # neither --task nor --nir: argparse's one line
+        measure.main(["--backend", "all", "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and "give --task or --nir" in capsys.readouterr().err

@@ -38,3 +38,27 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
                 if hasattr(s, "v"):
                     mem.setdefault(name, []).append(s.v.clone())
     return torch.stack(out).double().numpy(), {k: torch.stack(v).double().numpy() for k, v in mem.items()}
+
+
+def calls(model, x: np.ndarray):
+    """(inference, forward + backward) on ``x`` staged once, each from a zero state."""
+    import torch
+
+    xs = torch.as_tensor(x, dtype=torch.float32)
+
+    def forward():
+        state, out = None, []
+        for xt in xs:
+            y, state = model(xt, state)
+            out.append(y)
+        return torch.stack(out)
+
+    def infer():
+        with torch.no_grad():
+            forward()
+
+    def forward_backward():
+        model.zero_grad(set_to_none=True)
+        forward().mean().backward()
+
+    return infer, forward_backward

@@ -30,3 +30,24 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         y = model(torch.as_tensor(np.swapaxes(x, 0, 1), dtype=torch.float32))
     y = y[0] if isinstance(y, tuple) else y
     return np.swapaxes(y.double().numpy(), 0, 1), {}  # its neurons' membranes are not read from its modules
+
+
+def calls(model, x: np.ndarray):
+    """(inference, forward + backward) on ``x`` staged once (batch-major)."""
+    import torch
+
+    xs = torch.as_tensor(np.swapaxes(x, 0, 1), dtype=torch.float32)
+
+    def forward():
+        y = model(xs)
+        return y[0] if isinstance(y, tuple) else y
+
+    def infer():
+        with torch.no_grad():
+            forward()
+
+    def forward_backward():
+        model.zero_grad(set_to_none=True)
+        forward().mean().backward()
+
+    return infer, forward_backward

@@ -43,3 +43,28 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     mem = {name: np.swapaxes(m.recordings["v_mem"].double().numpy().reshape((B, T) + tuple(m.recordings["v_mem"].shape[2:])), 0, 1)
            for name, m in neurons.items() if "v_mem" in getattr(m, "recordings", {})}
     return np.swapaxes(y.double().numpy().reshape((B, T) + tuple(y.shape[1:])), 0, 1), mem
+
+
+def calls(model, x: np.ndarray):
+    """(inference, forward + backward) on ``x`` staged once (time folded into the batch), from reset states."""
+    import torch
+
+    T, B = x.shape[:2]
+    xb = torch.as_tensor(np.swapaxes(x, 0, 1).reshape((B * T,) + x.shape[2:]), dtype=torch.float32)
+    stateful = [m for m in model.modules() if hasattr(m, "reset_states")]
+
+    def forward():
+        for m in stateful:
+            m.reset_states()
+        y = model(xb)
+        return y[0] if isinstance(y, tuple) else y
+
+    def infer():
+        with torch.no_grad():
+            forward()
+
+    def forward_backward():
+        model.zero_grad(set_to_none=True)
+        forward().mean().backward()
+
+    return infer, forward_backward

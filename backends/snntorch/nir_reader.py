@@ -42,3 +42,26 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             for name, m in neurons.items():
                 mem[name].append(m.mem.clone())
     return torch.stack(out).double().numpy(), {k: torch.stack(v).double().numpy() for k, v in mem.items()}
+
+
+def calls(model, x: np.ndarray):
+    """(inference, forward + backward) on ``x`` staged once, each starting from reset neurons."""
+    import torch
+    from snntorch import utils
+
+    xs = torch.as_tensor(x, dtype=torch.float32)
+
+    def forward():
+        utils.reset(model)  # the neurons keep their state inside (init_hidden)
+        out = [model(xt) for xt in xs]
+        return torch.stack([y[0] if isinstance(y, tuple) else y for y in out])
+
+    def infer():
+        with torch.no_grad():
+            forward()
+
+    def forward_backward():
+        model.zero_grad(set_to_none=True)
+        forward().mean().backward()
+
+    return infer, forward_backward

@@ -33,3 +33,25 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     with torch.no_grad():
         y = model(torch.as_tensor(x, dtype=torch.float32))
     return y.double().numpy(), {}  # its neurons' membranes are not read from its modules
+
+
+def calls(model, x: np.ndarray):
+    """(inference, forward + backward) on ``x`` staged once, multi-step, from reset neurons."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    xs = torch.as_tensor(x, dtype=torch.float32)
+
+    def forward():
+        functional.reset_net(model)
+        return model(xs)
+
+    def infer():
+        with torch.no_grad():
+            forward()
+
+    def forward_backward():
+        model.zero_grad(set_to_none=True)
+        forward().mean().backward()
+
+    return infer, forward_backward

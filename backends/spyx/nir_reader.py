@@ -52,3 +52,23 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     mem = {name: back(s) for name, s in zip(layers, states)
            if s is not None and type(graph.nodes[name]).__name__ in ("LIF", "IF", "CubaLIF")}
     return back(out), mem
+
+
+def calls(model, x: np.ndarray):
+    """(inference, forward + backward) on ``x`` staged once: the model built once, both calls compiled
+    (``nnx.jit``); each call waits for its result, so the caller's clock sees the work."""
+    import jax
+    import jax.numpy as jnp
+    import spyx.nir as spyx_nir
+    from flax import nnx
+    from spyx.nn import run as spyx_run
+
+    graph, dt = model
+    if x.ndim > 3:
+        x = np.moveaxis(x, 2, -1)
+    xs = jnp.asarray(x, dtype=jnp.float32)
+    net, _ = spyx_nir.from_nir(graph, xs, dt=dt)
+    infer_fn = nnx.jit(lambda m, v: spyx_run(m, v)[0])
+    grad_fn = nnx.jit(nnx.grad(lambda m, v: spyx_run(m, v)[0].mean()))
+    return (lambda: jax.block_until_ready(infer_fn(net, xs)),
+            lambda: jax.block_until_ready(grad_fn(net, xs)))
