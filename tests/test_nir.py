@@ -259,3 +259,17 @@ def test_measure_nir_bad_input_is_one_line_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:  # neither --task nor --nir: argparse's one line
         measure.main(["--backend", "all", "--out", str(tmp_path / "o")])
     assert stop.value.code == 2 and "give --task or --nir" in capsys.readouterr().err
+
+
+def test_the_committed_conv_example_records_are_what_the_command_gives():
+    committed = {p.stem.split("__")[1]: json.loads(p.read_text())
+                 for p in (ROOT / "results" / "nir").glob("conv_example__*.json")}
+    assert committed, "results/nir holds the conv_example records (python -m tasks.nir fidelity, docs/nir.md)"
+    first = next(iter(committed.values()))
+    fresh = tasks_nir.fidelity(tasks_nir.conv_example(), "conv_example", first["T"], first["batch"], first["seed"],
+                               tuple(committed))
+    for r in fresh:
+        want = committed[r["framework"]]
+        assert (r["status"], r.get("reason"), r.get("spikes")) == (want["status"], want.get("reason"), want.get("spikes"))
+        for node, v in r.get("membranes", {}).items():
+            assert v.get("max_abs_diff") == pytest.approx(want["membranes"][node].get("max_abs_diff"), rel=1e-6, abs=1e-9)
