@@ -41,6 +41,7 @@ from .keys import (
     task_sort_key,
 )
 from .load import Collection, ReportError, load_results
+from .nir import nir_view
 from .published import published_note
 from .tables import Table, build_table
 from .verdict import verdict
@@ -296,6 +297,7 @@ def render(collection: Collection, report: Path, asv: str | None = None) -> str:
         verdict=verdict(settings),
         tasks=task_views,
         parity=parity,
+        nir=nir_view(collection),
         asv_href=asv_link(report, asv),
         figures=figs.items,
         results_dir=str(collection.root),

@@ -44,6 +44,7 @@ class Collection:
     root: Path
     results: list[Loaded] = field(default_factory=list)
     parity: Parity | None = None
+    nir: list[tuple[str, dict]] = field(default_factory=list)  # (path, record) of tasks.nir fidelity (reports/nir.py)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
 
 
@@ -142,6 +143,9 @@ def load_results(roots: str | os.PathLike | Sequence[str | os.PathLike],
                 skip(rel, f"not a parity record ({exc})")
                 continue
             parity_files.append((mtime, rel, data))
+            continue
+        if isinstance(data, dict) and data.get("record") == "nir_fidelity":
+            collection.nir.append((rel, data))
             continue
         if not _is_result(data):
             skip(rel, "not a spikebench result or parity record")

@@ -204,14 +204,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     p = OneLineParser(prog="python -m tasks.measure", description="Measure one task on one backend.")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", help="a task (or --nir)")
+    p.add_argument("--nir", metavar="GRAPH", help="a NIR graph: timed through every framework's reader that imports "
+                                                  "it (--backend all or a comma list), with its fidelity (docs/nir.md)")
     p.add_argument("--backend", required=True)
-    p.add_argument("--out", required=True, help="result file (.json)")
+    p.add_argument("--out", required=True, help="result file (.json); with --nir, a folder")
     add_task_arguments(p)
     add_run_arguments(p)
     add_measure_arguments(p)
     args = p.parse_args(argv)
+    if (args.task is None) == (args.nir is None):
+        p.error("give --task or --nir")
     try:
+        if args.nir:
+            from .nir import measure_main
+
+            check_measure_arguments(args)
+            return measure_main(args.nir, args.backend, args.T or 100, args.batch_size or 32, args.seed or 0,
+                                args.repeats, args.warmup, args.out)
         measures = check_measure_arguments(args)
         spec = get_spec(args.task, **spec_overrides(args))
         registry.entry(args.backend)

@@ -13,10 +13,10 @@ from tests.conftest import ROOT
 
 # tasks/ holds two layers: the spec (what is computed, framework-neutral) and the
 # harness (what drives backends: the commands and their helpers)
-SPEC = ("catalogue", "cpu", "data", "errors", "idx", "malloc", "metrics", "neuro", "profiles", "provenance", "reference",
-        "reference_grad", "result", "rng", "specs", "weights")
-HARNESS = ("calibrate", "child", "cli", "executors", "floor", "hostmem", "measure", "orchestrate", "parity", "progress", "run",
-           "runner", "slurm", "suite", "sweep")
+SPEC = ("catalogue", "cpu", "data", "errors", "idx", "malloc", "metrics", "neuro", "nir_graph", "profiles", "provenance",
+        "reference", "reference_grad", "result", "rng", "specs", "weights")
+HARNESS = ("calibrate", "child", "cli", "executors", "floor", "hostmem", "measure", "nir", "orchestrate", "parity", "progress",
+           "run", "runner", "slurm", "suite", "sweep")
 FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton",
               "norse", "sinabs", "spyx", "rockpool", "numba", "flax", "haiku")
 
