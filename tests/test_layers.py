@@ -66,7 +66,7 @@ def test_no_backend_imports_the_harness():
 
 # the modules several backends share, and the only frameworks each may import: a backend
 # then runs with just its own framework installed (jax_common: no brainstate, no Spyx or Flax)
-SHARED = {"jax_common": ("jax",), "torch_common": ("torch",), "torch_networks": ("torch",),
+SHARED = {"jax_common": ("jax",), "torch_common": ("torch",), "torch_networks": ("torch",), "torch_nir": ("torch",),
           "torch_surrogates": ("torch",)}
 
 

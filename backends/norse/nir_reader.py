@@ -44,6 +44,8 @@ def calls(model, x: np.ndarray):
     """(inference, forward + backward) on ``x`` staged once, each from a zero state."""
     import torch
 
+    from ..torch_nir import timed_calls
+
     xs = torch.as_tensor(x, dtype=torch.float32)
 
     def forward():
@@ -53,12 +55,4 @@ def calls(model, x: np.ndarray):
             out.append(y)
         return torch.stack(out)
 
-    def infer():
-        with torch.no_grad():
-            forward()
-
-    def forward_backward():
-        model.zero_grad(set_to_none=True)
-        forward().mean().backward()
-
-    return infer, forward_backward
+    return timed_calls(model, forward)

@@ -39,18 +39,12 @@ def calls(model, x: np.ndarray):
     """(inference, forward + backward) on ``x`` staged once (batch-major)."""
     import torch
 
+    from ..torch_nir import timed_calls
+
     xs = torch.as_tensor(np.swapaxes(x, 0, 1), dtype=torch.float32)
 
     def forward():
         y = model(xs)
         return y[0] if isinstance(y, tuple) else y
 
-    def infer():
-        with torch.no_grad():
-            forward()
-
-    def forward_backward():
-        model.zero_grad(set_to_none=True)
-        forward().mean().backward()
-
-    return infer, forward_backward
+    return timed_calls(model, forward)

@@ -49,6 +49,8 @@ def calls(model, x: np.ndarray):
     """(inference, forward + backward) on ``x`` staged once (time folded into the batch), from reset states."""
     import torch
 
+    from ..torch_nir import timed_calls
+
     T, B = x.shape[:2]
     xb = torch.as_tensor(np.swapaxes(x, 0, 1).reshape((B * T,) + x.shape[2:]), dtype=torch.float32)
     stateful = [m for m in model.modules() if hasattr(m, "reset_states")]
@@ -59,12 +61,4 @@ def calls(model, x: np.ndarray):
         y = model(xb)
         return y[0] if isinstance(y, tuple) else y
 
-    def infer():
-        with torch.no_grad():
-            forward()
-
-    def forward_backward():
-        model.zero_grad(set_to_none=True)
-        forward().mean().backward()
-
-    return infer, forward_backward
+    return timed_calls(model, forward)

@@ -47,6 +47,8 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 def calls(model, x: np.ndarray):
     """(inference, forward + backward) on ``x`` staged once, each starting from reset neurons."""
     import torch
+
+    from ..torch_nir import timed_calls
     from snntorch import utils
 
     xs = torch.as_tensor(x, dtype=torch.float32)
@@ -56,12 +58,4 @@ def calls(model, x: np.ndarray):
         out = [model(xt) for xt in xs]
         return torch.stack([y[0] if isinstance(y, tuple) else y for y in out])
 
-    def infer():
-        with torch.no_grad():
-            forward()
-
-    def forward_backward():
-        model.zero_grad(set_to_none=True)
-        forward().mean().backward()
-
-    return infer, forward_backward
+    return timed_calls(model, forward)

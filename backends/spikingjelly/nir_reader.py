@@ -38,6 +38,8 @@ def run(model, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 def calls(model, x: np.ndarray):
     """(inference, forward + backward) on ``x`` staged once, multi-step, from reset neurons."""
     import torch
+
+    from ..torch_nir import timed_calls
     from spikingjelly.activation_based import functional
 
     xs = torch.as_tensor(x, dtype=torch.float32)
@@ -46,12 +48,4 @@ def calls(model, x: np.ndarray):
         functional.reset_net(model)
         return model(xs)
 
-    def infer():
-        with torch.no_grad():
-            forward()
-
-    def forward_backward():
-        model.zero_grad(set_to_none=True)
-        forward().mean().backward()
-
-    return infer, forward_backward
+    return timed_calls(model, forward)
