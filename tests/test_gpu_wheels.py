@@ -212,3 +212,42 @@ def test_a_damaged_or_missing_data_file_stops_the_unpacking(tmp_path):
         gpu_data.unpack(carried, tmp_path / "there")
     with pytest.raises(gpu_data.DataError, match="has neither train-images-idx3-ubyte nor"):
         gpu_data.pack(tmp_path / "empty", carried)
+
+
+# ------------------------------------------------------------------ the rehearsal's verdict
+
+def _record(path: Path, pt, status: str, location: str = "", **kw) -> None:
+    from tasks.result import Result
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Result(task=pt.task, backend=pt.backend, kind="measurement", status=status, precision=pt.precision,
+           config={"task": pt.expected_task, "run": {"device": pt.device, "precision": pt.precision}},
+           extra={"measures": ["throughput", "memory"]},
+           data={"dataset": "fashion-mnist", "location": location} if location else {}, **kw).save(path)
+
+
+def test_the_check_fails_a_backend_whose_framework_did_not_import(tmp_path, capsys):
+    from tasks.profiles import get_profile, points
+    from tools.gpu import check
+
+    profile = get_profile("smoke")
+    pts = [p for p in points(profile, backends.installable_names(), ["timing"]) if p.task == "fc_mnist"]
+    ran = next(p for p in pts if p.backend == "stbp")
+    gone = next(p for p in pts if p.backend == "norse")
+    out, data = tmp_path / "smoke", tmp_path / "data"
+    _record(out / ran.key, ran, "ok", location=str(data / "fashion-mnist"))
+    # what tasks.measure writes when the framework does not import: no capabilities (the suite lets it pass)
+    _record(out / gone.key, gone, "unavailable", message="norse not installed")
+    assert check.status(ran, out / ran.key) == "ok"
+    assert check.status(gone, out / gone.key) == "not imported"
+    assert check.status(pts[-1], out / "nothing.json") == "missing"
+    assert check.main(["smoke", str(out), "timing", "--data", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not finished" in err
+    # a record that read its data elsewhere is named (the suite's first point comes first)
+    assert pts[0] == ran
+    _record(out / ran.key, ran, "ok", location="/usr/share/datasets/fashion-mnist")
+    assert check.main(["smoke", str(out), "timing", "--data", str(data)]) == 1
+    captured = capsys.readouterr()
+    assert "1 not imported" in captured.out
+    assert "read its data from /usr/share/datasets/fashion-mnist, not from" in captured.err
