@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Prepare what a GPU machine without network needs, from a machine with PyPI:
-#   .whl/   wheels for Python 3.12 of the frameworks and tools the GPU image lacks:
-#           the list comes from the backend registry and the installed versions
-#           (python -m tools.gpu.wheels), less the image's own packages;
-#   .data/  Fashion-MNIST (from Debian's dataset-fashion-mnist, or --data-dir).
+#   .whl/   wheels for Python 3.12 of the frameworks the GPU image lacks
+#           (python -m tools.gpu.wheels: the registry's extras at the versions
+#           installed here, less the image's packages and those the run does not
+#           need); a pin published as an sdist only is built into a wheel here;
+#   .data/  Fashion-MNIST, its four idx files in xz with their SHA-256
+#           (python -m tools.gpu.data; from Debian's dataset-fashion-mnist or $1).
+# Then checks that one device call carries them with the working tree, with room
+# to spare.  Any pin it cannot provide stops it with a one-line error.
 # Both folders are git-ignored; name them in the device tool's `carry`.
+#
+#   bash tools/gpu/fetch_wheels.sh [FASHION_MNIST_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# the project's environment (everything installed: pip install -e ".[all]")
+# the project's environment (everything installed: pip install -e ".[all]"):
+# the pins are its installed versions
 python=${PYTHON:-.venv/bin/python}
-wheels=$("$python" -m tools.gpu.wheels)
-rm -rf .whl && mkdir -p .whl
-# shellcheck disable=SC2086  # one requirement per word
-"$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-  --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .whl $wheels
-ls .whl
+if ! "$python" -c 'import backends, packaging' 2>/dev/null; then
+  echo "fetch_wheels: $python cannot import the project: install it first (.ci/run's python environment step)" >&2
+  exit 1
+fi
+echo "== wheels (.whl)"
+"$python" -m tools.gpu.wheels fetch .whl
+echo "== data (.data)"
 src=${1:-/usr/share/datasets/fashion-mnist}
-mkdir -p .data/fashion-mnist
-cp "$src"/*-ubyte* .data/fashion-mnist/
-du -sh .whl .data
+"$python" -m tools.gpu.data pack "$src" .data/fashion-mnist
+echo "== one device call"
+"$python" -m tools.gpu.wheels budget .whl .data
+echo "carry: [\".whl\", \".data\"]; command: bash tools/gpu/run.sh"
