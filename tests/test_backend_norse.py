@@ -27,6 +27,7 @@ from tasks.data import make_data  # noqa: E402
 from tasks.parity import check_backend, compare_forward, parity_case  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
+from tests.backend_contract import assert_parity  # noqa: E402
 from tests.conftest import write_dataset  # noqa: E402
 
 TASKS = ["synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"]
@@ -49,12 +50,8 @@ def state(x):
 @pytest.mark.parametrize("task", [t for t in TASKS if t != "dsrn_tdbn"])
 def test_parity_with_the_reference_in_float64(task):
     row = check_backend(task, "norse")
-    assert row.status == "ok", row.message
     assert row.precision == "fp64"
-    assert row.spike_mismatches == 0 and row.spikes_compared > 0
-    assert row.membrane_rel < 1e-12
-    assert row.gradient_rel < 1e-10
-    assert row.loss_curve_rel < 1e-10
+    assert_parity(row)
     assert not row.documented_difference
 
 

@@ -19,6 +19,7 @@ from tasks.idx import write_idx  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
 from tasks.weights import initial_weights, trainable_names  # noqa: E402
+from tests.backend_contract import assert_parity  # noqa: E402
 
 TASK_NAMES = ("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer")
 TRAINED = tuple(t for t in TASK_NAMES if get_spec(t).trainable)  # lif_layer is measured, never trained
@@ -41,15 +42,14 @@ def _rel(a, b) -> float:
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_parity(task):
     row = parity.check_backend(task, "spikingjelly")
-    assert row.status == "ok", row.message
-    assert row.spike_mismatches == 0 and row.spikes_compared > 0
+    assert_parity(row)
     assert not row.documented_difference
 
 
 @pytest.mark.parametrize("task", ("fc_mnist", "lif_layer"))
 def test_parity_torch_variant(task):
     row = parity.check_backend(task, "spikingjelly:torch")
-    assert row.status == "ok", row.message
+    assert_parity(row)
 
 
 def _forward_and_gradients(backend, case, precision):

@@ -15,6 +15,7 @@ from backends.stbp import multistep, neurons  # noqa: E402
 from backends.torch_networks import FoldedTdBN, TdBN  # noqa: E402
 from tasks.parity import check_backend, parity_case  # noqa: E402
 from tasks.specs import TASKS  # noqa: E402
+from tests.backend_contract import assert_parity  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
 # Parameters of each neuron kind (multistep's order) and an input scale that
@@ -133,8 +134,8 @@ def test_static_tdbn_counts_every_step_in_the_running_variance():
 @pytest.mark.parametrize("task", list(TASKS))
 def test_fused_backend_parity(task):
     row = check_backend(task, "stbp:fused")
-    assert row.status == "ok", row.message
-    assert row.spike_mismatches == 0 and row.spikes_compared > 0
+    assert row.precision == "fp64"
+    assert_parity(row)
 
 
 # ------------------------------------------------------------------ the Triton kernels

@@ -1,0 +1,147 @@
+"""The referee itself: parity fails on any NaN or infinity, judges float64 by
+what float64 achieves, and says which figure failed, by how much and where."""
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from backends.stbp.backend import STBPBackend  # noqa: E402
+from tasks import parity  # noqa: E402
+from tasks.parity import TOLERANCES, _rel, _worst, check_backend, exceeds, failure_text, format_table  # noqa: E402
+from tests.backend_contract import assert_parity  # noqa: E402
+
+FIGURES = ("membrane_rel", "gradient_rel", "loss_curve_rel")
+
+
+def test_float64_limits_are_one_figure_for_every_backend_and_near_what_float64_achieves():
+    fp64 = TOLERANCES["fp64"]
+    assert fp64["spike_mismatches"] == 0 and TOLERANCES["fp32"]["spike_mismatches"] == 0
+    assert {fp64[k] for k in FIGURES} == {parity.FP64_LIMIT} and parity.FP64_LIMIT <= 1e-10
+    assert all(TOLERANCES["fp32"][k] > fp64[k] for k in FIGURES)  # float32's kept apart, looser
+
+
+@pytest.mark.parametrize("value, limit, fails", [
+    (None, 1.0, True), (math.nan, 1.0, True), (math.inf, 1.0, True), (-math.inf, 1.0, True),
+    (1.0, 1.0, False), (1.0 + 1e-12, 1.0, True), (0.0, 0.0, False), (1, 0, True), (0.5, 1.0, False),
+])
+def test_a_figure_fails_when_missing_not_finite_or_over_its_limit(value, limit, fails):
+    assert exceeds(value, limit) is fails
+
+
+def test_the_worst_value_keeps_a_nan_and_says_where():
+    assert _worst([(1e-3, "a"), (math.nan, "b"), (2e-3, "c")])[1] == "b"  # max(0.0, nan) is 0.0
+    assert _worst([(math.nan, "b"), (1e-3, "a")])[1] == "b"
+    assert _worst([(1e-3, "a"), (2e-3, "c"), (5e-4, "d")]) == (2e-3, "c")
+    assert _worst([]) == (0.0, "")
+
+
+def test_relative_difference_of_nan_infinity_and_zero_scale():
+    assert _rel(np.array([1.0, 3.0]), np.array([1.0, 2.0])) == pytest.approx(0.5)
+    assert _rel(np.zeros(2), np.zeros(2)) == 0.0
+    assert _rel(np.array([0.0, 1e-300]), np.zeros(2)) == math.inf
+    assert math.isnan(_rel(np.array([math.nan, 1.0]), np.ones(2)))
+    assert _rel(np.zeros(0), np.zeros(0)) == 0.0
+
+
+def test_failure_text_names_the_figure_the_amount_the_limit_and_where():
+    assert failure_text("gradient_rel", 5e-8, 1e-10, "fc1.weight") == \
+        "gradient_rel 5e-08 (500x the limit) on fc1.weight, limit 1e-10"
+    assert failure_text("gradient_rel", 3e-10, 1e-10, "fc1.weight") == "gradient_rel 3e-10 on fc1.weight, limit 1e-10"
+    assert failure_text("gradient_rel", math.nan, 1e-10, "fc.weight") == \
+        "gradient_rel nan (not finite) on fc.weight, limit 1e-10"
+    assert failure_text("spike_mismatches", 3, 0, "lif1 (batch statistics): 3") == \
+        "spike_mismatches 3 on lif1 (batch statistics): 3, limit 0"
+    assert failure_text("membrane_rel", None, 1e-10, "") == "membrane_rel not computed on the whole case, limit 1e-10"
+
+
+def _patched(monkeypatch, method, change):
+    real = getattr(STBPBackend, method)
+    monkeypatch.setattr(STBPBackend, method, lambda self, *a, **k: change(real(self, *a, **k)))
+
+
+def test_nan_gradients_fail_their_row_naming_the_tensor(monkeypatch):
+    _patched(monkeypatch, "gradients", lambda g: {k: np.full_like(np.asarray(v), np.nan) for k, v in g.items()})
+    row = check_backend("lif_layer", "stbp")
+    assert row.status == "fail" and math.isnan(row.gradient_rel)
+    assert row.failures == ["gradient_rel nan (not finite) on fc.weight, limit 1e-10"]
+    assert "fail: gradient_rel nan (not finite) on fc.weight, limit 1e-10" in format_table([row])
+
+
+def test_one_nan_gradient_among_good_ones_is_not_dropped(monkeypatch):
+    def one_nan(g):
+        g = {k: np.array(v, dtype=np.float64) for k, v in g.items()}
+        g["fc2.weight"][0, 0] = np.nan
+        return g
+
+    _patched(monkeypatch, "gradients", one_nan)
+    row = check_backend("fc_mnist", "stbp")
+    assert row.status == "fail" and math.isnan(row.gradient_rel) and row.where["gradient_rel"] == "fc2.weight"
+
+
+def test_an_infinite_membrane_fails_naming_the_layer(monkeypatch):
+    def inf_membrane(out):
+        out.membranes["lif"] = np.where(np.arange(out.membranes["lif"].size).reshape(out.membranes["lif"].shape) == 0,
+                                        np.inf, out.membranes["lif"])
+        return out
+
+    _patched(monkeypatch, "evaluate", inf_membrane)
+    row = check_backend("lif_layer", "stbp")
+    assert row.status == "fail" and row.membrane_rel == math.inf
+    assert row.where["membrane_rel"] == "lif (batch statistics)"
+    assert any(f.startswith("membrane_rel inf (not finite) on lif") for f in row.failures)
+
+
+def test_a_nan_loss_fails_naming_the_training_step(monkeypatch):
+    calls = []
+
+    def nan_third(loss):
+        calls.append(loss)
+        return math.nan if len(calls) == 3 else loss
+
+    _patched(monkeypatch, "train_step", nan_third)
+    row = check_backend("lif_layer", "stbp")
+    assert row.status == "fail" and row.where["loss_curve_rel"] == "training step 3"
+
+
+def test_a_gradient_off_by_a_part_in_ten_million_fails(monkeypatch):
+    """What float32-sized limits let through in float64 (issue 34: a decay times 1 + 1e-7)."""
+    _patched(monkeypatch, "gradients", lambda g: {k: np.asarray(v) * (1 + 1e-7) if k == "fc1.weight" else v
+                                                  for k, v in g.items()})
+    row = check_backend("fc_mnist", "stbp")
+    assert row.status == "fail" and row.where["gradient_rel"] == "fc1.weight"
+    assert 5e-8 < row.gradient_rel < 2e-7 and row.failures[0].startswith("gradient_rel 1e-07 (1,000x the limit) on fc1.weight")
+
+
+def test_spike_mismatches_name_their_layer_and_mode(monkeypatch):
+    def flip(out):
+        out.spikes["lif"] = 1.0 - np.asarray(out.spikes["lif"])
+        return out
+
+    _patched(monkeypatch, "evaluate", flip)
+    row = check_backend("lif_layer", "stbp")
+    assert row.status == "fail" and row.spike_mismatches == row.spikes_compared
+    half = row.spikes_compared // 2
+    assert row.where["spike_mismatches"] == f"lif (batch statistics): {half}, lif (running statistics): {half}"
+
+
+def test_the_shared_backend_assertion_refuses_loose_limits_and_nan():
+    row = check_backend("lif_layer", "stbp")
+    assert_parity(row)
+    for change in ({"tolerances": dict(TOLERANCES["fp32"])}, {"gradient_rel": math.nan}, {"spikes_compared": 0},
+                   {"loss_curve_rel": None}, {"status": "fail"}):
+        bad = parity.ParityRow(**{**row.__dict__, **change})
+        with pytest.raises(AssertionError):
+            assert_parity(bad)
+
+
+def test_a_report_shows_an_old_record_that_called_nan_ok_as_a_failure():
+    from reports import figures as F
+
+    row = {"task": "fc_mnist", "backend": "x", "status": "ok", "spike_mismatches": 0, "spikes_compared": 10,
+           "membrane_rel": 0.0, "gradient_rel": math.nan, "loss_curve_rel": 0.0}
+    assert F.parity_code(row) == 2 and F.parity_status(row) == "fail" and "FAIL" in F.parity_cell_text(row)
+    assert F.parity_code({**row, "gradient_rel": 1e-15}) == 0
+    assert F.parity_code({**row, "gradient_rel": None, "status": "error"}) == 3
