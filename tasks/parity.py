@@ -115,7 +115,44 @@ def parity_case(task: str, seed: int = 0) -> ParityCase:
         weights[name] = weights[name] * gain
     gen = rng.stream(seed, f"parity-{task}")
     batches = [random_batch(spec, gen) for _ in range(TRAINING_STEPS)]
+    at_threshold(spec, weights, batches[0])
     return ParityCase(spec, weights, batches)
+
+
+def _soft_bias(keep: float, v_th: float) -> float:
+    """A bias b with keep * b == v_th exactly in float64 (1 / keep is not always one)."""
+    if not keep > 0:
+        raise ValueError(f"the input reaches the membrane through a factor {keep}: no bias puts it at {v_th}")
+    b = v_th / keep
+    for _ in range(64):
+        if keep * b == v_th:
+            return b
+        b = float(np.nextafter(b, np.inf if keep * b < v_th else -np.inf))
+    raise ValueError(f"no float64 bias gives {v_th} through a factor {keep}")
+
+
+def at_threshold(spec: TaskSpec, weights: Weights, batch: Batch) -> None:
+    """Put a first-layer membrane exactly at V_th in sample 0 at t = 0 (the edge where ``>``
+    and ``>=`` differ: no spike, and no subtractive reset at t = 1).  Sample 0's input is
+    zero, or one input of 1, so the membrane is a bias or one weight, exact in any order of
+    summation; dsrn_tdbn's is exact with running statistics (mean 0, variance 1)."""
+    x, v_th = batch.x, spec.v_th
+    if not batch.static:
+        x[:, 0] = 0.0
+    name = spec.name
+    if name == "synthetic":  # V = (1 - a) I, I = fc1's bias at t = 0
+        weights["fc1.bias"][0] = _soft_bias(1.0 - spec.a_mem, v_th)  # type: ignore[attr-defined]
+    elif name == "fc_mnist":  # U = fc1's bias
+        x[0] = 0.0
+        weights["fc1.bias"][0] = v_th
+    elif name in ("fc_mnist_poisson", "lif_layer"):  # H = X / tau, X = one weight (no bias)
+        x[0, 0, 0] = 1.0
+        weights[f"{spec.synapses()[0].name}.weight"][0, 0] = spec.tau * v_th  # type: ignore[attr-defined]
+    elif name == "dsrn_tdbn":  # U = tdBN(0) = the stem's tdBN bias
+        x[0] = 0.0
+        weights["stem.bn.bias"][0] = v_th
+    else:
+        raise KeyError(name)
 
 
 @dataclass

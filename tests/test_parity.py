@@ -145,3 +145,26 @@ def test_a_report_shows_an_old_record_that_called_nan_ok_as_a_failure():
     assert F.parity_code(row) == 2 and F.parity_status(row) == "fail" and "FAIL" in F.parity_cell_text(row)
     assert F.parity_code({**row, "gradient_rel": 1e-15}) == 0
     assert F.parity_code({**row, "gradient_rel": None, "status": "error"}) == 3
+
+
+@pytest.mark.parametrize("task", list(parity.CASES))
+def test_every_parity_case_puts_a_first_layer_membrane_exactly_at_the_threshold(task):
+    """Where ``>`` and ``>=`` differ, in every backend's parity case: sample 0 at t = 0 (dsrn_tdbn's
+    with running statistics, the only mode where tdBN's output is exact); the layers still fire."""
+    from tasks import reference
+
+    case = parity.parity_case(task)
+    ref = reference.forward(case.spec, case.weights, case.batches[0], batch_statistics=False)
+    first = case.spec.layer_names()[0]
+    at = ref.membranes[first][0, 0] == case.spec.v_th
+    assert at.any() and not ref.spikes[first][0, 0][at].any()
+    fired = reference.forward(case.spec, case.weights, case.batches[0]).spikes
+    assert all(0 < s.mean() < 0.9 for s in fired.values()), {k: s.mean() for k, s in fired.items()}
+
+
+def test_the_soft_neurons_bias_is_exact_or_refused():
+    assert 0.3 * parity._soft_bias(0.3, 1.0) == 1.0
+    keep = 1.0 - 0.951229424500714
+    assert keep * parity._soft_bias(keep, 1.0) == 1.0
+    with pytest.raises(ValueError):
+        parity._soft_bias(0.0, 1.0)

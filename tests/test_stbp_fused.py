@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from backends.stbp import multistep, neurons  # noqa: E402
 from backends.torch_networks import FoldedTdBN, TdBN  # noqa: E402
+from tasks import reference  # noqa: E402
 from tasks.parity import check_backend, parity_case  # noqa: E402
 from tasks.specs import TASKS  # noqa: E402
 from tests.backend_contract import assert_parity  # noqa: E402
@@ -27,6 +29,10 @@ KINDS = {
     "stbp": ((0.25, 0.4, 0.5, 0.0), 0.6),
 }
 T, SHAPE = 9, (4, 6)
+# the same neurons in tasks.reference, with KINDS' parameters
+REFERENCE_NEURONS = {"soft": "soft_reset_lif", "subtractive": "subtractive_lif", "hard": "hard_reset_lif",
+                     "stbp": "stbp_lif"}
+REFERENCE_ARGS = {"soft": (0.5, 1.0), "subtractive": (0.9, 1.0), "hard": (2.0, 1.0), "stbp": (0.25, 0.4)}
 
 
 def _inputs(kind, static, dtype=torch.float64, seed=0):
@@ -961,3 +967,44 @@ def test_the_host_memory_measure_refuses_stbp_fused_allocator_policy():
         seen[held] = int(value)
         assert ("defaults" in policy) is held
     assert 120 * 2**20 <= seen[True] < 140 * 2**20  # the 128 MiB block, then 64 MiB once it is gone
+
+
+# ------------------------------------------------------------------ the threshold edge
+def edge_inputs(kind, dtype=torch.float64):
+    """[3, 3] inputs (time, neuron) that put the membrane of neuron 0 exactly at the threshold at
+    t = 0 (no spike, and for the subtractive kind no reset at t = 1), of neuron 1 one ulp above
+    (a spike) and of neuron 2 one ulp below.  At t = 0 the state is 0, so each kind's membrane is
+    an exact product of the input: soft 0.5 x, subtractive x, hard x / 2, stbp x."""
+    v_th = torch.tensor(KINDS[kind][0][1], dtype=dtype)
+    at = v_th * {"soft": 2.0, "subtractive": 1.0, "hard": 2.0, "stbp": 1.0}[kind]
+    first = torch.stack([at, torch.nextafter(at, at * 2), torch.nextafter(at, at * 0)])
+    return torch.cat([first[None], torch.zeros(2, 3, dtype=dtype)])
+
+
+def _edge_membranes(kind, x):
+    _, m = _clear(kind, x, KINDS[kind][0], static=False)
+    return m
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_membrane_exactly_at_the_threshold_does_not_spike_in_any_engine(kind, dtype):
+    x = edge_inputs(kind, dtype)
+    v_th = KINDS[kind][0][1]
+    m = _edge_membranes(kind, x)
+    assert m[0, 0] == torch.tensor(v_th, dtype=dtype) and m[0, 1] > m[0, 0] > m[0, 2]  # the edge is hit
+    engines = ["torch"] + (["numba"] if multistep.numba_installed() else [])
+    gen = torch.Generator().manual_seed(3)
+    gs, gm = (torch.randn(3, 3, generator=gen, dtype=dtype) for _ in range(2))
+    want = None
+    for engine in engines:
+        s, m, g = _run(lambda v: multistep.neuron(kind, v, KINDS[kind][0], True, None, engine), x, gs, gm)
+        assert s[0].tolist() == [0.0, 1.0, 0.0], (engine, s[0])
+        if dtype == torch.float64:  # the float64 reference agrees, reset included
+            ref_s, ref_m = getattr(reference, REFERENCE_NEURONS[kind])(x.numpy(), *REFERENCE_ARGS[kind])
+            assert s.numpy().tolist() == ref_s.tolist() and np.array_equal(m.numpy(), ref_m), engine
+        if want is None:
+            want = (s, m, g)
+        else:  # the numba backward decides spikes from the kept membrane: the same edge
+            assert torch.equal(s, want[0]) and torch.equal(m, want[1])
+            torch.testing.assert_close(g, want[2], **_exact(kind, dtype))
