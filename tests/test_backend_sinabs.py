@@ -187,7 +187,7 @@ def test_stock_sinabs_keeps_the_state_between_calls():
     """Why the glue clears the state: a stock layer continues from the last call, and on
     a smaller batch draws the state of random earlier samples."""
     layer = stock_lif(tau_mem=20.0, spike_fn=neurons.StrictSpike, record_states=True)
-    x = torch.rand(4, 3, 2, dtype=torch.float64)
+    x = torch.rand(4, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     layer(x)
     first = layer.recordings["v_mem"].clone()
     layer(x)
@@ -366,7 +366,7 @@ def test_sinabs_loop_indexes_each_step():
     """components['time']: Sinabs's loop takes input[:, t]; the backward of each index
     writes a zero-filled gradient of the whole input (T of them)."""
     neuron = networks.hard(2.0, 1.0, 4.0)
-    x = torch.rand(12, 3, 5, requires_grad=True)
+    x = torch.rand(12, 3, 5, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
     s, _ = neuron(x, False)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         s.sum().backward()

@@ -225,7 +225,7 @@ def test_neurons_leave_snntorchs_global_instance_list():
 def test_stock_leaky_without_reset_delay_reads_a_tensor_every_step():
     """Why the reset mechanism is a Python int here: snnTorch's forward branches on
     the ``reset_mechanism_val`` buffer, a host sync per step once it lives on CUDA."""
-    x, m = torch.rand(4, 3), torch.zeros(4, 3)
+    x, m = torch.rand(4, 3, generator=torch.Generator().manual_seed(1)), torch.zeros(4, 3)
     stock = snn.Leaky(beta=0.5, reset_mechanism="zero", reset_delay=False)
     snn.SpikingNeuron.instances.remove(stock)
     ours = neurons.Leaky(beta=0.5, reset_mechanism="zero", reset_delay=False)

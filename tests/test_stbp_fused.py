@@ -129,7 +129,7 @@ def test_fused_tdbn_equals_tdbn(training):
 
 
 def test_static_tdbn_counts_every_step_in_the_running_variance():
-    x = torch.randn(5, 2, 3, 3, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     bn = TdBN(2, 1.0, 0.4, 1e-5, 0.1).double()
     bn(x, steps=4)
     n = 4 * 5 * 3 * 3
@@ -300,7 +300,7 @@ def test_numba_kernels_run_on_pytorchs_thread_pool_in_a_fresh_process():
         "torch.nn.functional.linear(torch.ones(512, 512), torch.ones(512, 512))",
         "before = count()",
         "from backends.stbp import cpu_kernels as ck",
-        "x = torch.rand(16, 1 << 16)",
+        "x = torch.rand(16, 1 << 16, generator=torch.Generator().manual_seed(0))",
         "assert 16 * (1 << 16) >= ck.PARALLEL_MIN and ck.sync_threads() == 2",
         "ck.torch_neuron_forward('hard', x, (2.0, 1.0, 4.0), None, True)",
         "info = ck.thread_info()",
@@ -467,6 +467,7 @@ def test_spike_linear_equals_linear(shape, density, bias, dtype):
     R, J, K = shape
     gen = torch.Generator().manual_seed(4)
     x = (torch.rand(3, R, J, generator=gen, dtype=dtype) < density).to(dtype).requires_grad_(True)
+    torch.manual_seed(6)  # the layer's initial weights
     linear = torch.nn.Linear(J, K, bias=bias).to(dtype)
     g = torch.randn(3, R, K, generator=gen, dtype=dtype)
     results = []
@@ -487,8 +488,9 @@ def test_spike_linear_equals_linear(shape, density, bias, dtype):
 def test_spike_linear_on_inputs_that_are_not_spikes_is_a_dense_product():
     from backends.stbp.spike_linear import SpikeLinear
 
+    torch.manual_seed(2)  # the layer's initial weights
     linear = torch.nn.Linear(6, 3).double()
-    x = torch.rand(5, 6, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
     y = SpikeLinear.like(linear)(x)
     torch.testing.assert_close(y, linear(x), rtol=1e-14, atol=1e-14)
     (g,) = torch.autograd.grad(y.sum(), x)
@@ -803,6 +805,7 @@ def test_tdbn_neuron_reads_residual_spikes_from_their_bytes_bitwise(monkeypatch,
 @needs_numba
 def test_spikes_saved_for_a_convolution_are_kept_in_one_byte():
     p = KINDS["stbp"][0]
+    torch.manual_seed(3)  # the convolution's initial weights
     x = (torch.rand(T, 2, 3, 6, 6) * 2 - 0.5) * 0.6
     conv = torch.nn.Conv2d(3, 4, 3, padding=1)
     results = []
@@ -846,6 +849,7 @@ def test_spike_linear_multiplies_densely_above_its_density_bound(monkeypatch):
     calls = []
     original = cpu_kernels.torch_spike_linear
     monkeypatch.setattr(cpu_kernels, "torch_spike_linear", lambda *a: (calls.append(1), original(*a))[1])
+    torch.manual_seed(6)  # the layer's initial weights
     linear = torch.nn.Linear(100, 64)
     gen = torch.Generator().manual_seed(0)
     for density, accumulated in ((MAX_DENSITY / 2, True), (min(1.0, MAX_DENSITY * 2), False)):
@@ -869,6 +873,7 @@ def test_dense_linear_equals_a_float64_product(bias, input_grad):
     from backends.stbp.dense_linear import DenseLinear, matmul_nt, onednn_applies
 
     gen = torch.Generator().manual_seed(5)
+    torch.manual_seed(6)  # the layer's initial weights
     linear = torch.nn.Linear(300, 130, bias=bias)
     x = torch.randn(2, 700, 300, generator=gen).requires_grad_(input_grad)
     g = torch.randn(2, 700, 130, generator=gen)
@@ -896,8 +901,9 @@ def test_dense_linear_leaves_other_dtypes_to_torch():
     """float64 (parity), bfloat16 autocast (the precision policy) and empty inputs take F.linear."""
     from backends.stbp.dense_linear import DenseLinear, onednn_applies
 
+    torch.manual_seed(4)  # the layer's initial weights
     linear = torch.nn.Linear(6, 3).double()
-    x = torch.rand(5, 6, dtype=torch.float64)
+    x = torch.rand(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     assert not onednn_applies(x, linear.weight)
     torch.testing.assert_close(DenseLinear.like(linear)(x), linear(x), rtol=0, atol=0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
