@@ -177,3 +177,23 @@ def test_the_edge_is_left_out_only_where_it_would_be_a_rounding_tie():
     assert all(np.array_equal(before[k], case.weights[k]) for k in before)
     with pytest.raises(KeyError):
         parity.at_threshold(types.SimpleNamespace(name="nope", v_th=1.0), case.weights, batch)
+
+
+def test_the_table_shows_every_figure_and_a_failure_in_full():
+    ok = parity.ParityRow("fc_mnist", "stbp", spike_mismatches=0, spikes_compared=1200, membrane_rel=1.234e-15,
+                          gradient_rel=2e-14, loss_curve_rel=0.0)
+    bad = parity.ParityRow("lif_layer", "x", status="fail", message="gradient_rel nan (not finite) on fc.weight",
+                           spike_mismatches=3, spikes_compared=10, gradient_rel=math.nan)
+    documented = parity.ParityRow("synthetic", "y", documented_difference="its own surrogate", precision="fp32")
+    gone = parity.ParityRow("dsrn_tdbn", "z", status="unavailable", message="not installed")
+    lines = format_table([ok, bad, documented, gone]).splitlines()
+    assert lines[0].split("  ")[0] == "task" and lines[0].split() == [
+        "task", "backend", "prec", "spike", "mismatches", "membrane", "rel", "gradient", "rel", "loss", "curve", "rel",
+        "status"]
+    assert lines[1].split() == ["fc_mnist", "stbp", "fp64", "0/1200", "1.23e-15", "2.00e-14", "0.00e+00", "ok"]
+    assert lines[2].split() == ["lif_layer", "x", "fp64", "3/10", "-", "nan", "-", "fail:", "gradient_rel", "nan",
+                                "(not", "finite)", "on", "fc.weight"]
+    assert lines[3].endswith("ok (documented difference)") and " fp32 " in lines[3]
+    assert lines[4].endswith("unavailable: not installed") and lines[4].split()[3:7] == ["-"] * 4
+    assert all(l[9:11] == "  " and l[11] != " " for l in lines)  # the task column padded to its widest, 9
+    assert format_table([]).split() == lines[0].split()
