@@ -186,7 +186,8 @@ def test_the_table_shows_every_figure_and_a_failure_in_full():
                            spike_mismatches=3, spikes_compared=10, gradient_rel=math.nan)
     documented = parity.ParityRow("synthetic", "y", documented_difference="its own surrogate", precision="fp32")
     gone = parity.ParityRow("dsrn_tdbn", "z", status="unavailable", message="not installed")
-    lines = format_table([ok, bad, documented, gone]).splitlines()
+    broke = parity.ParityRow("dsrn_tdbn", "w", status="error", message="RuntimeError: boom")
+    lines = format_table([ok, bad, documented, gone, broke]).splitlines()
     assert lines[0].split("  ")[0] == "task" and lines[0].split() == [
         "task", "backend", "prec", "spike", "mismatches", "membrane", "rel", "gradient", "rel", "loss", "curve", "rel",
         "status"]
@@ -195,5 +196,7 @@ def test_the_table_shows_every_figure_and_a_failure_in_full():
                                 "(not", "finite)", "on", "fc.weight"]
     assert lines[3].endswith("ok (documented difference)") and " fp32 " in lines[3]
     assert lines[4].endswith("unavailable: not installed") and lines[4].split()[3:7] == ["-"] * 4
+    assert lines[5].endswith("error: RuntimeError: boom")
+    assert lines[0].index("membrane rel") - lines[0].index("spike mismatches") == len("spike mismatches") + 2
     assert all(l[9:11] == "  " and l[11] != " " for l in lines)  # the task column padded to its widest, 9
     assert format_table([]).split() == lines[0].split()

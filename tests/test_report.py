@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import types
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import pytest
 from tasks.catalogue import CATALOGUE
 
 from reports.build import build_report, main
+from reports.columns import catalogue_column
+from reports.tables import _timing_detail, peak_scope
 from tasks.result import Result
 
 from tests.conftest import ROOT, subprocess_env
@@ -615,3 +618,27 @@ def test_the_page_renders_in_headless_chromium(tmp_path):
     assert png_size(png) == (WIDTH, height)
     # a blank page compresses to a few kilobytes; this one has tables and ten plots
     assert png.stat().st_size > 150_000
+
+
+# ------------------------------------------------ cell details (found by mutation testing)
+@pytest.mark.parametrize("extra, framework, scope", [
+    ({"peak_memory_scope": "process"}, "stbp", "process"),
+    ({"peak_memory_scope": "window"}, "brainstate", "window"),
+    ({"peak_memory_scope": "lifetime"}, "stbp", "window"),  # an unknown word: the framework's own
+    ({}, "brainstate", "process"),  # JAX cannot reset its allocator's peak
+    ({}, "snntorch", "window"),
+])
+def test_a_records_peak_memory_scope(extra, framework, scope):
+    assert peak_scope(types.SimpleNamespace(extra=extra, framework=framework)) == scope
+
+
+def test_a_timing_cell_without_repeats_says_so():
+    column = catalogue_column("train_step_throughput")
+    none = types.SimpleNamespace(timings={}, config={})
+    assert _timing_detail(none, column, 8485.0) == ("", "8,485 samples/s; no repeats recorded")
+    empty = types.SimpleNamespace(timings={"train_step": types.SimpleNamespace(samples=[], median=0.03)}, config={})
+    assert _timing_detail(empty, column, 8485.0)[1].endswith("; no repeats recorded")
+    zero = types.SimpleNamespace(timings={"train_step": types.SimpleNamespace(samples=[0.0], median=0.0)}, config={})
+    assert _timing_detail(zero, column, 8485.0)[1].endswith("; no repeats recorded")
+    column.timing = None  # a column with no repeats to show
+    assert _timing_detail(empty, column, 8485.0) == ("", "8,485 samples/s; no repeats recorded")
