@@ -29,7 +29,7 @@ from tasks.catalogue import CATALOGUE
 
 from reports.build import build_report, main
 from reports.columns import catalogue_column
-from reports.tables import _timing_detail, peak_scope
+from reports.tables import _timing_detail, accuracy_flag, peak_scope
 from tasks.result import Result
 
 from tests.conftest import ROOT, subprocess_env
@@ -642,3 +642,52 @@ def test_a_timing_cell_without_repeats_says_so():
     assert _timing_detail(zero, column, 8485.0)[1].endswith("; no repeats recorded")
     column.timing = None  # a column with no repeats to show
     assert _timing_detail(empty, column, 8485.0) == ("", "8,485 samples/s; no repeats recorded")
+
+
+def test_a_step_time_without_a_batch_size_shows_its_repeats_alone():
+    column = catalogue_column("train_step_time")
+    timing = types.SimpleNamespace(samples=[0.02, 0.03, 0.04], median=0.03, min=0.02, max=0.04, spread=2.0)
+    r = types.SimpleNamespace(timings={"train_step": timing}, config={"task": {}})
+    assert _timing_detail(r, column, 0.03) == (
+        "spread ×2.00", "30 ms: a median 30 ms over 3 repeats (min 20 ms, max 40 ms)")
+    r.config["task"]["batch_size"] = 8
+    assert _timing_detail(r, column, 0.03)[1] == \
+        "30 ms: a median 30 ms over 3 repeats (min 20 ms, max 40 ms; batch of 8: 200 to 400 samples/s)"
+
+
+def _result(**fields) -> Result:
+    r = Result(task="fc_mnist", backend="stbp", kind="training")
+    for k, v in fields.items():
+        setattr(r, k, v)
+    return r
+
+
+def test_a_missing_cells_title_says_why():
+    from reports.tables import _missing_title
+
+    memory, tta, other = (catalogue_column(k) for k in ("peak_device_memory", "time_to_accuracy", "accuracy"))
+    assert _missing_title(_result(device={"type": "cpu"}), memory) == "not recorded: device memory is measured on CUDA only"
+    assert _missing_title(_result(device={"type": "cuda"}), memory) == "peak_device_memory is not in this result"
+    assert _missing_title(_result(), tta) == "no accuracy target for this task and data set"
+    assert _missing_title(_result(extra={"accuracy_target": 0.9}), tta) == \
+        "the test accuracy never reached 90 % in this run"
+    assert _missing_title(_result(), other) == "accuracy is not in this result"
+
+
+FLAG = catalogue_column("accuracy")
+
+
+@pytest.mark.parametrize("mine, others, flag", [
+    ([0.5, 0.5, 0.5], [0.6, 0.7, 0.65], "mean 50.00 % is below every other backend's seed run (60.00 % to 70.00 %): "
+                                        "a suspected defect, not a better framework"),
+    ([0.8, 0.8, 0.8], [0.6, 0.7, 0.65], "mean 80.00 % is above every other backend's seed run (60.00 % to 70.00 %): "
+                                        "a suspected defect, not a better framework"),
+    ([0.6, 0.6, 0.6], [0.6, 0.7, 0.65], ""),  # at the others' lowest: inside
+    ([0.7, 0.7, 0.7], [0.6, 0.7, 0.65], ""),  # at their highest: inside
+    ([0.5, 0.5], [0.6, 0.7, 0.65], ""),  # two seeds: not judged
+    ([0.5, 0.5, 0.5], [0.6, 0.7], ""),  # two runs of the others: not judged
+])
+def test_the_accuracy_flag_marks_a_mean_outside_every_other_seed_run(mine, others, flag):
+    per_backend = {"a": mine, "b": others[:1], "c": others[1:]}
+    assert accuracy_flag("a", per_backend, FLAG) == flag
+    assert accuracy_flag("nobody", {"b": others[:1], "c": others[1:]}, FLAG) == ""
