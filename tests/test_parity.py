@@ -51,6 +51,9 @@ def test_failure_text_names_the_figure_the_amount_the_limit_and_where():
     assert failure_text("gradient_rel", 5e-8, 1e-10, "fc1.weight") == \
         "gradient_rel 5e-08 (500x the limit) on fc1.weight, limit 1e-10"
     assert failure_text("gradient_rel", 3e-10, 1e-10, "fc1.weight") == "gradient_rel 3e-10 on fc1.weight, limit 1e-10"
+    assert failure_text("loss_curve_rel", 50.0, 0.5, "training step 2") == \
+        "loss_curve_rel 50 (100x the limit) on training step 2, limit 0.5"  # from 100 times the limit on
+    assert failure_text("loss_curve_rel", 49.5, 0.5, "training step 2") == "loss_curve_rel 49.5 on training step 2, limit 0.5"
     assert failure_text("gradient_rel", math.nan, 1e-10, "fc.weight") == \
         "gradient_rel nan (not finite) on fc.weight, limit 1e-10"
     assert failure_text("spike_mismatches", 3, 0, "lif1 (batch statistics): 3") == \

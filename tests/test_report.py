@@ -691,3 +691,13 @@ def test_the_accuracy_flag_marks_a_mean_outside_every_other_seed_run(mine, other
     per_backend = {"a": mine, "b": others[:1], "c": others[1:]}
     assert accuracy_flag("a", per_backend, FLAG) == flag
     assert accuracy_flag("nobody", {"b": others[:1], "c": others[1:]}, FLAG) == ""
+
+
+def test_a_failed_record_without_a_message_says_so():
+    from reports.load import Loaded
+    from reports.tables import _failure
+
+    assert _failure(None) is None and _failure(Loaded(_result(status="ok"), "a.json")) is None
+    failure = _failure(Loaded(_result(status="error", message=""), "runs/a.json"))
+    assert (failure.status, failure.message, failure.source) == ("error", "(no message recorded)", "runs/a.json")
+    assert _failure(Loaded(_result(status="oom", message="out of memory"), "b.json")).message == "out of memory"
