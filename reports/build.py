@@ -249,7 +249,7 @@ def _parity_view(collection: Collection, figs: _Figures) -> dict[str, Any] | Non
         tol = r.get("tolerances") or {}
         shown.append({
             "task": r["task"], "backend": r["backend"], "precision": r.get("precision", ""),
-            "status": r["status"], "code": F.parity_code(r), "message": r.get("message", ""),
+            "status": F.parity_status(r), "code": F.parity_code(r), "message": r.get("message", ""),
             "documented": r.get("documented_difference", ""),
             "spikes": None if r.get("spike_mismatches") is None else
             f"{r['spike_mismatches']:,} / {r.get('spikes_compared') or 0:,}",

@@ -390,11 +390,21 @@ def throughput_figure(sweep: Sweep) -> go.Figure | None:
 
 
 # ------------------------------------------------------------------- parity
+PARITY_FIGURES = ("spike_mismatches", "membrane_rel", "gradient_rel", "loss_curve_rel")
+
+
 def parity_code(row: dict[str, Any]) -> int:
     status = row.get("status")
+    if status == "ok" and not all(math.isfinite(row[k]) for k in PARITY_FIGURES if row.get(k) is not None):
+        status = "fail"  # a record that called a NaN or an infinity ok (written before parity refused them)
     if status == "ok":
         return 1 if row.get("documented_difference") else 0
     return {"fail": 2, "error": 3}.get(status, 4)
+
+
+def parity_status(row: dict[str, Any]) -> str:
+    """The row's status as judged now: "fail" for a record that called a non-finite figure ok."""
+    return "fail" if parity_code(row) == 2 else row.get("status", "")
 
 
 def _sci(value: Any) -> str:
@@ -402,7 +412,7 @@ def _sci(value: Any) -> str:
 
 
 def parity_cell_text(row: dict[str, Any]) -> str:
-    status = row.get("status")
+    status = parity_status(row)
     if status in ("ok", "fail"):
         mism, compared = row.get("spike_mismatches"), row.get("spikes_compared")
         spikes = "—" if mism is None else f"{mism:,} / {_compact(compared)}"

@@ -105,13 +105,18 @@ class Table:
 
 
 def _timing_detail(r: Result, column: Column, value: float) -> tuple[str, str]:
-    """(sub-line, tooltip) for a throughput with its repeats."""
+    """(sub-line, tooltip) for a step time or a throughput, with its repeats."""
     timing: Timing | None = r.timings.get(column.timing) if column.timing else None
     if timing is None or not timing.samples or not timing.median:
         return "", f"{human(value, column.unit)}; no repeats recorded"
-    batch = value * timing.median
-    tip = (f"{human(value, column.unit)}: batch of {batch:.0f} in a median {human(timing.median, 's')} "
-           f"over {len(timing.samples)} repeats (min {human(timing.min, 's')}, max {human(timing.max, 's')}; "
+    repeats = (f"a median {human(timing.median, 's')} over {len(timing.samples)} repeats "
+               f"(min {human(timing.min, 's')}, max {human(timing.max, 's')}")
+    if column.unit == "s":  # a time: the throughput needs the batch, from the record's task
+        batch = (r.config.get("task") or {}).get("batch_size")
+        rate = f"; batch of {batch}: {batch / timing.max:,.0f} to {batch / timing.min:,.0f} samples/s" if batch else ""
+        return spread_text(timing.spread), f"{human(value, column.unit)}: {repeats}{rate})"
+    batch = value * timing.median  # a throughput: samples per step
+    tip = (f"{human(value, column.unit)}: batch of {batch:.0f} in {repeats}; "
            f"{batch / timing.max:,.0f} to {batch / timing.min:,.0f} samples/s)")
     return spread_text(timing.spread), tip
 

@@ -18,9 +18,21 @@ import sys
 
 import numpy as np
 
-from tasks.parity import parity_case
+from tasks.parity import TOLERANCES, ParityRow, exceeds, parity_case
 from tasks.runner import load_backend, open_backend
 from tasks.weights import trainable_names
+
+
+def assert_parity(row: ParityRow) -> None:
+    """What every backend's own parity test asserts: the row is ok by parity's one set of
+    limits for its precision (none declared by the backend), every figure computed and
+    finite, and spikes compared at all."""
+    assert row.status == "ok", row.message
+    limits = TOLERANCES[row.precision]
+    assert row.tolerances == limits, f"{row.backend} judged by {row.tolerances}, not parity's {limits}"
+    assert row.spikes_compared and row.spike_mismatches == 0, (row.spike_mismatches, row.spikes_compared)
+    for key, limit in limits.items():
+        assert not exceeds(getattr(row, key), limit), (key, getattr(row, key), limit, row.where.get(key))
 
 
 def _changed(before: dict, after: dict, names) -> list[str]:

@@ -23,6 +23,7 @@ from tasks.idx import FILES, write_idx  # noqa: E402
 from tasks.parity import check_backend, parity_case  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
+from tests.backend_contract import assert_parity  # noqa: E402
 
 TASKS = ["synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"]
 TRAINED = [t for t in TASKS if get_spec(t).trainable]  # lif_layer is measured, never trained
@@ -59,11 +60,8 @@ def spikes_of(fn, x):
 @pytest.mark.parametrize("task", TASKS)
 def test_parity_with_the_reference_and_stbp(task):
     row = check_backend(task, "snntorch")
-    assert row.status == "ok", row.message
-    assert row.spike_mismatches == 0 and row.spikes_compared > 0
-    assert row.membrane_rel < 1e-12
-    assert row.gradient_rel < 1e-10
-    assert row.loss_curve_rel < 1e-10
+    assert row.precision == "fp64"
+    assert_parity(row)
     assert not row.documented_difference
 
 
@@ -227,7 +225,7 @@ def test_neurons_leave_snntorchs_global_instance_list():
 def test_stock_leaky_without_reset_delay_reads_a_tensor_every_step():
     """Why the reset mechanism is a Python int here: snnTorch's forward branches on
     the ``reset_mechanism_val`` buffer, a host sync per step once it lives on CUDA."""
-    x, m = torch.rand(4, 3), torch.zeros(4, 3)
+    x, m = torch.rand(4, 3, generator=torch.Generator().manual_seed(1)), torch.zeros(4, 3)
     stock = snn.Leaky(beta=0.5, reset_mechanism="zero", reset_delay=False)
     snn.SpikingNeuron.instances.remove(stock)
     ours = neurons.Leaky(beta=0.5, reset_mechanism="zero", reset_delay=False)

@@ -126,6 +126,30 @@ def test_host_memory_is_measured_in_a_process_of_its_own(data_root):
     assert again["train_step"][0] == pytest.approx(r.metrics["train_step_host_memory"].value, rel=0.25, abs=2**20)
 
 
+# a measuring process: a 200 MiB peak before the measure, then a call that needs nothing and one
+# that needs 64 MiB (what tasks.hostmem measures is the step, not what the process did before it)
+_KNOWN_STEPS = """
+import json, numpy as np
+from tasks import hostmem
+hostmem.hold_thresholds()
+big = np.ones(200 * 2**20 // 8)
+del big
+nothing = hostmem.step_memory(lambda: None, lambda: None)
+touch = hostmem.step_memory(lambda: np.ones(64 * 2**20 // 8).sum(), lambda: None)
+print(json.dumps({"nothing": nothing, "touch": touch}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_host_memory_is_what_the_step_allocates_not_an_earlier_peak():
+    proc = subprocess.run([sys.executable, "-c", _KNOWN_STEPS], cwd=ROOT, capture_output=True, text=True,
+                          env=subprocess_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["nothing"][1] == "" and got["nothing"][0] < 4 * 2**20  # the earlier 200 MiB peak is not counted
+    assert 64 * 2**20 <= got["touch"][0] < 72 * 2**20, got["touch"]  # the array, plus interpreter noise
+
+
 def test_a_measuring_process_that_writes_nothing_leaves_the_figures_out_with_the_reason(monkeypatch, data_root):
     from tasks import child, hostmem
 

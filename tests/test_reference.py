@@ -41,9 +41,22 @@ def test_subtractive_lif_resets_from_the_previous_step():
     np.testing.assert_array_equal(s[:, 0], [1, 0, 0, 1])
 
 
-def test_threshold_equality_does_not_spike():
-    s, _ = ref.subtractive_lif(col(1.0), beta=0.5, v_th=1.0)
-    assert s[0, 0] == 0
+@pytest.mark.parametrize("neuron, x, args", [
+    (ref.soft_reset_lif, 2.0, (0.5, 1.0)),  # V = (1 - a) x = 1.0
+    (ref.subtractive_lif, 1.0, (0.5, 1.0)),  # U = x
+    (ref.hard_reset_lif, 0.8, (2.0, 0.4)),  # H = x / tau = 0.4
+    (ref.stbp_lif, 0.4, (0.25, 0.4)),  # U = x
+])
+def test_a_membrane_exactly_at_the_threshold_does_not_spike_nor_reset(neuron, x, args):
+    """H(0) = 0 for every kind: a membrane at the threshold neither spikes nor resets;
+    one ulp above it does."""
+    v_th = args[1]
+    s, m = neuron(col(x, 0.0), *args)
+    assert m[0, 0] == v_th and s[:, 0].tolist() == [0, 0]
+    decay = {ref.soft_reset_lif: 0.5, ref.subtractive_lif: 0.5, ref.hard_reset_lif: 0.5, ref.stbp_lif: 0.25}[neuron]
+    assert m[1, 0] == pytest.approx(decay * v_th, rel=1e-15)  # kept, decayed: no reset took any of it
+    s, m = neuron(col(np.nextafter(x, 2 * x), 0.0), *args)
+    assert m[0, 0] > v_th and s[0, 0] == 1 and m[1, 0] < decay * v_th  # above: a spike, and a reset
 
 
 def test_hard_reset_lif_by_hand():

@@ -414,6 +414,7 @@ def test_loss_curve_is_adam_on_the_reference_gradients():
 
 # ------------------------------------------------------------ what each backend pins
 import backends as _registry  # noqa: E402
+from tests.backend_contract import assert_parity  # noqa: E402
 
 BACKENDS = _registry.installable_names()  # every backend: a new one is checked by registering
 
@@ -446,8 +447,7 @@ def test_each_backend_takes_the_gradient_through_tdbn_statistics_and_the_shifted
 def test_parity_checks_stbp_against_the_numpy_gradients(monkeypatch):
     """stbp is no longer its own reference: a wrong NumPy gradient or loss curve fails its row."""
     row = parity.check_backend("lif_layer", "stbp")
-    assert row.status == "ok", row.message
-    assert row.gradient_rel < 1e-12 and row.loss_curve_rel < 1e-12
+    assert_parity(row)
     real_gradients, real_curve = rg.gradients, rg.loss_curve
     monkeypatch.setattr(rg, "gradients", lambda *a: {k: 2.0 * v for k, v in real_gradients(*a).items()})
     monkeypatch.setattr(rg, "loss_curve", lambda *a: 1.01 * real_curve(*a))

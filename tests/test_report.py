@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import types
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import pytest
 from tasks.catalogue import CATALOGUE
 
 from reports.build import build_report, main
+from reports.columns import catalogue_column
+from reports.tables import _timing_detail, accuracy_flag, peak_scope
 from tasks.result import Result
 
 from tests.conftest import ROOT, subprocess_env
@@ -615,3 +618,86 @@ def test_the_page_renders_in_headless_chromium(tmp_path):
     assert png_size(png) == (WIDTH, height)
     # a blank page compresses to a few kilobytes; this one has tables and ten plots
     assert png.stat().st_size > 150_000
+
+
+# ------------------------------------------------ cell details (found by mutation testing)
+@pytest.mark.parametrize("extra, framework, scope", [
+    ({"peak_memory_scope": "process"}, "stbp", "process"),
+    ({"peak_memory_scope": "window"}, "brainstate", "window"),
+    ({"peak_memory_scope": "lifetime"}, "stbp", "window"),  # an unknown word: the framework's own
+    ({}, "brainstate", "process"),  # JAX cannot reset its allocator's peak
+    ({}, "snntorch", "window"),
+])
+def test_a_records_peak_memory_scope(extra, framework, scope):
+    assert peak_scope(types.SimpleNamespace(extra=extra, framework=framework)) == scope
+
+
+def test_a_timing_cell_without_repeats_says_so():
+    column = catalogue_column("train_step_throughput")
+    none = types.SimpleNamespace(timings={}, config={})
+    assert _timing_detail(none, column, 8485.0) == ("", "8,485 samples/s; no repeats recorded")
+    empty = types.SimpleNamespace(timings={"train_step": types.SimpleNamespace(samples=[], median=0.03)}, config={})
+    assert _timing_detail(empty, column, 8485.0)[1].endswith("; no repeats recorded")
+    zero = types.SimpleNamespace(timings={"train_step": types.SimpleNamespace(samples=[0.0], median=0.0)}, config={})
+    assert _timing_detail(zero, column, 8485.0)[1].endswith("; no repeats recorded")
+    column.timing = None  # a column with no repeats to show
+    assert _timing_detail(empty, column, 8485.0) == ("", "8,485 samples/s; no repeats recorded")
+
+
+def test_a_step_time_without_a_batch_size_shows_its_repeats_alone():
+    column = catalogue_column("train_step_time")
+    timing = types.SimpleNamespace(samples=[0.02, 0.03, 0.04], median=0.03, min=0.02, max=0.04, spread=2.0)
+    r = types.SimpleNamespace(timings={"train_step": timing}, config={"task": {}})
+    assert _timing_detail(r, column, 0.03) == (
+        "spread ×2.00", "30 ms: a median 30 ms over 3 repeats (min 20 ms, max 40 ms)")
+    r.config["task"]["batch_size"] = 8
+    assert _timing_detail(r, column, 0.03)[1] == \
+        "30 ms: a median 30 ms over 3 repeats (min 20 ms, max 40 ms; batch of 8: 200 to 400 samples/s)"
+
+
+def _result(**fields) -> Result:
+    r = Result(task="fc_mnist", backend="stbp", kind="training")
+    for k, v in fields.items():
+        setattr(r, k, v)
+    return r
+
+
+def test_a_missing_cells_title_says_why():
+    from reports.tables import _missing_title
+
+    memory, tta, other = (catalogue_column(k) for k in ("peak_device_memory", "time_to_accuracy", "accuracy"))
+    assert _missing_title(_result(device={"type": "cpu"}), memory) == "not recorded: device memory is measured on CUDA only"
+    assert _missing_title(_result(device={"type": "cuda"}), memory) == "peak_device_memory is not in this result"
+    assert _missing_title(_result(), tta) == "no accuracy target for this task and data set"
+    assert _missing_title(_result(extra={"accuracy_target": 0.9}), tta) == \
+        "the test accuracy never reached 90 % in this run"
+    assert _missing_title(_result(), other) == "accuracy is not in this result"
+
+
+FLAG = catalogue_column("accuracy")
+
+
+@pytest.mark.parametrize("mine, others, flag", [  # values exact in binary: a mean of equal values is that value
+    ([0.25] * 3, [0.5, 0.75, 0.625], "mean 25.00 % is below every other backend's seed run (50.00 % to 75.00 %): "
+                                      "a suspected defect, not a better framework"),
+    ([0.875] * 3, [0.5, 0.75, 0.625], "mean 87.50 % is above every other backend's seed run (50.00 % to 75.00 %): "
+                                       "a suspected defect, not a better framework"),
+    ([0.5] * 3, [0.5, 0.75, 0.625], ""),  # at the others' lowest: inside
+    ([0.75] * 3, [0.5, 0.75, 0.625], ""),  # at their highest: inside
+    ([0.25] * 2, [0.5, 0.75, 0.625], ""),  # two seeds: not judged
+    ([0.25] * 3, [0.5, 0.75], ""),  # two runs of the others: not judged
+])
+def test_the_accuracy_flag_marks_a_mean_outside_every_other_seed_run(mine, others, flag):
+    per_backend = {"a": mine, "b": others[:1], "c": others[1:]}
+    assert accuracy_flag("a", per_backend, FLAG) == flag
+    assert accuracy_flag("nobody", {"b": others[:1], "c": others[1:]}, FLAG) == ""
+
+
+def test_a_failed_record_without_a_message_says_so():
+    from reports.load import Loaded
+    from reports.tables import _failure
+
+    assert _failure(None) is None and _failure(Loaded(_result(status="ok"), "a.json")) is None
+    failure = _failure(Loaded(_result(status="error", message=""), "runs/a.json"))
+    assert (failure.status, failure.message, failure.source) == ("error", "(no message recorded)", "runs/a.json")
+    assert _failure(Loaded(_result(status="oom", message="out of memory"), "b.json")).message == "out of memory"
