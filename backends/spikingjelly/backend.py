@@ -126,9 +126,11 @@ def _common_components() -> dict[str, str]:
             "with the gradient through the reset"
         ),
         "surrogate:dsrn_tdbn": (
-            "library: surrogate.Rect(alpha=1/(2a)=1): h = 1 on |U - V_th| < 0.5; "
-            "--surrogate-center zero: custom ShiftedRect (SurrogateFunctionBase subclass), the same window "
-            "centred on U = 0"
+            "custom: StrictRect, a subclass of surrogate.Rect(alpha=1/(2a)=1) keeping its gradient (h = 1 on "
+            "|U - V_th| < 0.5) and firing at U > V_th: surrogate.Rect fires at U == V_th, which the parity case "
+            "reaches exactly (a static stem with running statistics); Rect has no fused kernel, so nothing else "
+            "changes. --surrogate-center zero: custom ShiftedRect (SurrogateFunctionBase subclass), the same "
+            "window centred on U = 0, also firing at U > V_th"
         ),
         "tdbn": (
             "library: layer.ThresholdDependentBatchNorm2d (BatchNorm2d over T*B, so statistics over T, B, H, W; "
@@ -151,14 +153,17 @@ _DIFFERENCES = {
         "the neuron input W x is a bfloat16 number under bf16 and tau = 2 halves exactly, so H = V + (X - V)/2 "
         "lands on 1.0: there SpikingJelly fires and stbp, snnTorch and brainstate do not, and the trajectories "
         "then diverge. Rare in fp32, none in fp64 (parity is exact); tests/test_backend_spikingjelly.py pins the "
-        "tie. Kept: a strict surrogate (as fc_mnist's StrictATan) has no fused kernel, which would take LIFNode "
-        "off the sj_lif operator this benchmark measures"
+        "tie, and parity's edge case (a membrane exactly at V_th) fails on it in fp64 too: one spike in the edge "
+        "sample, then the trajectories differ. Kept: a strict surrogate (as fc_mnist's StrictATan) has no fused "
+        "kernel, which would take LIFNode off the sj_lif operator this benchmark measures"
     ),
 }
 
 _NOTES = (
-    "SpikingJelly's neurons fire at H >= V_th (surrogate.heaviside) where the spec says H > V_th. With LIFNode "
-    "(synthetic, fc_mnist_poisson, dsrn_tdbn) this is kept: an exact tie needs a float32 membrane equal to the "
+    "SpikingJelly's neurons fire at H >= V_th (surrogate.heaviside) where the spec says H > V_th. dsrn_tdbn's "
+    "neurons fire at > (StrictRect: Rect has no fused kernel to lose, and a static stem with running statistics "
+    "can land exactly on V_th). With LIFNode (synthetic, fc_mnist_poisson) this is kept: an exact tie needs a "
+    "float32 membrane equal to the "
     "threshold, which has probability zero for real-valued inputs and weights, also under bf16 (there the "
     "neuron input is a bfloat16 number, but fc_mnist_poisson's first H is X/100 and needs X = 100 exactly, "
     "dsrn_tdbn's V_th = 0.4 is no bfloat16 number, synthetic filters its input in float32); measured: no tie "

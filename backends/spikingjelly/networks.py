@@ -18,7 +18,7 @@ from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, Synt
 
 from ..torch_common import NetworkOutput, neuron_input, over_time
 from .neurons import ChargeLIFNode, ChargeSimpleLIFNode, ExponentialSynapse, SubtractiveLeakyNode
-from .surrogates import ScaledTriangle, ShiftedRect, StrictATan
+from .surrogates import ScaledTriangle, ShiftedRect, StrictATan, StrictRect
 
 LIF_KINDS = ("lif", "simple")
 
@@ -36,7 +36,7 @@ def _rectangle(spec: DSRNSpec):
     # Rect(alpha): height alpha on |x| < 0.5 / alpha; alpha = 1/(2a) gives 1/(2a) on |x| < a
     alpha = 1.0 / (2.0 * spec.surrogate_a)
     if spec.surrogate_center == "threshold":
-        return surrogate.Rect(alpha=alpha)
+        return StrictRect(alpha=alpha)
     return ShiftedRect(alpha=alpha, center=-spec.v_th)
 
 

@@ -1,11 +1,14 @@
 """Surrogate spike functions that SpikingJelly does not ship, written on its
 :class:`~spikingjelly.activation_based.surrogate.SurrogateFunctionBase`.
 
-Both fire with SpikingJelly's own ``surrogate.heaviside`` (1 where x >= 0), so
-they behave exactly like the library's surrogates in the forward pass; only
-the backward formula is ours.  A surrogate defined outside SpikingJelly's
-``surrogate`` module has no fused kernel, so a ``LIFNode`` using one runs the
-library's Torch reference path (autograd through each step).
+ScaledTriangle fires with SpikingJelly's own ``surrogate.heaviside`` (1 where
+x >= 0), as the library's surrogates do; only its backward formula is ours.
+StrictATan, StrictRect and ShiftedRect fire at x > 0, the spec's H: the
+library's fire on a membrane exactly at the threshold, which parity's edge
+case puts there (and bf16 reaches in fc_mnist).  A surrogate defined outside
+SpikingJelly's ``surrogate`` module has no fused kernel, so a ``LIFNode`` using
+one runs the library's Torch reference path (autograd through each step), as
+a ``LIFNode`` with the library's ``Rect`` does anyway.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from spikingjelly.activation_based import surrogate
 class _shifted_rect(torch.autograd.Function):
     @staticmethod
     def forward(x, alpha, center):
-        return surrogate.heaviside(x)
+        return (x > 0).to(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -33,7 +36,8 @@ class _shifted_rect(torch.autograd.Function):
 
 
 class ShiftedRect(surrogate.SurrogateFunctionBase):
-    """``surrogate.Rect`` with its window moved: h(x) = alpha where |x - center| < 0.5 / alpha.
+    """``surrogate.Rect`` with its window moved: h(x) = alpha where |x - center| < 0.5 / alpha,
+    firing at x > 0.
 
     dsrn_tdbn's ``--surrogate-center zero``: the neuron passes x = U - V_th, and
     ``center = -V_th`` centres the window on U = 0 (the STBP reference code).
@@ -112,3 +116,32 @@ class StrictATan(surrogate.ATan):
     @staticmethod
     def spiking_function(x, alpha):
         return _strict_atan.apply(x, alpha)
+
+
+class _strict_rect(torch.autograd.Function):
+    @staticmethod
+    def forward(x, alpha):
+        return (x > 0).to(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, alpha = inputs
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return surrogate.rect_backward(grad_output, ctx.saved_tensors[0], ctx.alpha)
+
+
+class StrictRect(surrogate.Rect):
+    """``surrogate.Rect`` (its gradient, unchanged) firing at x > 0, the spec's H, instead of x >= 0.
+
+    dsrn_tdbn's neurons: a static image's stem convolution with running
+    statistics lands exactly on V_th at parity's edge, and the library's
+    heaviside would fire there.  Rect has no fused kernel, so this costs nothing.
+    """
+
+    @staticmethod
+    def spiking_function(x, alpha):
+        return _strict_rect.apply(x, alpha)
