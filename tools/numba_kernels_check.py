@@ -3,7 +3,8 @@
 For checking the CPU engine on a Python where PyTorch cannot be installed (its
 CPU build comes from a local file for one Python only): the kernels themselves
 never touch PyTorch, so where it does not import a stand-in module takes its
-place, enough for ``backends/stbp/cpu_kernels.py`` and ``cpu_tdbn.py`` to load.
+place, enough for the kernel modules (``backends/stbp/cpu_neuron.py``, ``cpu_neuron_node.py``,
+``cpu_neuron_linear_node.py``, ``cpu_tdbn_node.py``) and ``cpu_threads.py`` to load.
 Covered: the neuron forward and backward passes (every kind), the neuron + linear +
 neuron node (forward, backward from the membranes and from the input) and the tdBN +
 neuron node (statistics, per-channel constants and running statistics, forward
@@ -13,7 +14,7 @@ gradient) on NCHW and on channels-last steps, in float32 and float64, threaded.
     python tools/numba_kernels_check.py save ref.npz        # e.g. on 3.11, beside PyTorch
     python3.12 tools/numba_kernels_check.py compare ref.npz # exit 1 unless bitwise equal
 
-Needs only numba and NumPy; it loads the two modules by path, under their own names.
+Needs only numba and NumPy; it loads the modules by path, under their own names.
 """
 
 from __future__ import annotations
@@ -43,18 +44,21 @@ def _load_kernels():
             package = types.ModuleType(name)
             package.__path__ = [str(path)]
             sys.modules[name] = package
+    # cpu_threads first: numba's threading layer as the backend picks it
+    names = ("cpu_threads", "cpu_neuron", "cpu_neuron_node", "cpu_neuron_linear_node", "cpu_tdbn_node")
     modules = []
-    for name in ("cpu_kernels", "cpu_tdbn"):
+    for name in names:
         spec = importlib.util.spec_from_file_location(f"backends.stbp.{name}", KERNELS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         modules.append(module)
+    modules = modules[1:]
     return (*modules, with_torch)
 
 
 def outputs() -> dict[str, np.ndarray]:
-    ck, td, with_torch = _load_kernels()
+    neuron, node, nl, td, with_torch = _load_kernels()
     import numba
 
     print(f"Python {sys.version.split()[0]}, numba {numba.__version__}, NumPy {np.__version__}, "
@@ -63,15 +67,15 @@ def outputs() -> dict[str, np.ndarray]:
     out = {}
     for dt in (np.float32, np.float64):
         fast_exp = dt == np.float32
-        for kind, code in ck.KIND_CODES.items():
-            qf = ck.constants(kind, PARAMS[kind], dt, backward=False)
-            qb = ck.constants(kind, PARAMS[kind], dt, backward=True)
+        for kind, code in neuron.KIND_CODES.items():
+            qf = neuron.constants(kind, PARAMS[kind], dt, backward=False)
+            qb = neuron.constants(kind, PARAMS[kind], dt, backward=True)
             T, M = 7, 3001  # blocks of 512, the last cut short
             x, gs = (rng.standard_normal(T * M).astype(dt) for _ in range(2))
             s, m, gx = (np.empty(T * M, dt) for _ in range(3))
             s8 = np.empty(T * M, np.uint8)
-            ck._forward_parallel(code, x, M, s, s8, m, T, M, qf, True, True, 512)
-            ck._backward_parallel(code, m, gs, M, gs, M, False, gx, False, T, M, qb, 512, fast_exp)
+            node._forward_parallel(code, x, M, s, s8, m, T, M, qf, True, True, 512)
+            node._backward_parallel(code, m, gs, M, gs, M, False, gx, False, T, M, qb, 512, fast_exp)
             out[f"neuron-{kind}-{dt.__name__}"] = np.concatenate([s, m, gx, s8]).astype(np.float64)
 
             # the neuron + linear + neuron node, static and time-major input: forward with the membranes,
@@ -85,7 +89,7 @@ def outputs() -> dict[str, np.ndarray]:
                 y, m = np.empty((T * B, K), dt), np.empty(T * B * N, dt)
                 s8 = np.empty(T * B * N, np.uint8)
                 s_out, m_out = np.empty(T * B * K, dt), np.empty(T * B * K, dt)
-                ck._nl_forward_parallel(code, x, x_step, T, B, N, qf, w, bias, True, y, s8, m, True, code, qf,
+                nl._nl_forward_parallel(code, x, x_step, T, B, N, qf, w, bias, True, y, s8, m, True, code, qf,
                                         s_out, m_out, rows)
                 results = [y.ravel(), m, s8, s_out, m_out]
                 none = np.zeros(1, dt)
@@ -93,9 +97,10 @@ def outputs() -> dict[str, np.ndarray]:
                 for recompute in (False, True):
                     gx, dw = np.empty(x.size, dt), np.empty((2, K, N), dt)
                     # the output spikes' gradient broadcast over time (step stride 0), the membranes' not
-                    ck._nl_backward_parallel(code, m, x, x_step, recompute, qf, T, B, N, qb, w, g, none, False, 0,
-                                             none, False, gx, x_step == 0, dw, code, qb, m_out, gs_out, 0, gm_out,
-                                             B * K, True, rows, 4 if recompute else rows, fast_exp)
+                    nl._nl_backward_parallel(code, qb, qf, m, x, x_step, recompute, T, B, N, w, g,
+                                             (none, 0, False, none, False), gx, x_step == 0, dw,
+                                             (code, qb, m_out, gs_out, 0, gm_out, B * K, True),
+                                             (rows, 4 if recompute else rows), fast_exp)
                     results += [gx, dw.ravel(), g.copy().ravel()]
                 out[f"neuron-linear-{layout}-{kind}-{dt.__name__}"] = np.concatenate(results).astype(np.float64)
 

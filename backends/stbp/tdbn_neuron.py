@@ -5,7 +5,7 @@ neuron layer (``lif1``), or through tdBN and the block's residual sum into one
 (``lif2``).  Run apart, tdBN writes its output, the sum writes another tensor,
 the neuron writes its membrane, and the backward pass keeps tdBN's input *and*
 the membrane: two float tensors the size of the layer per time step.  Fused
-(:mod:`backends.stbp.cpu_tdbn`), the forward normalises in cache and writes
+(:mod:`backends.stbp.cpu_tdbn_node`), the forward normalises in cache and writes
 only the spikes; the backward recomputes the membranes from tdBN's input.
 What the node keeps is tdBN's input and the residual (spikes: kept in one
 byte, the same bytes the block's first convolution keeps; the shortcut's
