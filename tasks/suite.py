@@ -52,6 +52,8 @@ from .specs import TASKS
 
 # the committed comparison: the cpu and gpu profiles' default folders feed one report
 PUBLISHED = {"cpu": "results/cpu", "gpu": "results/gpu"}
+# what the committed report is built from: those folders and the NIR fidelity records (python -m tasks.nir fidelity)
+PUBLISHED_SOURCES = (*PUBLISHED.values(), "results/nir")
 PUBLISHED_REPORT = "reports/index.html"
 
 
@@ -65,7 +67,7 @@ def build(out: Path, published: bool) -> bool:
     ``<out>/report.html``.  Its lines (``report: PATH``, warnings, an error)
     are its own; whether it was built."""
     if published:
-        argv = [str(p) for p in PUBLISHED.values() if Path(p).is_dir()] + ["-o", PUBLISHED_REPORT, "--base", "."]
+        argv = [p for p in PUBLISHED_SOURCES if Path(p).is_dir()] + ["-o", PUBLISHED_REPORT, "--base", "."]
     else:
         argv = [str(out), "-o", str(out / "report.html")]
     sys.stdout.flush()
