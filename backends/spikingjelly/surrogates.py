@@ -89,20 +89,30 @@ class ScaledTriangle(surrogate.SurrogateFunctionBase):
         return _scaled_triangle.apply(x, alpha, width, scale)
 
 
-class _strict_atan(torch.autograd.Function):
-    @staticmethod
-    def forward(x, alpha):
-        return (x > 0).to(x)
+def _strict(library_backward):
+    """An autograd Function firing at x > 0 whose backward is a library surrogate's,
+    ``library_backward(grad_output, x, alpha) -> (grad_x, None)``."""
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, alpha = inputs
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
+    class Strict(torch.autograd.Function):
+        @staticmethod
+        def forward(x, alpha):
+            return (x > 0).to(x)
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        return surrogate.ATan.backward(grad_output, ctx.saved_tensors[0], ctx.alpha), None
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            x, alpha = inputs
+            ctx.save_for_backward(x)
+            ctx.alpha = alpha
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return library_backward(grad_output, ctx.saved_tensors[0], ctx.alpha)
+
+    return Strict
+
+
+_strict_atan = _strict(lambda grad, x, alpha: (surrogate.ATan.backward(grad, x, alpha), None))
+_strict_rect = _strict(surrogate.rect_backward)
 
 
 class StrictATan(surrogate.ATan):
@@ -116,22 +126,6 @@ class StrictATan(surrogate.ATan):
     @staticmethod
     def spiking_function(x, alpha):
         return _strict_atan.apply(x, alpha)
-
-
-class _strict_rect(torch.autograd.Function):
-    @staticmethod
-    def forward(x, alpha):
-        return (x > 0).to(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, alpha = inputs
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return surrogate.rect_backward(grad_output, ctx.saved_tensors[0], ctx.alpha)
 
 
 class StrictRect(surrogate.Rect):
