@@ -183,7 +183,7 @@ def one_edition(out: Path, new_edition: bool) -> None:
     others: dict[str, list[Path]] = {}
     for path in record_files(out):
         fp = fingerprint_of(path)
-        if fp != here:
+        if fp not in (here, "unreadable"):  # a half-written or corrupt file is no edition: it is redone
             others.setdefault(fp, []).append(path)
     if not others:
         return

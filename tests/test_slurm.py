@@ -125,7 +125,9 @@ def test_the_suite_through_slurm_records_every_point_with_its_job_and_node(clust
 
 
 def test_a_cancelled_job_and_a_killed_suite_lose_nothing_and_submit_nothing_twice(cluster, tmp_path):
-    profiles, out = profile(tmp_path, seeds=5, steps=40, timing=False), tmp_path / "out"
+    # long enough (seconds of training after the imports) that the job cancelled while running has not written
+    # its record yet
+    profiles, out = profile(tmp_path, seeds=5, steps=1500, timing=False), tmp_path / "out"
     log = open(tmp_path / "first.err", "w")
     first = subprocess.Popen(suite_argv(profiles, out), cwd=ROOT, env=subprocess_env(), stdout=log, stderr=log,
                              start_new_session=True)
@@ -137,7 +139,8 @@ def test_a_cancelled_job_and_a_killed_suite_lose_nothing_and_submit_nothing_twic
         victim = next(k for k, j in jobs.items() if j == victim_job)
         subprocess.run(["scancel", victim_job], check=True)
         # the suite reports the cancelled job with Slurm's reason, then is killed mid-run
-        wait_for(lambda: "CANCELLED" in (tmp_path / "first.err").read_text(), what="the cancellation's report")
+        wait_for(lambda: "CANCELLED" in (tmp_path / "first.err").read_text(), timeout=300,
+                 what="the cancellation's report")
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()

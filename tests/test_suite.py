@@ -251,7 +251,10 @@ def test_records_of_other_code_stop_the_suite_until_a_new_edition_moves_them_asi
     assert "1 of code 0123456789ab, 1 of code unrecorded" in proc.stderr and "--new-edition" in proc.stderr
     assert not (out / "logs").exists()  # nothing ran
 
+    (out / "train/half-written.json").write_text("{ not json")  # no edition: it is redone, not moved
     one_edition(out, new_edition=True)
+    assert (out / "train/half-written.json").is_file()
+    (out / "train/half-written.json").unlink()
     assert (out / ".editions/0123456789ab/train/synthetic-stbp-s1.json").is_file()
     assert (out / ".editions/unrecorded/timing-fp32/lif_layer-stbp-T5-N16.json").is_file()
     assert [p.relative_to(out).as_posix() for p in out.rglob("*.json") if ".editions" not in p.parts] == [
