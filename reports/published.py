@@ -4,10 +4,10 @@ published accuracy and the range of the backends' seed means."""
 
 from __future__ import annotations
 
-import json
 import statistics
 
 from tasks.catalogue import unit_of
+from tasks.profiles import normalised
 from tasks.specs import TASKS, get_spec
 
 from .format import human
@@ -20,7 +20,7 @@ def published_note(task: str, group: TrainingGroup) -> str | None:
     published = getattr(TASKS.get(task), "published", None)
     if published is None:
         return None
-    recipe = json.loads(json.dumps(get_spec(task, **published.settings(task)).to_dict()))  # as records read back
+    recipe = normalised(get_spec(task, **published.settings(task)).to_dict())  # as records read back
     recipe.pop("seed", None)
     if canonical(group.config) != canonical(recipe):
         return None
