@@ -119,6 +119,14 @@ def lif_node(n: int, tau_steps: float, v_th: float):
     return lif_node_shaped((n,), tau_steps, v_th)
 
 
+def dense(weight: np.ndarray):
+    """A layer without bias as NIR's Affine with a zero bias: exact, and what the frameworks' own writers emit
+    for a linear layer, so every reader takes it (Sinabs reads no ``nir.Linear``: docs/nir.md)."""
+    import nir
+
+    return nir.Affine(weight=weight, bias=np.zeros(weight.shape[0]))
+
+
 def export_graph(task: str, **overrides):
     """The NIR graph of ``task`` at its initial weights (seed and sizes from the spec)."""
     import nir
@@ -131,16 +139,16 @@ def export_graph(task: str, **overrides):
     if isinstance(spec, LIFLayerSpec):
         n = spec.neurons
         nodes = {"input": nir.Input(input_type={"input": np.array([n])}),
-                 "fc": nir.Linear(weight=w["fc.weight"]),
+                 "fc": dense(w["fc.weight"]),
                  "lif": lif_node(n, spec.tau, spec.v_th),
                  "output": nir.Output(output_type={"output": np.array([n])})}
         edges = [("input", "fc"), ("fc", "lif"), ("lif", "output")]
     else:
         assert isinstance(spec, FCPoissonSpec)
         nodes = {"input": nir.Input(input_type={"input": np.array([spec.n_in])}),
-                 "fc1": nir.Linear(weight=w["fc1.weight"]),
+                 "fc1": dense(w["fc1.weight"]),
                  "lif1": lif_node(spec.n_hidden, spec.tau, spec.v_th),
-                 "fc2": nir.Linear(weight=w["fc2.weight"]),
+                 "fc2": dense(w["fc2.weight"]),
                  "lif2": lif_node(spec.n_classes, spec.tau, spec.v_th),
                  "output": nir.Output(output_type={"output": np.array([spec.n_classes])})}
         edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")]

@@ -275,6 +275,15 @@ def test_the_committed_conv_example_records_are_what_the_command_gives():
             assert v.get("max_abs_diff") == pytest.approx(want["membranes"][node].get("max_abs_diff"), rel=1e-6, abs=1e-9)
 
 
+def test_fc_mnist_poisson_goes_through_four_readers():
+    # its Linear layers are written as Affine with a zero bias: Sinabs reads no nir.Linear (docs/nir.md)
+    g = tasks_nir.export_graph("fc_mnist_poisson")
+    assert all(isinstance(g.nodes[k], nir.Affine) and not np.any(g.nodes[k].bias) for k in ("fc1", "fc2"))
+    ran = _readers_that_run(g, T=6, batch=1)
+    assert {"norse", "snntorch", "sinabs", "spyx"} <= set(ran), sorted(ran)
+    assert ran["norse"]["membrane"]["max_abs_diff"] < 1e-5
+
+
 def _sweep(graph_path, out, *extra):
     from tasks import sweep
 
