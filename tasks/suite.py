@@ -117,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"unknown task {', '.join(unknown) or '(none)'}; tasks: {', '.join(TASKS)}")
             # a parity file covers every task of its backend: kept whatever the task filter
             todo_all = [pt for pt in todo_all if pt.task in tasks or pt.part == "parity"]
+        if args.nir and "timing" not in parts:
+            raise UsageError("--nir adds measurement points: give a --part with timing")
         if "timing" in parts:  # a graph given on the command line is kept whatever the task filter
             todo_all += graph_points(profile.nir if not args.task else (), names)
             todo_all += graph_points(tuple(NirRow(g) for g in args.nir or ()), names)

@@ -367,3 +367,6 @@ def test_a_profile_and_the_suite_take_graphs(tmp_path):
     listed = [line.split()[1] for line in run.stdout.splitlines()[1:]]
     # the profile's row at T 4 and 8, the command line's graph at T 100; brainstate has no reader
     assert listed == ["nir/nir-mine-norse-T4.json", "nir/nir-mine-norse-T8.json", "nir/nir-mine-norse-T100.json"]
+    parity_only = subprocess.run([sys.executable, "-m", "tasks.suite", "--profiles", str(profiles), "--profile", "p",
+                                  "--part", "parity", "--list", "--nir", str(path)], capture_output=True, text=True, cwd=ROOT)
+    assert parity_only.returncode == 2 and "give a --part with timing" in parity_only.stderr
