@@ -46,6 +46,8 @@ from .runner import (
 from .specs import TaskSpec, get_spec
 
 MEASURES = ("throughput", "memory", "epoch", "activity")
+MEASURE_DEFAULT = "throughput,memory"
+WARMUP_DEFAULT = 3
 MIN_REPEATS = 10
 MIN_WARMUP = 2
 
@@ -176,9 +178,9 @@ def parse_measures(text: str) -> list[str]:
 
 
 def add_measure_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--measure", default="throughput,memory", help=f"comma list of {', '.join(MEASURES)}")
+    p.add_argument("--measure", default=MEASURE_DEFAULT, help=f"comma list of {', '.join(MEASURES)}")
     p.add_argument("--repeats", type=int, default=MIN_REPEATS, help=f"timed repeats (at least {MIN_REPEATS})")
-    p.add_argument("--warmup", type=int, default=3, help=f"untimed calls first (at least {MIN_WARMUP})")
+    p.add_argument("--warmup", type=int, default=WARMUP_DEFAULT, help=f"untimed calls first (at least {MIN_WARMUP})")
     p.add_argument("--epoch-steps", type=int, help="end-to-end steps for 'epoch' (default: a whole epoch)")
 
 

@@ -10,13 +10,11 @@ measured against the float64 reference (``tasks/nir_graph.py``; docs/nir.md).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import importlib
 import io
 import json
-import math
 import sys
 import traceback
 from pathlib import Path
@@ -26,7 +24,8 @@ import numpy as np
 
 from . import rng
 from .errors import SpikebenchError
-from .nir_graph import NEURONS, Graph, GraphError, Node, simulate
+from .result import check_writable
+from .nir_graph import Graph, GraphError, Node, simulate
 from .specs import FCPoissonSpec, LIFLayerSpec, get_spec
 from .weights import initial_weights
 
@@ -120,6 +119,14 @@ def lif_node(n: int, tau_steps: float, v_th: float):
     return lif_node_shaped((n,), tau_steps, v_th)
 
 
+def dense(weight: np.ndarray):
+    """A layer without bias as NIR's Affine with a zero bias: exact, and what the frameworks' own writers emit
+    for a linear layer, so every reader takes it (Sinabs reads no ``nir.Linear``: docs/nir.md)."""
+    import nir
+
+    return nir.Affine(weight=weight, bias=np.zeros(weight.shape[0]))
+
+
 def export_graph(task: str, **overrides):
     """The NIR graph of ``task`` at its initial weights (seed and sizes from the spec)."""
     import nir
@@ -132,16 +139,16 @@ def export_graph(task: str, **overrides):
     if isinstance(spec, LIFLayerSpec):
         n = spec.neurons
         nodes = {"input": nir.Input(input_type={"input": np.array([n])}),
-                 "fc": nir.Linear(weight=w["fc.weight"]),
+                 "fc": dense(w["fc.weight"]),
                  "lif": lif_node(n, spec.tau, spec.v_th),
                  "output": nir.Output(output_type={"output": np.array([n])})}
         edges = [("input", "fc"), ("fc", "lif"), ("lif", "output")]
     else:
         assert isinstance(spec, FCPoissonSpec)
         nodes = {"input": nir.Input(input_type={"input": np.array([spec.n_in])}),
-                 "fc1": nir.Linear(weight=w["fc1.weight"]),
+                 "fc1": dense(w["fc1.weight"]),
                  "lif1": lif_node(spec.n_hidden, spec.tau, spec.v_th),
-                 "fc2": nir.Linear(weight=w["fc2.weight"]),
+                 "fc2": dense(w["fc2.weight"]),
                  "lif2": lif_node(spec.n_classes, spec.tau, spec.v_th),
                  "output": nir.Output(output_type={"output": np.array([spec.n_classes])})}
         edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")]
@@ -279,10 +286,65 @@ def save_records(records: list[dict], out: Path) -> list[Path]:
     return paths
 
 
-# ---- a user's graph, timed (python -m tasks.measure --nir model.nir)
+# ---- a user's graph, timed (python -m tasks.measure --nir model.nir; the sweep's and the suite's points)
 
-def measure_graph(graph, name: str, source: str, framework: str, T: int, batch: int, seed: int,
-                  repeats: int, warmup: int):
+NIR_MEASURES = ("throughput",)  # what a record of a graph measures: inference and forward + backward times
+NIR_RUN = {"device": "cpu", "precision": "fp32"}  # readers build on the CPU, in float32
+POINT_ESTIMATE_S = 30.0
+
+
+def graph_name(path: str | Path) -> str:
+    return Path(path).stem
+
+
+def readers_of(text: str) -> tuple[str, ...]:
+    """The frameworks a ``--backend`` value names ("all": every reader); one without a reader is refused."""
+    frameworks = READERS if text == "all" else tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    unknown = [fw for fw in frameworks if fw not in READERS]
+    if unknown or not frameworks:
+        raise SpikebenchError(f"no NIR reader for {', '.join(unknown) or '(none)'}; readers: {', '.join(READERS)}"
+                              + "".join(f"; {k}: {v}" for k, v in NO_READER.items() if k in unknown))
+    return frameworks
+
+
+def checked_graph(path: str | Path):
+    """The graph of ``path`` once the reference has taken it (a one-line error otherwise)."""
+    graph = read_graph(path)
+    simulate(neutral(graph), spike_input(input_shape(graph), 1, 1, 0), DT)
+    return graph
+
+
+def nir_task(path: str | Path, T: int, batch: int, seed: int) -> dict:
+    """What a graph's measurement record says it measured (its ``config["task"]``): the graph by its
+    contents, so an edited file is measured again, and the settings of the point."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"name": f"nir:{graph_name(path)}", "nir_sha256": digest, "T": T, "batch_size": batch, "seed": seed, "dt": DT}
+
+
+def nir_points(path: str | Path, frameworks: Sequence[str], Ts: Sequence[int], batch: int, seed: int,
+               repeats: int, warmup: int, folder: str = "", estimate_s: float = POINT_ESTIMATE_S) -> list:
+    """The measurement points of a graph (``tasks.measure --nir`` on one framework, one record each), for
+    the sweep and the suite: their orchestrator runs them and finds them done by the one rule."""
+    from .profiles import Point, measure_key
+
+    path = Path(path).resolve()
+    checked_graph(path)  # a bad graph is refused here, once, before any point runs
+    name = graph_name(path)
+    points = []
+    for T in Ts:
+        for fw in frameworks:
+            args = ("--nir", str(path), "--backend", fw, "--T", str(T), "--batch-size", str(batch), "--seed", str(seed),
+                    "--repeats", str(repeats), "--warmup", str(warmup))
+            points.append(Point(part="timing", key=folder + measure_key(f"nir-{name}", fw, T), backend=fw,
+                                label=f"measure nir:{name} {fw} T={T}", module="tasks.measure", args=args,
+                                estimate_s=estimate_s, task=f"nir:{name}", expected_task=nir_task(path, T, batch, seed),
+                                precision=NIR_RUN["precision"], device=NIR_RUN["device"], measures=NIR_MEASURES))
+    return points
+
+
+def measure_graph(graph, source: str, framework: str, T: int, batch: int, seed: int, repeats: int, warmup: int):
     """One measurement record (tasks.result.Result) of ``graph`` through ``framework``'s reader: the
     fidelity row, then inference and forward + backward timed on the same seeded spikes."""
     import platform
@@ -292,11 +354,13 @@ def measure_graph(graph, name: str, source: str, framework: str, T: int, batch: 
     from .result import Result
     from .runner import host_info, host_peak_rss_bytes, now
 
-    result = Result(task=f"nir:{name}", backend=framework, kind="measurement", framework=framework,
+    task = nir_task(source, T, batch, seed)
+    name = graph_name(source)
+    result = Result(task=task["name"], backend=framework, kind="measurement", framework=framework,
                     versions={"python": platform.python_version(), "numpy": np.__version__},
-                    device={"type": "cpu", "name": model_name()}, seed=seed,
-                    config={"nir": source, "T": T, "batch_size": batch, "dt": DT}, host=host_info(),
-                    started_at=now())
+                    device={"type": NIR_RUN["device"], "name": model_name()}, seed=seed,
+                    config={"nir": source, "T": T, "batch_size": batch, "dt": DT, "task": task, "run": dict(NIR_RUN)},
+                    host=host_info(), started_at=now())
     row = fidelity(graph, name, T, batch, seed, (framework,))[0]
     result.extra["fidelity"] = row
     if row["status"] == "unavailable":
@@ -321,7 +385,7 @@ def measure_graph(graph, name: str, source: str, framework: str, T: int, batch: 
     except Exception as exc:  # a reader that imports but cannot time: its record says why
         result.status, result.message = "error", one_line(exc)
     result.set_metric("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
-    result.extra.update(repeats=repeats, warmup=warmup)
+    result.extra.update(repeats=repeats, warmup=warmup, measures=list(NIR_MEASURES))
     result.finished_at = now()
     return result
 
@@ -330,26 +394,28 @@ def measure_main(path: str, backends: str, T: int, batch: int, seed: int, repeat
     """``tasks.measure --nir``: every framework that reads the graph, one record each under ``out``."""
     if T <= 0 or batch <= 0:
         raise SpikebenchError("--T and --batch-size must be > 0")
-    frameworks = READERS if backends == "all" else tuple(backends.split(","))
-    unknown = [fw for fw in frameworks if fw not in READERS]
-    if unknown:
-        raise SpikebenchError(f"no NIR reader for {', '.join(unknown)}; readers: {', '.join(READERS)}"
-                              + "".join(f"; {k}: {v}" for k, v in NO_READER.items() if k in unknown))
-    folder = Path(out)
-    if folder.suffix == ".json" or folder.is_file():
-        raise SpikebenchError(f"--out {out}: with --nir, a folder for one record per framework")
-    graph = read_graph(path)
-    simulate(neutral(graph), spike_input(input_shape(graph), 1, 1, seed), DT)  # refused before any timing
-    name = Path(path).stem
-    folder.mkdir(parents=True, exist_ok=True)
+    frameworks = readers_of(backends)
+    target = Path(out)
+    one_file = target.suffix == ".json"  # one framework's record (a sweep's or suite's point)
+    if one_file and len(frameworks) != 1:
+        raise SpikebenchError(f"--out {out}: a .json file holds one framework's record; give a folder for several")
+    if not one_file and target.is_file():
+        raise SpikebenchError(f"--out {out}: with --nir, a folder for one record per framework (or a .json file for one)")
+    graph = checked_graph(path)
+    name = graph_name(path)
+    (target.parent if one_file else target).mkdir(parents=True, exist_ok=True)
     for fw in frameworks:
-        result = measure_graph(graph, name, str(path), fw, T, batch, seed, repeats, warmup)
-        result.save(str(folder / f"{name}-{fw}.json"))
+        result = measure_graph(graph, str(path), fw, T, batch, seed, repeats, warmup)
+        result.save(str(target if one_file else target / f"{name}-{fw}.json"))
         times = ", ".join(f"{k} {result.metric(k + '_time') * 1e3:.2f} ms" for k in ("inference", "forward_backward")
                           if result.metric(k + "_time") is not None)
         fid = result.extra["fidelity"]
         print(f"{fw:<13} {result.status}: {result.message}" if fid["status"] == "unavailable" else
               f"{fw:<13} {result.status}: {times or result.message}; fidelity: {summary_line(fid).split(fw, 1)[1].strip()}")
+    if one_file:  # a point's process says how its point ended, as tasks.measure --task does
+        from .cli import EXIT_CODES
+
+        return EXIT_CODES[result.status]
     return 0
 
 
@@ -382,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 graph = EXAMPLES[args.example](args.seed or 0)
             else:
                 graph = export_graph(args.task, **overrides)
+            check_writable(args.output)
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             nir.write(args.output, graph)
             print(f"wrote {args.output}: {len(graph.nodes)} nodes, dt {DT} s")
             return 0

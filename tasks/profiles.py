@@ -49,6 +49,18 @@ class TimingRow:
 
 
 @dataclass(frozen=True)
+class NirRow:
+    """A NIR graph timed through every framework's reader (``tasks.measure --nir``; docs/nir.md)."""
+
+    graph: str  # the .nir file
+    Ts: tuple[int, ...] = (100,)
+    batch_size: int = 32
+    seed: int = 0
+    repeats: int = 10
+    seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class ClusterResources:
     """What each point's Slurm job asks for (a profile's ``[P.cluster]`` table):
     CPUs, GPUs and memory per point, a time limit of ``time_margin`` times the
@@ -79,6 +91,7 @@ class Profile:
     timing: tuple[TimingRow, ...] = ()
     parity_tasks: tuple[str, ...] = ()
     parity_seconds: float = 40.0
+    nir: tuple[NirRow, ...] = ()
     cluster: "ClusterResources" = field(default_factory=lambda: ClusterResources())
 
     def backend_names(self, registered: list[str]) -> list[str]:
@@ -155,7 +168,7 @@ def _task(where: str, row: dict) -> str:
 def parse_profile(name: str, table: dict) -> Profile:
     where = f"profile {name}"
     _check_keys(where, table, {"description", "device", "precisions", "backends", "dataset", "budget_minutes",
-                               "train", "timing", "parity", "cluster"})
+                               "train", "timing", "parity", "nir", "cluster"})
     device = table.get("device", "cpu")
     if device not in DEVICES:
         raise UsageError(f"{where}: device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -201,6 +214,10 @@ def parse_profile(name: str, table: dict) -> Profile:
         if not isinstance(repeats, int) or repeats < 10:
             raise UsageError(f"{w}.repeats must be an integer of at least 10, got {repeats!r}")
         timing.append(TimingRow(task, Ts, neurons, settings, repeats, float(row.get("seconds", 20.0))))
+    nir = tuple(parse_nir_row(f"{where} nir[{i}]", row) for i, row in enumerate(table.get("nir", [])))
+    if nir and device != "cpu":
+        raise UsageError(f"{where}: nir rows are measured on the CPU (the readers build there); "
+                         f"this profile's device is {device}")
     parity = table.get("parity", {})
     _check_keys(f"{where} parity", parity, {"tasks", "seconds"})
     ptasks = parity.get("tasks", [])
@@ -213,8 +230,23 @@ def parse_profile(name: str, table: dict) -> Profile:
         name=name, description=str(table.get("description", "")), device=device, precisions=precisions,
         backends="all" if backends == "all" else tuple(backends), dataset=dataset,
         budget_minutes=float(table.get("budget_minutes", 0)), train=tuple(train), timing=tuple(timing),
-        parity_tasks=tuple(ptasks), parity_seconds=float(parity.get("seconds", 40.0)),
+        parity_tasks=tuple(ptasks), parity_seconds=float(parity.get("seconds", 40.0)), nir=nir,
     )
+
+
+def parse_nir_row(where: str, row: dict) -> NirRow:
+    _check_keys(where, row, {"graph", "T", "batch_size", "seed", "repeats", "seconds"})
+    graph = row.get("graph")
+    if not isinstance(graph, str) or not graph:
+        raise UsageError(f"{where}.graph must name a .nir file")
+    Ts = _ints(f"{where}.T", row.get("T", [100]))
+    batch, seed, repeats = row.get("batch_size", 32), row.get("seed", 0), row.get("repeats", 10)
+    if not Ts or min(Ts) <= 0 or not isinstance(batch, int) or batch <= 0 or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"{where}: T must be a non-empty list of positive integers, batch_size a positive "
+                         f"integer, seed >= 0")
+    if not isinstance(repeats, int) or repeats < 10:
+        raise UsageError(f"{where}.repeats must be an integer of at least 10, got {repeats!r}")
+    return NirRow(graph, Ts, batch, seed, repeats, float(row.get("seconds", 30.0)))
 
 
 def parse_cluster(where: str, table: Any) -> ClusterResources:
@@ -248,7 +280,7 @@ def twin(profile: Profile, sizes: Profile) -> Profile:
         kept = {k: v for k, v in row.settings.items() if k == "dataset"}
         rows.append(TrainRow(row.task, row.seeds[:1], {**small.settings, **kept}, small.minutes))
     return dataclasses.replace(profile, name=f"{profile.name}@{sizes.name}", device="cpu", train=tuple(rows),
-                               timing=(), parity_tasks=(), budget_minutes=sizes.budget_minutes, cluster=sizes.cluster)
+                               timing=(), parity_tasks=(), nir=(), budget_minutes=sizes.budget_minutes, cluster=sizes.cluster)
 
 
 def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, Profile]:

@@ -45,7 +45,8 @@ from .cli import OneLineParser, resolve_backends
 from .errors import SpikebenchError, UsageError
 from .executors import add_executor_arguments, make_executor
 from .orchestrate import FolderLock, Progress, is_done, minutes, orchestrate, point_status
-from .profiles import PARTS, PROFILES_FILE, Profile, get_profile, points, twin
+from .measure import WARMUP_DEFAULT
+from .profiles import PARTS, PROFILES_FILE, NirRow, Profile, get_profile, points, twin
 from .provenance import this_code
 from .result import check_writable
 from .specs import TASKS
@@ -81,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--part", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)} (default all)")
     p.add_argument("--backend", help="only these backends (a comma list; default the profile's)")
     p.add_argument("--task", help="only these tasks (a comma list; default the profile's)")
+    p.add_argument("--nir", action="append", metavar="GRAPH",
+                   help="also time this NIR graph through every framework's reader (T 100, batch 32; repeatable; "
+                        "a profile's [[P.nir]] rows give other settings; docs/nir.md)")
     p.add_argument("--data-dir", help="where MNIST-format data sets are looked for first")
     p.add_argument("--list", action="store_true",
                    help="list the points (done, running, queued with their job ids, to do) and the estimate; run nothing")
@@ -113,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"unknown task {', '.join(unknown) or '(none)'}; tasks: {', '.join(TASKS)}")
             # a parity file covers every task of its backend: kept whatever the task filter
             todo_all = [pt for pt in todo_all if pt.task in tasks or pt.part == "parity"]
+        if args.nir and "timing" not in parts:
+            raise UsageError("--nir adds measurement points: give a --part with timing")
+        if "timing" in parts:  # a graph given on the command line is kept whatever the task filter
+            todo_all += graph_points(profile.nir if not args.task else (), names)
+            todo_all += graph_points(tuple(NirRow(g) for g in args.nir or ()), names)
         if args.list:
             return list_points(profile, parts, todo_all, out)
         check_writable(out, directory=True)
@@ -158,6 +167,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_report and not build(out, published=args.out is None and profile.name in PUBLISHED):
         return 1  # the results are kept; the report can be built again
     return 1 if run.failed else 0
+
+
+def graph_points(rows: tuple[NirRow, ...], names: list[str]) -> list:
+    """The measurement points of NIR graphs, for the backends with a NIR reader (``nir/`` in the results)."""
+    if not rows:
+        return []
+    from . import nir as nir_graphs
+
+    readers = [n for n in names if n in nir_graphs.READERS]
+    return [pt for row in rows for pt in nir_graphs.nir_points(row.graph, readers, row.Ts, row.batch_size, row.seed,
+                                                              row.repeats, WARMUP_DEFAULT, "nir/", row.seconds)]
 
 
 def record_files(out: Path) -> list[Path]:

@@ -3,6 +3,8 @@
     python -m tasks.sweep --task dsrn_tdbn --backend all --T 1,2,4,8,16,32 --measure memory,throughput
     python -m tasks.sweep --task lif_layer --backend all --neurons 512,4096,16384 --measure memory,throughput
     python -m tasks.sweep --task fc_mnist --backend all --T 5,25,50 --executor slurm --partition gpu --device cuda
+    python -m tasks.sweep --nir model.nir --backend all --T 25,50,100 --batch-size 32
+
 
 A thin front end over the suite's orchestrator (``tasks/orchestrate.py``): each
 point (backend, T[, N]) runs ``python -m tasks.measure`` in a process of its
@@ -11,6 +13,8 @@ point down — and writes one result file, named as the suite names its
 measurement points; the same executors run them (``--jobs``, ``--gpus``,
 ``--executor slurm``) and the same rule says which are done, so a killed sweep
 resumes where it stopped when it is run again with the same arguments.
+With ``--nir`` the points are a NIR graph's through each framework's reader
+(``tasks.measure --nir`` on one framework, docs/nir.md), on the CPU in fp32.
 Running out of device memory is a recorded point (status ``oom``), not a
 failure of the sweep.  A point whose process died leaves no new file and is
 run again next time.
@@ -37,7 +41,7 @@ from .cli import (
 from .data import check_data
 from .errors import SpikebenchError
 from .executors import add_executor_arguments, make_executor
-from .measure import add_measure_arguments, check_measure_arguments
+from .measure import MEASURE_DEFAULT, add_measure_arguments, check_measure_arguments
 from .orchestrate import FolderLock, Progress, is_done, orchestrate
 from .profiles import ClusterResources, Point, measure_key, normalised
 from .result import Result
@@ -107,9 +111,12 @@ def table(results: dict[tuple, Result | str], names: list[str], points: list[tup
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m tasks.sweep", description="Measure a task over backends and time steps.")
-    p.add_argument("--task", required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task")
+    what.add_argument("--nir", metavar="GRAPH", help="a NIR graph, through every framework's reader (docs/nir.md)")
     p.add_argument("--backend", default="all", help="a backend, a comma list or 'all'")
-    p.add_argument("--out", help="directory for the points (default results/sweeps/<task>-<device>-<precision>)")
+    p.add_argument("--out", help="directory for the points (default results/sweeps/<task>-<device>-<precision>; "
+                                 "with --nir, results/sweeps/nir-<graph>-cpu-fp32)")
     add_task_arguments(p, several_T=True)
     add_run_arguments(p)
     add_measure_arguments(p)
@@ -117,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         measures = check_measure_arguments(args)
+        if args.nir:
+            return nir_sweep(args, measures)
         names = resolve_backends(args.backend)
         base = get_spec(args.task, **{k: v for k, v in spec_overrides(args).items() if k not in ("T", "neurons")})
         Ts = parse_ints(args.T, "--T") if args.T else [base.T]
@@ -144,9 +153,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
 
     points = {(name,) + xy: measure_point(args, spec, name, measures) for name in names for xy, spec in specs.items()}
+    return run_points(points, names, grid, out, executor, lock, not args.no_progress)
+
+
+def nir_sweep(args, measures: list[str]) -> int:
+    """The sweep of a NIR graph over T: one point per reader and T."""
+    from . import nir as nir_graphs
+
+    if args.measure != MEASURE_DEFAULT and set(measures) != set(nir_graphs.NIR_MEASURES):
+        raise SpikebenchError(f"a NIR graph's points measure {', '.join(nir_graphs.NIR_MEASURES)} only")
+    if args.device != nir_graphs.NIR_RUN["device"] or args.precision != nir_graphs.NIR_RUN["precision"]:
+        raise SpikebenchError("a NIR graph is measured on the CPU in fp32 (its readers build there): "
+                              "leave out --device and --precision")
+    if args.neurons:
+        raise SpikebenchError("--neurons is a task's width; a NIR graph's sizes are its own")
+    names = list(nir_graphs.readers_of(args.backend))
+    Ts = parse_ints(args.T, "--T") if args.T else [100]
+    batch, seed = args.batch_size or 32, args.seed or 0
+    if batch <= 0:
+        raise SpikebenchError(f"--batch-size must be > 0, got {batch}")
+    listed = nir_graphs.nir_points(args.nir, names, Ts, batch, seed, args.repeats, args.warmup)
+    out = Path(args.out) if args.out else Path("results") / "sweeps" / f"nir-{nir_graphs.graph_name(args.nir)}-cpu-fp32"
+    check_output(out, directory=True)
+    executor = make_executor(args, out, ClusterResources())
+    if args.cancel:
+        print(f"cancelled {executor.cancel()} queued or running job(s) of {out}")
+        return 0
+    lock = FolderLock(out)
+    lock.acquire(f"sweep of {args.nir}, executor {executor.name}")
+    points = {(pt.backend, pt.expected_task["T"], None): pt for pt in listed}
+    return run_points(points, names, [(T, None) for T in Ts], out, executor, lock, not args.no_progress)
+
+
+def run_points(points: dict[tuple, Point], names: list[str], grid: list[tuple], out: Path, executor, lock: FolderLock,
+               progress: bool) -> int:
+    """Run the points not yet done (the orchestrator's one rule), then print the table."""
     todo = [pt for pt in points.values() if not is_done(pt, out / pt.key)]
     try:
-        run = orchestrate(todo, out, executor, None, Progress(todo, not args.no_progress), lock)
+        run = orchestrate(todo, out, executor, None, Progress(todo, progress), lock)
     except KeyboardInterrupt:
         sys.stderr.write(f"spikebench: interrupted; run the same command again to resume ({out})\n")
         return 130

@@ -273,3 +273,100 @@ def test_the_committed_conv_example_records_are_what_the_command_gives():
         assert (r["status"], r.get("reason"), r.get("spikes")) == (want["status"], want.get("reason"), want.get("spikes"))
         for node, v in r.get("membranes", {}).items():
             assert v.get("max_abs_diff") == pytest.approx(want["membranes"][node].get("max_abs_diff"), rel=1e-6, abs=1e-9)
+
+
+def test_fc_mnist_poisson_goes_through_four_readers():
+    # its Linear layers are written as Affine with a zero bias: Sinabs reads no nir.Linear (docs/nir.md)
+    g = tasks_nir.export_graph("fc_mnist_poisson")
+    assert all(isinstance(g.nodes[k], nir.Affine) and not np.any(g.nodes[k].bias) for k in ("fc1", "fc2"))
+    ran = _readers_that_run(g, T=6, batch=1)
+    assert {"norse", "snntorch", "sinabs", "spyx"} <= set(ran), sorted(ran)
+    assert ran["norse"]["membrane"]["max_abs_diff"] < 1e-5
+
+
+def _sweep(graph_path, out, *extra):
+    from tasks import sweep
+
+    return sweep.main(["--nir", str(graph_path), "--backend", "norse,rockpool", "--T", "3,5", "--batch-size", "2",
+                       "--warmup", "0", "--out", str(out), "--no-progress", *extra])
+
+
+def test_a_sweep_of_a_graph_is_one_record_per_reader_and_T_and_resumes(tmp_path, capsys):
+    from tasks.result import Result
+
+    path = tmp_path / "mine.nir"
+    nir.write(str(path), tasks_nir.export_graph("lif_layer", neurons=8))
+    out = tmp_path / "sweep"
+    assert _sweep(path, out) == 0
+    files = sorted(p.name for p in out.glob("*.json"))
+    assert files == ["nir-mine-norse-T3.json", "nir-mine-norse-T5.json", "nir-mine-rockpool-T3.json",
+                     "nir-mine-rockpool-T5.json"]
+    norse = Result.load(out / "nir-mine-norse-T5.json")
+    assert norse.status == "ok" and norse.task == "nir:mine" and norse.config["task"]["T"] == 5
+    assert norse.extra["fidelity"]["spikes"]["elements"] == 5 * 2 * 8
+    assert "4 measured, 0 already done" in capsys.readouterr().out
+    # run again: the norse points are done (the orchestrator's one rule); a reader that could not
+    # import the graph records no capabilities, so it is tried again, as a missing framework is
+    stamp = (out / "nir-mine-norse-T5.json").stat().st_mtime_ns
+    assert _sweep(path, out) == 0
+    assert "2 measured, 2 already done" in capsys.readouterr().out
+    assert (out / "nir-mine-norse-T5.json").stat().st_mtime_ns == stamp
+    # an edited graph is another graph: measured again
+    nir.write(str(path), tasks_nir.export_graph("lif_layer", neurons=8, seed=3))
+    assert _sweep(path, out) == 0
+    assert "4 measured, 0 already done" in capsys.readouterr().out
+
+
+def test_a_sweep_of_a_graph_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
+    from tasks import sweep
+
+    path = tmp_path / "mine.nir"
+    nir.write(str(path), tasks_nir.export_graph("lif_layer", neurons=8))
+    for extra, expect in ((["--device", "cuda"], "on the CPU in fp32"), (["--neurons", "4,8"], "its own"),
+                          (["--measure", "epoch"], "measure throughput only")):
+        assert _sweep(path, tmp_path / "o", *extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expect in err, err
+    assert sweep.main(["--nir", str(path), "--backend", "brainstate", "--out", str(tmp_path / "o")]) == 2
+    assert "no NIR reader for brainstate" in capsys.readouterr().err
+    assert sweep.main(["--nir", str(tmp_path / "none.nir"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_measure_nir_writes_one_framework_to_a_file_and_refuses_several(tmp_path, capsys):
+    from tasks import measure
+
+    path = tmp_path / "mine.nir"
+    nir.write(str(path), tasks_nir.export_graph("lif_layer", neurons=8))
+    common = ["--nir", str(path), "--T", "3", "--batch-size", "1", "--warmup", "0"]
+    assert measure.main(common + ["--backend", "norse,snntorch", "--out", str(tmp_path / "x.json")]) == 2
+    assert "holds one framework's record" in capsys.readouterr().err
+    assert measure.main(common + ["--backend", "rockpool", "--out", str(tmp_path / "r.json")]) == 2  # unavailable
+    assert json.loads((tmp_path / "r.json").read_text())["status"] == "unavailable"
+
+
+def test_a_profile_and_the_suite_take_graphs(tmp_path):
+    import subprocess
+    import sys
+
+    from tasks.profiles import load_profiles
+
+    path = tmp_path / "mine.nir"
+    nir.write(str(path), tasks_nir.export_graph("lif_layer", neurons=8))
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f'[p]\nbackends = ["norse", "brainstate"]\n[[p.nir]]\ngraph = "{path}"\nT = [4, 8]\n'
+                        f'batch_size = 2\n[q]\ndevice = "cuda"\n[[q.nir]]\ngraph = "{path}"\n')
+    with pytest.raises(Exception, match="measured on the CPU"):
+        load_profiles(profiles)
+    profiles.write_text(profiles.read_text().split("[q]")[0])
+    assert load_profiles(profiles)["p"].nir[0].Ts == (4, 8)
+    run = subprocess.run([sys.executable, "-m", "tasks.suite", "--profiles", str(profiles), "--profile", "p",
+                          "--part", "timing", "--list", "--out", str(tmp_path / "res"), "--nir", str(path)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    listed = [line.split()[1] for line in run.stdout.splitlines()[1:]]
+    # the profile's row at T 4 and 8, the command line's graph at T 100; brainstate has no reader
+    assert listed == ["nir/nir-mine-norse-T4.json", "nir/nir-mine-norse-T8.json", "nir/nir-mine-norse-T100.json"]
+    parity_only = subprocess.run([sys.executable, "-m", "tasks.suite", "--profiles", str(profiles), "--profile", "p",
+                                  "--part", "parity", "--list", "--nir", str(path)], capture_output=True, text=True, cwd=ROOT)
+    assert parity_only.returncode == 2 and "give a --part with timing" in parity_only.stderr
