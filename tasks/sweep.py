@@ -38,7 +38,7 @@ from .data import check_data
 from .errors import SpikebenchError
 from .executors import add_executor_arguments, make_executor
 from .measure import add_measure_arguments, check_measure_arguments
-from .orchestrate import FolderLock, Progress, is_done, orchestrate
+from .orchestrate import run_held, take_folder
 from .profiles import ClusterResources, Point, measure_key, normalised
 from .result import Result
 from .specs import TaskSpec, get_spec
@@ -134,27 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check_data(spec, args.data_dir, not args.no_download)
         resources = ClusterResources(gpus_per_task=1 if args.device == "cuda" else 0)
         executor = make_executor(args, out, resources)
-        if args.cancel:
-            print(f"cancelled {executor.cancel()} queued or running job(s) of {out}")
+        lock = take_folder(executor, out, args.cancel, f"sweep of {base.name}")
+        if lock is None:
             return 0
-        lock = FolderLock(out)
-        lock.acquire(f"sweep of {base.name}, executor {executor.name}")
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return exc.exit_code
 
     points = {(name,) + xy: measure_point(args, spec, name, measures) for name in names for xy, spec in specs.items()}
-    todo = [pt for pt in points.values() if not is_done(pt, out / pt.key)]
-    try:
-        run = orchestrate(todo, out, executor, None, Progress(todo, not args.no_progress), lock)
-    except KeyboardInterrupt:
-        sys.stderr.write(f"spikebench: interrupted; run the same command again to resume ({out})\n")
-        return 130
-    except SpikebenchError as exc:
-        sys.stderr.write(f"spikebench: error: {exc}\n")
-        return exc.exit_code
-    finally:
-        lock.release()
+    done: list[Point] = []
+    run = run_held(list(points.values()), out, executor, lock, None, not args.no_progress, announce=done.extend)
+    if isinstance(run, int):
+        return run
     results: dict[tuple, Result | str] = {}
     for key, pt in points.items():
         status = run.statuses.get(pt.key, "")
@@ -163,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception:
             results[key] = "unreadable"
     print(table(results, names, grid))
-    print(f"points: {out} ({len(todo)} measured, {len(points) - len(todo)} already done)")
+    print(f"points: {out} ({len(points) - len(done)} measured, {len(done)} already done)")
     failed = [r for r in results.values() if isinstance(r, str) or r.status in ("error", "diverged")]
     return EXIT_CODES["error"] if failed else 0
 
