@@ -353,8 +353,8 @@ def run_held(points: list[Point], out: Path, executor: Executor, lock: FolderLoc
         todo = [pt for pt in points if pt not in done]
         return orchestrate(todo, out, executor, data_dir, Progress(todo, show_progress), lock)
     except KeyboardInterrupt:
-        again = ("its Slurm jobs keep running: run the same command again to re-attach to them "
-                 "(--list shows them, --cancel cancels them)" if executor.name == "slurm"
+        again = ("its Slurm jobs keep running: run the same command again to re-attach to them, "
+                 "or with --cancel to cancel them" if executor.name == "slurm"
                  else "run the same command again to resume")
         sys.stderr.write(f"spikebench: interrupted; {again} ({out})\n")
         return 130
