@@ -22,8 +22,12 @@ class BackendEntry:
     description: str
     # the pyproject extra that installs it (pip install "spikebench[EXTRA]")
     extra: str = ""
-    # its colour in every table and figure (Okabe-Ito, safe for colour-blind
-    # readers; a variant shares its framework's hue, lighter)
+    # its colour in every table and figure: a framework takes the next unused
+    # colour of Okabe-Ito's palette, then of Paul Tol's "muted" one (both safe
+    # for colour-blind readers; spyx #332288 and rockpool #882255 are Tol's;
+    # sinabs's #8C564B, matplotlib's brown, predates the rule); a variant shares
+    # its framework's hue, lighter.  tests/test_registry.py checks that every
+    # colour stays distinct from the others and readable on the white page.
     color: str = ""
     # Environment variables that must be set before the framework is imported
     # (the variant then needs a process of its own).

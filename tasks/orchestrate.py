@@ -37,7 +37,7 @@ from typing import Callable, Protocol
 
 from backends.base import Capabilities
 
-from .errors import UsageError
+from .errors import SpikebenchError, UsageError
 from .profiles import Point
 from .progress import progress_bar
 from .result import Result, write_atomic
@@ -326,3 +326,40 @@ def orchestrate(todo: list[Point], out: Path, executor: Executor, data_dir: str 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+# ------------------------------------------------------------------ a front end's run over a folder
+def take_folder(executor: Executor, out: Path, cancel: bool, what: str) -> FolderLock | None:
+    """``--cancel``: cancel ``out``'s queued and running jobs (printed) and return
+    None; else the folder's lock, held (a second run on it is refused)."""
+    if cancel:
+        print(f"cancelled {executor.cancel()} queued or running job(s) of {out}")
+        return None
+    lock = FolderLock(out)
+    lock.acquire(f"{what}, executor {executor.name}")
+    return lock
+
+
+def run_held(points: list[Point], out: Path, executor: Executor, lock: FolderLock, data_dir: str | None,
+             show_progress: bool, announce: Callable[[list[Point]], None] | None = None) -> Run | int:
+    """Run those of ``points`` not yet done (``announce`` is told which are), then
+    release ``lock``.  The run, or the exit status of one that did not finish:
+    130 interrupted (a line says how to resume), a :class:`SpikebenchError`'s
+    code (its line written; e.g. sbatch refused the jobs: nothing recorded as done)."""
+    try:
+        done = [pt for pt in points if is_done(pt, out / pt.key)]
+        if announce is not None:
+            announce(done)
+        todo = [pt for pt in points if pt not in done]
+        return orchestrate(todo, out, executor, data_dir, Progress(todo, show_progress), lock)
+    except KeyboardInterrupt:
+        again = ("its Slurm jobs keep running: run the same command again to re-attach to them, "
+                 "or with --cancel to cancel them" if executor.name == "slurm"
+                 else "run the same command again to resume")
+        sys.stderr.write(f"spikebench: interrupted; {again} ({out})\n")
+        return 130
+    except SpikebenchError as exc:
+        sys.stderr.write(f"spikebench: error: {exc}\n")
+        return exc.exit_code
+    finally:
+        lock.release()

@@ -86,13 +86,18 @@ class Profile:
     precisions: tuple[str, ...]
     backends: tuple[str, ...] | str  # "all" or names
     dataset: str
-    budget_minutes: float
+    # what one backend's points are sized for: the profile's budget grows with the backends it runs
+    budget_minutes_per_backend: float
     train: tuple[TrainRow, ...] = ()
     timing: tuple[TimingRow, ...] = ()
     parity_tasks: tuple[str, ...] = ()
     parity_seconds: float = 40.0
     nir: tuple[NirRow, ...] = ()
     cluster: "ClusterResources" = field(default_factory=lambda: ClusterResources())
+
+    def budget_minutes(self, backends: int) -> float:
+        """What the profile is sized for on ``backends`` backends."""
+        return self.budget_minutes_per_backend * backends
 
     def backend_names(self, registered: list[str]) -> list[str]:
         if self.backends == "all":
@@ -167,8 +172,8 @@ def _task(where: str, row: dict) -> str:
 
 def parse_profile(name: str, table: dict) -> Profile:
     where = f"profile {name}"
-    _check_keys(where, table, {"description", "device", "precisions", "backends", "dataset", "budget_minutes",
-                               "train", "timing", "parity", "nir", "cluster"})
+    _check_keys(where, table, {"description", "device", "precisions", "backends", "dataset",
+                               "budget_minutes_per_backend", "train", "timing", "parity", "nir", "cluster"})
     device = table.get("device", "cpu")
     if device not in DEVICES:
         raise UsageError(f"{where}: device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -218,6 +223,9 @@ def parse_profile(name: str, table: dict) -> Profile:
     if nir and device != "cpu":
         raise UsageError(f"{where}: nir rows are measured on the CPU (the readers build there); "
                          f"this profile's device is {device}")
+    budget = table.get("budget_minutes_per_backend", 0)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0:
+        raise UsageError(f"{where}: budget_minutes_per_backend must be a non-negative number, got {budget!r}")
     parity = table.get("parity", {})
     _check_keys(f"{where} parity", parity, {"tasks", "seconds"})
     ptasks = parity.get("tasks", [])
@@ -229,7 +237,7 @@ def parse_profile(name: str, table: dict) -> Profile:
         cluster=parse_cluster(f"{where} cluster", table.get("cluster", {})),
         name=name, description=str(table.get("description", "")), device=device, precisions=precisions,
         backends="all" if backends == "all" else tuple(backends), dataset=dataset,
-        budget_minutes=float(table.get("budget_minutes", 0)), train=tuple(train), timing=tuple(timing),
+        budget_minutes_per_backend=budget, train=tuple(train), timing=tuple(timing),
         parity_tasks=tuple(ptasks), parity_seconds=float(parity.get("seconds", 40.0)), nir=nir,
     )
 
@@ -280,7 +288,8 @@ def twin(profile: Profile, sizes: Profile) -> Profile:
         kept = {k: v for k, v in row.settings.items() if k == "dataset"}
         rows.append(TrainRow(row.task, row.seeds[:1], {**small.settings, **kept}, small.minutes))
     return dataclasses.replace(profile, name=f"{profile.name}@{sizes.name}", device="cpu", train=tuple(rows),
-                               timing=(), parity_tasks=(), nir=(), budget_minutes=sizes.budget_minutes, cluster=sizes.cluster)
+                               timing=(), parity_tasks=(), nir=(), cluster=sizes.cluster,
+                               budget_minutes_per_backend=sizes.budget_minutes_per_backend)
 
 
 def load_profiles(path: str | Path = PROFILES_FILE) -> dict[str, Profile]:

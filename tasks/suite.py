@@ -44,8 +44,8 @@ import backends as registry
 from .cli import OneLineParser, resolve_backends
 from .errors import SpikebenchError, UsageError
 from .executors import add_executor_arguments, make_executor
-from .orchestrate import FolderLock, Progress, is_done, minutes, orchestrate, point_status
 from .measure import WARMUP_DEFAULT
+from .orchestrate import FolderLock, is_done, minutes, point_status, run_held, take_folder
 from .profiles import PARTS, PROFILES_FILE, NirRow, Profile, get_profile, points, twin
 from .provenance import this_code
 from .result import check_writable
@@ -126,11 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_points(profile, parts, todo_all, out)
         check_writable(out, directory=True)
         executor = make_executor(args, out, profile.cluster)
-        if args.cancel:
-            print(f"cancelled {executor.cancel()} queued or running job(s) of {out}")
+        lock = take_folder(executor, out, args.cancel, f"profile {profile.name}")
+        if lock is None:
             return 0
-        lock = FolderLock(out)
-        lock.acquire(f"profile {profile.name}, executor {executor.name}")
         try:
             one_edition(out, args.new_edition)
         except SpikebenchError:
@@ -140,23 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return exc.exit_code
 
-    try:
-        done = [pt for pt in todo_all if is_done(pt, out / pt.key)]
-        todo = [pt for pt in todo_all if pt not in done]
-        sys.stderr.write(heading(profile, parts, todo_all, done, out) + "\n")
-        try:
-            run = orchestrate(todo, out, executor, args.data_dir, Progress(todo, not args.no_progress), lock)
-        except KeyboardInterrupt:
-            again = ("its Slurm jobs keep running: run the same command again to re-attach to them "
-                     "(--list shows them, --cancel cancels them)" if executor.name == "slurm"
-                     else "run the same command again to resume")
-            sys.stderr.write(f"spikebench: interrupted; {again} ({out})\n")
-            return 130
-        except SpikebenchError as exc:  # e.g. sbatch refused the jobs: nothing recorded as done
-            sys.stderr.write(f"spikebench: error: {exc}\n")
-            return exc.exit_code
-    finally:
-        lock.release()
+    run = run_held(todo_all, out, executor, lock, args.data_dir, not args.no_progress,
+                   announce=lambda done: sys.stderr.write(heading(profile, parts, todo_all, done, out) + "\n"))
+    if isinstance(run, int):
+        return run
     summary: dict[str, int] = {}
     for pt in todo_all:
         s = point_status(pt, out / pt.key) if (out / pt.key).exists() else "missing"
@@ -221,9 +206,11 @@ def one_edition(out: Path, new_edition: bool) -> None:
 
 def heading(profile: Profile, parts: list[str], todo_all: list, done: list, out: Path) -> str:
     left = sum(pt.estimate_s for pt in todo_all if pt not in done)
+    backends = len({pt.backend for pt in todo_all})
     return (f"profile {profile.name}: {len(todo_all)} points ({', '.join(parts)}), {len(done)} already done, "
             f"{len(todo_all) - len(done)} to run, estimated {minutes(left)} (the profile is sized for "
-            f"{profile.budget_minutes:g} min in all); results in {out}")
+            f"{profile.budget_minutes_per_backend:g} min a backend, {profile.budget_minutes(backends):g} min "
+            f"for these {backends}); results in {out}")
 
 
 def list_points(profile: Profile, parts: list[str], todo_all: list, out: Path) -> int:

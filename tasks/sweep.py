@@ -42,7 +42,7 @@ from .data import check_data
 from .errors import SpikebenchError
 from .executors import add_executor_arguments, make_executor
 from .measure import MEASURE_DEFAULT, add_measure_arguments, check_measure_arguments
-from .orchestrate import FolderLock, Progress, is_done, orchestrate
+from .orchestrate import FolderLock, run_held, take_folder
 from .profiles import ClusterResources, Point, measure_key, normalised
 from .result import Result
 from .specs import TaskSpec, get_spec
@@ -143,11 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check_data(spec, args.data_dir, not args.no_download)
         resources = ClusterResources(gpus_per_task=1 if args.device == "cuda" else 0)
         executor = make_executor(args, out, resources)
-        if args.cancel:
-            print(f"cancelled {executor.cancel()} queued or running job(s) of {out}")
+        lock = take_folder(executor, out, args.cancel, f"sweep of {base.name}")
+        if lock is None:
             return 0
-        lock = FolderLock(out)
-        lock.acquire(f"sweep of {base.name}, executor {executor.name}")
     except SpikebenchError as exc:
         sys.stderr.write(f"spikebench: error: {exc}\n")
         return exc.exit_code
@@ -176,29 +174,20 @@ def nir_sweep(args, measures: list[str]) -> int:
     out = Path(args.out) if args.out else Path("results") / "sweeps" / f"nir-{nir_graphs.graph_name(args.nir)}-cpu-fp32"
     check_output(out, directory=True)
     executor = make_executor(args, out, ClusterResources())
-    if args.cancel:
-        print(f"cancelled {executor.cancel()} queued or running job(s) of {out}")
+    lock = take_folder(executor, out, args.cancel, f"sweep of {args.nir}")
+    if lock is None:
         return 0
-    lock = FolderLock(out)
-    lock.acquire(f"sweep of {args.nir}, executor {executor.name}")
     points = {(pt.backend, pt.expected_task["T"], None): pt for pt in listed}
     return run_points(points, names, [(T, None) for T in Ts], out, executor, lock, not args.no_progress)
 
 
-def run_points(points: dict[tuple, Point], names: list[str], grid: list[tuple], out: Path, executor, lock: FolderLock,
-               progress: bool) -> int:
+def run_points(points: dict[tuple, Point], names: list[str], grid: list[tuple], out: Path, executor,
+               lock: FolderLock, progress: bool) -> int:
     """Run the points not yet done (the orchestrator's one rule), then print the table."""
-    todo = [pt for pt in points.values() if not is_done(pt, out / pt.key)]
-    try:
-        run = orchestrate(todo, out, executor, None, Progress(todo, progress), lock)
-    except KeyboardInterrupt:
-        sys.stderr.write(f"spikebench: interrupted; run the same command again to resume ({out})\n")
-        return 130
-    except SpikebenchError as exc:
-        sys.stderr.write(f"spikebench: error: {exc}\n")
-        return exc.exit_code
-    finally:
-        lock.release()
+    done: list[Point] = []
+    run = run_held(list(points.values()), out, executor, lock, None, progress, announce=done.extend)
+    if isinstance(run, int):
+        return run
     results: dict[tuple, Result | str] = {}
     for key, pt in points.items():
         status = run.statuses.get(pt.key, "")
@@ -207,7 +196,7 @@ def run_points(points: dict[tuple, Point], names: list[str], grid: list[tuple], 
         except Exception:
             results[key] = "unreadable"
     print(table(results, names, grid))
-    print(f"points: {out} ({len(todo)} measured, {len(points) - len(todo)} already done)")
+    print(f"points: {out} ({len(points) - len(done)} measured, {len(done)} already done)")
     failed = [r for r in results.values() if isinstance(r, str) or r.status in ("error", "diverged")]
     return EXIT_CODES["error"] if failed else 0
 

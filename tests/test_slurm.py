@@ -44,7 +44,7 @@ def profile(tmp_path: Path, seeds: int = 2, steps: int = 3, timing: bool = True)
 [p]
 device = "cpu"
 backends = ["stbp"]
-budget_minutes = 5
+budget_minutes_per_backend = 5
 [[p.train]]
 task = "synthetic"
 seeds = {list(range(seeds))}

@@ -26,7 +26,7 @@ device = "cpu"
 precisions = ["fp32"]
 backends = ["stbp"]
 dataset = "fashion-mnist"
-budget_minutes = 1
+budget_minutes_per_backend = 1
 
 [[tiny.train]]
 task = "synthetic"
@@ -84,7 +84,43 @@ def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
     T_rows = {r.task: r.Ts for r in cpu.timing}
     assert len(T_rows["fc_mnist"]) >= 3 and len(T_rows["dsrn_tdbn"]) >= 3  # memory versus T
     assert next(r for r in cpu.timing if r.task == "lif_layer").neurons == (512, 2048)
-    assert sum(p.estimate_s for p in pts) <= cpu.budget_minutes * 60 <= 240 * 60
+    assert cpu.budget_minutes_per_backend <= 24  # four hours for the ten backends of today
+    assert sum(p.estimate_s for p in pts) <= cpu.budget_minutes(len(names)) * 60
+
+
+def estimate_by_backend(pts) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for p in pts:
+        seconds[p.backend] = seconds.get(p.backend, 0.0) + p.estimate_s
+    return seconds
+
+
+@pytest.mark.parametrize("name", list(load_profiles()))
+def test_every_backend_s_points_fit_the_profile_s_budget_per_backend(name):
+    profile = get_profile(name)
+    seconds = estimate_by_backend(points(profile, backends.installable_names(), list(PARTS)))
+    assert max(seconds.values()) <= profile.budget_minutes_per_backend * 60, seconds
+
+
+def test_a_profile_grows_with_the_registry_without_an_edited_cap(monkeypatch):
+    cpu = get_profile("cpu")
+    today = cpu.backend_names(backends.installable_names())
+    before = points(cpu, today, list(PARTS))
+    extra = [f"newcomer{i}" for i in range(6)]
+    for name in extra:  # registered as a new framework would be, with a fake backend behind it
+        monkeypatch.setitem(backends.REGISTRY, name, backends.BackendEntry(
+            name, "tests.fake_backends:NaNAfterThreeSteps", ("torch",), "a backend added to the registry"))
+    names = cpu.backend_names(backends.installable_names())
+    assert names == today + extra
+    pts = points(cpu, names, list(PARTS))
+    seconds = estimate_by_backend(pts)
+    # each newcomer gets the same points as every other backend, within the same budget a backend
+    assert set(seconds) == set(names) and len(set(seconds.values())) == 1
+    assert max(seconds.values()) <= cpu.budget_minutes_per_backend * 60
+    assert sum(seconds.values()) <= cpu.budget_minutes(len(names)) * 60
+    assert cpu.budget_minutes(len(names)) > cpu.budget_minutes(len(today))  # the budget grew, no cap was edited
+    # today's backends keep their points (the committed records stay done)
+    assert [p for p in pts if p.backend in today] == [p for p in before]
 
 
 def test_seeds_are_the_same_for_every_backend():
@@ -100,6 +136,7 @@ def test_seeds_are_the_same_for_every_backend():
 
 @pytest.mark.parametrize("text, needle", [
     ("[p]\nbogus = 1\n", "unknown key"),
+    ("[p]\nbudget_minutes_per_backend = 'a lot'\n", "must be a non-negative number"),
     ("[p]\n[[p.train]]\ntask = 'nope'\n", "unknown task"),
     ("[p]\n[[p.train]]\ntask = 'lif_layer'\n", "measured, not trained"),
     ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nsettings = { T = -1 }\n", "T must be a positive integer"),
