@@ -18,14 +18,7 @@ import numpy as np
 from . import rng
 from .errors import UsageError
 from .idx import ImageDataset, load_dataset
-from .specs import (
-    DSRNSpec,
-    FCMnistSpec,
-    FCPoissonSpec,
-    LIFLayerSpec,
-    SyntheticSpec,
-    TaskSpec,
-)
+from .taskspec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -98,7 +91,7 @@ class FixedBatchData(TaskData):
 class SyntheticData(FixedBatchData):
     """Bernoulli spike trains and random binary labels (the synthetic task)."""
 
-    def __init__(self, spec: SyntheticSpec):
+    def __init__(self, spec: TaskSpec):
         gen = rng.stream(spec.seed, "synthetic-data")
         shape = (spec.T, spec.batch_size, spec.n_in)
         x = (gen.random(shape) < spec.input_probability).astype(np.float32)
@@ -113,7 +106,7 @@ class LayerBenchmarkData(FixedBatchData):
     """lif_layer: inputs uniform in [0, 1), time-major ``[T, B, N]`` (the field's
     benchmark feeds ``torch.rand``); the labels are unused zeros."""
 
-    def __init__(self, spec: LIFLayerSpec):
+    def __init__(self, spec: TaskSpec):
         gen = rng.stream(spec.seed, "lif-layer-data")
         x = gen.random((spec.T, spec.batch_size, spec.neurons), dtype=np.float32)
         super().__init__(spec, Batch(x=x, y=np.zeros(spec.batch_size, dtype=np.int64), static=False))
@@ -200,7 +193,7 @@ class AugmentedImageData(ImageData):
 
     splits = ("val", "test")
 
-    def __init__(self, spec: DSRNSpec, dataset: ImageDataset):
+    def __init__(self, spec: TaskSpec, dataset: ImageDataset):
         super().__init__(spec, dataset)
         n = len(dataset.train_images)
         n_val = min(spec.validation_size, n // 2)
@@ -215,7 +208,7 @@ class AugmentedImageData(ImageData):
         return super()._eval_source(split)
 
     def make_batch(self, images, labels, split, epoch, index) -> Batch:
-        spec: DSRNSpec = self.spec  # type: ignore[assignment]
+        spec = self.spec
         x = images.astype(np.float32) / np.float32(255.0)
         if split == "train":
             x = self.augment(x, rng.stream(spec.seed, "augment", epoch, index))
@@ -236,9 +229,10 @@ class AugmentedImageData(ImageData):
         return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-# Tasks whose input is drawn, not read: the whole batch is made up front.
-GENERATED = {SyntheticSpec: SyntheticData, LIFLayerSpec: LayerBenchmarkData}
-IMAGE_PIPELINES = {FCMnistSpec: FlatImageData, FCPoissonSpec: PoissonImageData, DSRNSpec: AugmentedImageData}
+def generated(spec: TaskSpec) -> bool:
+    """Whether the task's input is drawn, not read (the whole batch is made up
+    front), by its pipeline (``DATA`` of its module)."""
+    return not issubclass(spec.workload.DATA, ImageData)
 
 
 def batch_bytes(spec: TaskSpec, batch: int) -> int:
@@ -261,7 +255,7 @@ def _gib(n: float) -> str:
 
 
 def _too_large(spec: TaskSpec, batch: int, why: str) -> UsageError:
-    size = f"T={spec.T}, batch {batch}" + (f", N={spec.neurons}" if isinstance(spec, LIFLayerSpec) else "")
+    size = f"T={spec.T}, batch {batch}" + (f", N={spec.neurons}" if hasattr(spec, "neurons") else "")
     return UsageError(f"{spec.name} with {size}: one input batch needs {_gib(batch_bytes(spec, batch))} "
                       f"of host memory, {why}; lower --T or --batch-size")
 
@@ -277,17 +271,15 @@ def check_batch_fits(spec: TaskSpec, batch: int) -> None:
 def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> TaskData:
     """The data pipeline of ``spec``; a data set, size or limit it cannot run
     with raises :class:`UsageError` or :class:`DataError` (exit 2)."""
-    kind = type(spec)
-    if kind in GENERATED:
+    pipeline = spec.workload.DATA
+    if generated(spec):
         check_batch_fits(spec, spec.batch_size)
         try:
-            return GENERATED[kind](spec)
+            return pipeline(spec)
         except MemoryError:  # fits the machine, not what this process may have
             raise _too_large(spec, spec.batch_size, "more than this process could allocate") from None
-    if kind not in IMAGE_PIPELINES:
-        raise TypeError(f"no data pipeline for {kind.__name__}")
     dataset = load_dataset(spec.dataset, data_dir, allow_download=allow_download)  # type: ignore[attr-defined]
-    data = IMAGE_PIPELINES[kind](spec, dataset)  # indices only: batches are made as they are read
+    data = pipeline(spec, dataset)  # indices only: batches are made as they are read
     check_batch_fits(spec, min(spec.batch_size, max(len(data.train_index), len(data.test_index))))
     if data.n_train_batches() == 0:
         # batches are full (the last partial one is dropped): no step could be taken
@@ -301,7 +293,7 @@ def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_d
 def check_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> None:
     """What :func:`make_data` would refuse, found without drawing a batch (a
     sweep checks every point before it starts one)."""
-    if type(spec) in GENERATED:
+    if generated(spec):
         check_batch_fits(spec, spec.batch_size)
     else:
         make_data(spec, data_dir, allow_download)  # an image pipeline makes no batch up front

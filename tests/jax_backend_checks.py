@@ -42,7 +42,7 @@ def rel(a, b) -> float:
 def parity_weights(spec) -> dict[str, np.ndarray]:
     """The shared initial weights with the parity case's gains (so that neurons spike)."""
     weights = initial_weights(spec)
-    for name, gain in parity.CASES[spec.name][1].items():
+    for name, gain in spec.workload.PARITY_GAINS.items():
         weights[name] = weights[name] * gain
     return weights
 
