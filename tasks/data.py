@@ -1,5 +1,8 @@
 """Batches for every task, made once in NumPy so every backend sees the same ones.
 
+The kinds of pipeline are here (one fixed batch; images read from a data
+set); each task's own pipeline is ``DATA`` of its module (``tasks/workloads/``).
+
 Shuffling, augmentation, Poisson draws and the validation split all happen
 here, from named streams of the run's seed (:mod:`tasks.rng`).  A batch is
 either *static* (one image per sample, fed at every time step; ``x`` is
@@ -88,34 +91,8 @@ class FixedBatchData(TaskData):
         return self.batch.size
 
 
-class SyntheticData(FixedBatchData):
-    """Bernoulli spike trains and random binary labels (the synthetic task)."""
-
-    def __init__(self, spec: TaskSpec):
-        gen = rng.stream(spec.seed, "synthetic-data")
-        shape = (spec.T, spec.batch_size, spec.n_in)
-        x = (gen.random(shape) < spec.input_probability).astype(np.float32)
-        y = (gen.random(spec.batch_size) < 0.5).astype(np.int64)
-        super().__init__(spec, Batch(x=x, y=y, static=False))
-
-    def describe(self) -> dict:
-        return {"input_spikes": int(self.batch.x.sum()), "positive_labels": int(self.batch.y.sum())}
-
-
-class LayerBenchmarkData(FixedBatchData):
-    """lif_layer: inputs uniform in [0, 1), time-major ``[T, B, N]`` (the field's
-    benchmark feeds ``torch.rand``); the labels are unused zeros."""
-
-    def __init__(self, spec: TaskSpec):
-        gen = rng.stream(spec.seed, "lif-layer-data")
-        x = gen.random((spec.T, spec.batch_size, spec.neurons), dtype=np.float32)
-        super().__init__(spec, Batch(x=x, y=np.zeros(spec.batch_size, dtype=np.int64), static=False))
-
-    def describe(self) -> dict:
-        return {"input": "uniform [0, 1)", "input_mean": float(self.batch.x.mean())}
-
-
-def _limit(n: int, limit: int | None) -> int:
+def limited(n: int, limit: int | None) -> int:
+    """``n``, or ``limit`` where that is fewer (a ``limit_train`` / ``limit_test`` of None: all)."""
     return n if limit is None else min(n, limit)
 
 
@@ -126,8 +103,8 @@ class ImageData(TaskData):
     def __init__(self, spec: TaskSpec, dataset: ImageDataset):
         super().__init__(spec)
         self.dataset = dataset
-        self.train_index = np.arange(_limit(len(dataset.train_images), spec.limit_train))
-        self.test_index = np.arange(_limit(len(dataset.test_images), spec.limit_test))
+        self.train_index = np.arange(limited(len(dataset.train_images), spec.limit_train))
+        self.test_index = np.arange(limited(len(dataset.test_images), spec.limit_test))
 
     # -- index bookkeeping ---------------------------------------------------
     def n_train_batches(self) -> int:
@@ -167,66 +144,6 @@ class ImageData(TaskData):
             "train_samples": int(len(self.train_index)),
             **{f"{s}_samples": self.n_eval_samples(s) for s in self.splits},
         }
-
-
-class FlatImageData(ImageData):
-    """Pixels in [0, 1], flattened, the same image at every step (fc_mnist)."""
-
-    def make_batch(self, images, labels, split, epoch, index) -> Batch:
-        x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
-        return Batch(x=x, y=labels, static=True)
-
-
-class PoissonImageData(ImageData):
-    """Each pixel p becomes a Bernoulli(p) spike at every step (fc_mnist_poisson)."""
-
-    def make_batch(self, images, labels, split, epoch, index) -> Batch:
-        p = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
-        gen = rng.stream(self.spec.seed, f"poisson-{split}", epoch, index)
-        x = (gen.random((self.spec.T,) + p.shape, dtype=np.float32) < p).astype(np.float32)
-        return Batch(x=x, y=labels, static=False)
-
-
-class AugmentedImageData(ImageData):
-    """dsrn_tdbn: a seeded validation split, random flip and padded crop for
-    training, normalisation with the task's mean and std everywhere."""
-
-    splits = ("val", "test")
-
-    def __init__(self, spec: TaskSpec, dataset: ImageDataset):
-        super().__init__(spec, dataset)
-        n = len(dataset.train_images)
-        n_val = min(spec.validation_size, n // 2)
-        perm = rng.stream(spec.seed, "validation-split").permutation(n)
-        self.val_index = np.sort(perm[:n_val])[: _limit(n_val, spec.limit_test)]
-        train = np.sort(perm[n_val:])
-        self.train_index = train[: _limit(len(train), spec.limit_train)]
-
-    def _eval_source(self, split):
-        if split == "val":
-            return self.dataset.train_images, self.dataset.train_labels, self.val_index
-        return super()._eval_source(split)
-
-    def make_batch(self, images, labels, split, epoch, index) -> Batch:
-        spec = self.spec
-        x = images.astype(np.float32) / np.float32(255.0)
-        if split == "train":
-            x = self.augment(x, rng.stream(spec.seed, "augment", epoch, index))
-        x = (x - np.float32(spec.mean)) / np.float32(spec.std)
-        return Batch(x=x[:, None, :, :].astype(np.float32), y=labels, static=True)
-
-    def augment(self, x: np.ndarray, gen: np.random.Generator) -> np.ndarray:
-        """Random crop of the zero-padded image, then random horizontal flip."""
-        pad = self.spec.pad  # type: ignore[attr-defined]
-        n, h, w = x.shape
-        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
-        dy = gen.integers(0, 2 * pad + 1, size=n)
-        dx = gen.integers(0, 2 * pad + 1, size=n)
-        flip = gen.random(n) < 0.5
-        rows = dy[:, None] + np.arange(h)[None, :]
-        cols = dx[:, None] + np.arange(w)[None, :]
-        cols = np.where(flip[:, None], cols[:, ::-1], cols)
-        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def generated(spec: TaskSpec) -> bool:

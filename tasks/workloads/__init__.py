@@ -39,17 +39,26 @@ from ..errors import UsageError
 from ..taskspec import TaskSpec
 
 
-def _load() -> list[ModuleType]:
-    found = [importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)]
+def discover(path, package: str) -> list[ModuleType]:
+    """Every module of the package at ``path`` (named ``package``), in their ``ORDER``."""
+    found = [importlib.import_module(f"{package}.{info.name}") for info in pkgutil.iter_modules(path)]
     return sorted(found, key=lambda module: module.ORDER)
 
 
+def register(module: ModuleType) -> None:
+    """Add a task module to :data:`MODULES` and point its spec at it."""
+    name = module.__name__.rsplit(".", 1)[-1]
+    if module.SPEC.name != name:
+        raise ImportError(f"{module.__name__} defines task {module.SPEC.name!r}: a task module is named after its task")
+    if name in MODULES:
+        raise ImportError(f"task {name!r} is defined twice")
+    module.SPEC.workload = module
+    MODULES[name] = module
+
+
 MODULES: dict[str, ModuleType] = {}
-for _module in _load():
-    if _module.SPEC.name != _module.__name__.rsplit(".", 1)[1]:
-        raise ImportError(f"{_module.__name__} defines task {_module.SPEC.name!r}: a task module is named after its task")
-    _module.SPEC.workload = _module
-    MODULES[_module.SPEC.name] = _module
+for _module in discover(__path__, __name__):
+    register(_module)
 
 TASKS: dict[str, type[TaskSpec]] = {name: module.SPEC for name, module in MODULES.items()}
 # The tasks with a learning objective (what ``python -m tasks.run`` trains).

@@ -10,8 +10,10 @@ import numpy as np
 
 from .. import reference as ref
 from .. import reference_grad as bptt
-from ..data import AugmentedImageData, Batch
+from .. import rng
+from ..data import Batch, ImageData, limited
 from ..errors import UsageError
+from ..idx import ImageDataset
 from ..taskspec import WIDTH_MAX, ImageTaskSpec, LayerInfo, Published, SynapseInfo
 from ..weights import Weights, kaiming_normal, torch_linear_default
 
@@ -145,6 +147,48 @@ class DSRNSpec(ImageTaskSpec):
 
     def input_shape(self) -> tuple[int, ...]:
         return (1, self.image_size, self.image_size)
+
+
+class AugmentedImageData(ImageData):
+    """dsrn_tdbn: a seeded validation split, random flip and padded crop for
+    training, normalisation with the task's mean and std everywhere."""
+
+    splits = ("val", "test")
+
+    def __init__(self, spec: DSRNSpec, dataset: ImageDataset):
+        super().__init__(spec, dataset)
+        n = len(dataset.train_images)
+        n_val = min(spec.validation_size, n // 2)
+        perm = rng.stream(spec.seed, "validation-split").permutation(n)
+        self.val_index = np.sort(perm[:n_val])[: limited(n_val, spec.limit_test)]
+        train = np.sort(perm[n_val:])
+        self.train_index = train[: limited(len(train), spec.limit_train)]
+
+    def _eval_source(self, split):
+        if split == "val":
+            return self.dataset.train_images, self.dataset.train_labels, self.val_index
+        return super()._eval_source(split)
+
+    def make_batch(self, images, labels, split, epoch, index) -> Batch:
+        spec = self.spec
+        x = images.astype(np.float32) / np.float32(255.0)
+        if split == "train":
+            x = self.augment(x, rng.stream(spec.seed, "augment", epoch, index))
+        x = (x - np.float32(spec.mean)) / np.float32(spec.std)
+        return Batch(x=x[:, None, :, :].astype(np.float32), y=labels, static=True)
+
+    def augment(self, x: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+        """Random crop of the zero-padded image, then random horizontal flip."""
+        pad = self.spec.pad
+        n, h, w = x.shape
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+        dy = gen.integers(0, 2 * pad + 1, size=n)
+        dx = gen.integers(0, 2 * pad + 1, size=n)
+        flip = gen.random(n) < 0.5
+        rows = dy[:, None] + np.arange(h)[None, :]
+        cols = dx[:, None] + np.arange(w)[None, :]
+        cols = np.where(flip[:, None], cols[:, ::-1], cols)
+        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 SPEC = DSRNSpec

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import reference as ref
 from .. import reference_grad as bptt
-from ..data import Batch, FlatImageData
+from ..data import Batch, ImageData
 from ..taskspec import ImageTaskSpec, LayerInfo, Published, SynapseInfo
 from ..weights import Weights, torch_linear_default
 
@@ -47,6 +47,14 @@ class FCMnistSpec(ImageTaskSpec):
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.n_in,)
+
+
+class FlatImageData(ImageData):
+    """Pixels in [0, 1], flattened, the same image at every step (fc_mnist)."""
+
+    def make_batch(self, images, labels, split, epoch, index) -> Batch:
+        x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+        return Batch(x=x, y=labels, static=True)
 
 
 SPEC = FCMnistSpec

@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import reference as ref
 from .. import reference_grad as bptt
-from ..data import Batch, PoissonImageData
+from .. import rng
+from ..data import Batch, ImageData
 from ..taskspec import ImageTaskSpec, LayerInfo, Published, SynapseInfo
 from ..weights import Weights, torch_linear_default
 
@@ -49,6 +50,16 @@ class FCPoissonSpec(ImageTaskSpec):
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.n_in,)
+
+
+class PoissonImageData(ImageData):
+    """Each pixel p becomes a Bernoulli(p) spike at every step (fc_mnist_poisson)."""
+
+    def make_batch(self, images, labels, split, epoch, index) -> Batch:
+        p = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+        gen = rng.stream(self.spec.seed, f"poisson-{split}", epoch, index)
+        x = (gen.random((self.spec.T,) + p.shape, dtype=np.float32) < p).astype(np.float32)
+        return Batch(x=x, y=labels, static=False)
 
 
 SPEC = FCPoissonSpec

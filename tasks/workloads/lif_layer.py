@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import reference as ref
 from .. import reference_grad as bptt
-from ..data import Batch, LayerBenchmarkData
+from .. import rng
+from ..data import Batch, FixedBatchData
 from ..errors import UsageError
 from ..taskspec import LayerInfo, SynapseInfo, TaskSpec
 from ..weights import Weights, kaiming_normal
@@ -66,6 +67,19 @@ class LIFLayerSpec(TaskSpec):
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.neurons,)
+
+
+class LayerBenchmarkData(FixedBatchData):
+    """lif_layer: inputs uniform in [0, 1), time-major ``[T, B, N]`` (the field's
+    benchmark feeds ``torch.rand``); the labels are unused zeros."""
+
+    def __init__(self, spec: LIFLayerSpec):
+        gen = rng.stream(spec.seed, "lif-layer-data")
+        x = gen.random((spec.T, spec.batch_size, spec.neurons), dtype=np.float32)
+        super().__init__(spec, Batch(x=x, y=np.zeros(spec.batch_size, dtype=np.int64), static=False))
+
+    def describe(self) -> dict:
+        return {"input": "uniform [0, 1)", "input_mean": float(self.batch.x.mean())}
 
 
 SPEC = LIFLayerSpec

@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import reference as ref
 from .. import reference_grad as bptt
-from ..data import Batch, SyntheticData
+from .. import rng
+from ..data import Batch, FixedBatchData
 from ..errors import UsageError
 from ..taskspec import LayerInfo, Published, SynapseInfo, TaskSpec
 from ..weights import Weights, kaiming_normal
@@ -75,6 +76,20 @@ class SyntheticSpec(TaskSpec):
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.n_in,)
+
+
+class SyntheticData(FixedBatchData):
+    """Bernoulli spike trains and random binary labels (the synthetic task)."""
+
+    def __init__(self, spec: SyntheticSpec):
+        gen = rng.stream(spec.seed, "synthetic-data")
+        shape = (spec.T, spec.batch_size, spec.n_in)
+        x = (gen.random(shape) < spec.input_probability).astype(np.float32)
+        y = (gen.random(spec.batch_size) < 0.5).astype(np.int64)
+        super().__init__(spec, Batch(x=x, y=y, static=False))
+
+    def describe(self) -> dict:
+        return {"input_spikes": int(self.batch.x.sum()), "positive_labels": int(self.batch.y.sum())}
 
 
 SPEC = SyntheticSpec
