@@ -10,13 +10,11 @@ measured against the float64 reference (``tasks/nir_graph.py``; docs/nir.md).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import importlib
 import io
 import json
-import math
 import sys
 import traceback
 from pathlib import Path
@@ -26,7 +24,7 @@ import numpy as np
 
 from . import rng
 from .errors import SpikebenchError
-from .nir_graph import NEURONS, Graph, GraphError, Node, simulate
+from .nir_graph import Graph, GraphError, Node, simulate
 from .specs import FCPoissonSpec, LIFLayerSpec, get_spec
 from .weights import initial_weights
 
@@ -315,12 +313,12 @@ def measure_graph(graph, name: str, source: str, framework: str, T: int, batch: 
             t = time_calls(call, lambda: None, repeats, warmup)  # each call returns once its work is done
             t.what = what
             result.timings[key] = t
-            result.set_metric(f"{key}_time", t.median, "median over repeats; see timings for min and max")
+            result.set_metric(f"{key}_time", t.median)
             result.set_metric(f"{key}_throughput", batch / t.median)
             result.set_metric(f"{key}_spread", t.spread)
     except Exception as exc:  # a reader that imports but cannot time: its record says why
         result.status, result.message = "error", one_line(exc)
-    result.set_metric("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
+    result.set_metric("host_peak_rss", host_peak_rss_bytes())
     result.extra.update(repeats=repeats, warmup=warmup)
     result.finished_at = now()
     return result
