@@ -147,7 +147,7 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_softmax(logits)[np.arange(len(labels)), labels].mean())
 
 
-# the spec's loss and score kinds (tasks/specs.py) -> float64 NumPy
+# the spec's loss and score kinds (tasks/taskspec.py) -> float64 NumPy
 LOSSES = {
     "ce_of_time_mean": lambda readout, labels, n_classes: cross_entropy(readout.mean(axis=0), labels),
     "ce_summed_over_time": lambda readout, labels, n_classes: float(
