@@ -98,8 +98,9 @@ def spike_function(spec: TaskSpec) -> SpikeFunction:
 
 def surrogate_center(spec: TaskSpec) -> float:
     """Where dsrn_tdbn's window is centred, in x = U - V_th: on the threshold (0)
-    or, as the published code does, on U = 0 (x = -V_th)."""
-    return 0.0 if spec.surrogate_center == "threshold" else -spec.v_th
+    or, as the published code does, on U = 0 (x = -V_th): the stbp neuron's offset
+    in :meth:`~tasks.taskspec.TaskSpec.neuron_params`."""
+    return spec.neuron_params()[3]
 
 
 # ---------------------------------------------------------------- neurons

@@ -17,6 +17,7 @@ from ..idx import ImageDataset
 from ..taskspec import WIDTH_MAX, ImageTaskSpec, LayerInfo, Published, SynapseInfo
 from ..weights import Weights, kaiming_normal, torch_linear_default
 
+
 @dataclass(frozen=True)
 class BlockInfo:
     """One basic block of the residual network."""

@@ -13,6 +13,7 @@ from ..data import Batch, ImageData
 from ..taskspec import ImageTaskSpec, LayerInfo, Published, SynapseInfo
 from ..weights import Weights, torch_linear_default
 
+
 @dataclass(frozen=True, kw_only=True)
 class FCMnistSpec(ImageTaskSpec):
     """784 -> 1000 -> 10 Leaky neurons, direct input (snnTorch tutorial 5)."""

@@ -14,6 +14,7 @@ from ..data import Batch, ImageData
 from ..taskspec import ImageTaskSpec, LayerInfo, Published, SynapseInfo
 from ..weights import Weights, torch_linear_default
 
+
 @dataclass(frozen=True, kw_only=True)
 class FCPoissonSpec(ImageTaskSpec):
     """784 -> 196 -> 10 LIF neurons, hard reset, Poisson input (SpikingJelly tutorial)."""

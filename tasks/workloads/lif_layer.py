@@ -15,6 +15,7 @@ from ..errors import UsageError
 from ..taskspec import LayerInfo, SynapseInfo, TaskSpec
 from ..weights import Weights, kaiming_normal
 
+
 @dataclass(frozen=True, kw_only=True)
 class LIFLayerSpec(TaskSpec):
     """One Linear(N, N) + LIF layer: the field's single-layer speed benchmark.
@@ -109,7 +110,7 @@ PARITY_GAINS: dict[str, float] = {}
 
 
 def parity_batch(spec: LIFLayerSpec, gen: np.random.Generator) -> Batch:
-    gen.integers(0, spec.n_classes, size=spec.batch_size)  # drawn and unused, as every task's labels are drawn first
+    gen.integers(0, spec.n_classes, size=spec.batch_size)  # labels drawn first as in every task, unused here
     return Batch(gen.random((spec.T, spec.batch_size, spec.neurons)).astype(np.float32),
                  np.zeros(spec.batch_size, np.int64), static=False)
 
