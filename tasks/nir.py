@@ -10,11 +10,13 @@ measured against the float64 reference (``tasks/nir_graph.py``; docs/nir.md).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import importlib
 import io
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -24,7 +26,7 @@ import numpy as np
 
 from . import rng
 from .errors import SpikebenchError
-from .nir_graph import Graph, GraphError, Node, simulate
+from .nir_graph import NEURONS, Graph, GraphError, Node, simulate
 from .specs import FCPoissonSpec, LIFLayerSpec, get_spec
 from .weights import initial_weights
 
