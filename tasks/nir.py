@@ -320,7 +320,7 @@ def measure_graph(graph, name: str, source: str, framework: str, T: int, batch: 
             result.set_metric(f"{key}_spread", t.spread)
     except Exception as exc:  # a reader that imports but cannot time: its record says why
         result.status, result.message = "error", one_line(exc)
-    result.set_metric("host_peak_rss", host_peak_rss_bytes())
+    result.set_metric("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
     result.extra.update(repeats=repeats, warmup=warmup)
     result.finished_at = now()
     return result
