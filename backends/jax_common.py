@@ -14,7 +14,7 @@ folders; what is the same logic is here once:
 * the weight layouts (PyTorch's ``[out, in]`` and ``[O, I, kh, kw]`` <->
   JAX's ``[in, out]`` and ``[kh, kw, I, O]``) and channels-last activity ->
   channels-first;
-* the score kinds of the spec (tasks/specs.py) in ``jax.numpy``;
+* the score kinds of the spec (tasks/taskspec.py) in ``jax.numpy``;
 * the arithmetic of tdBN (:class:`TdBNMath`), time folded into the batch
   (:func:`fold`), and the DSRN's forward pass and basic block, on modules the
   backend builds with its own library.

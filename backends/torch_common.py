@@ -131,7 +131,7 @@ def _mse_of_rate(readout, labels, n_classes):
     return nn.functional.mse_loss(rate, nn.functional.one_hot(labels, n_classes).to(rate.dtype))
 
 
-# the spec's loss and score kinds (tasks/specs.py) -> PyTorch
+# the spec's loss and score kinds (tasks/taskspec.py) -> PyTorch
 LOSSES = {
     "ce_of_time_mean": _ce_of_time_mean,
     "ce_summed_over_time": _ce_summed_over_time,

@@ -32,7 +32,7 @@ class LayerSuite:
 
     def setup(self, backend: str, N: int) -> None:
         from tasks.data import make_data
-        from tasks.measure import first_batch
+        from tasks.runner import first_batch
         from tasks.specs import get_spec
 
         spec = get_spec("lif_layer", **LAYER_POINTS[N])

@@ -27,7 +27,7 @@ class StepSuite:
 
     def setup(self, backend: str, task: str, T: int) -> None:
         from tasks.data import make_data
-        from tasks.measure import first_batch
+        from tasks.runner import first_batch
         from tasks.specs import get_spec
 
         spec = get_spec(task, **step_settings(task, T))

@@ -9,7 +9,7 @@ from typing import Any
 
 import backends as registry  # names, order and colours only: no framework is imported
 from tasks.result import Result
-from tasks.specs import TASKS
+from tasks.specs import TASKS, accuracy_target_in
 
 from .fields import task_config
 
@@ -27,14 +27,10 @@ STATUS_TEXT = {
     "error": "error",
 }
 
-# Fields of a task configuration that change neither the shape of the
-# network nor the batch, so a measurement point taken with other values
-# still measures the same training step.
-NOT_STRUCTURAL = {
-    "T", "epochs", "steps", "limit_train", "limit_test", "seed", "lr", "lr_step_epochs", "lr_gamma",
-    "patience", "eval_every_steps", "accuracy_targets", "adam_betas", "adam_eps", "dataset",
-    "validation_size", "task",
-}
+# Fields of a task configuration that change neither the shape of the network
+# nor the batch (each task's spec says which of its own), so a measurement point
+# taken with other values still measures the same training step.
+NOT_STRUCTURAL = frozenset({"task"}).union(*(cls.not_structural for cls in TASKS.values()))
 
 # a sweep's axis -> (symbol, words) for tables and figures
 AXIS_LABELS = {"T": ("T", "time steps T"), "neurons": ("N", "neurons N")}
@@ -130,7 +126,7 @@ def accuracy_target(r: Result) -> float | None:
     targets = cfg.get("accuracy_targets")
     if isinstance(targets, list):
         try:
-            return dict((k, v) for k, v in targets).get(cfg.get("dataset") or "synthetic")
+            return accuracy_target_in(targets, cfg.get("dataset"))
         except (TypeError, ValueError):
             return None
     return None

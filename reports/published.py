@@ -1,5 +1,5 @@
 """Reproduced beside published: where a training group ran a task's
-publication recipe (tasks/specs.py's ``published``; the ``full`` profile), the
+publication recipe (``published`` in the task's module; the ``full`` profile), the
 published accuracy and the range of the backends' seed means."""
 
 from __future__ import annotations

@@ -19,6 +19,13 @@ LOSS = "loss"
 OPS_UNIT = "ops/sample"
 SPREAD_UNIT = "max/min"
 
+# How the *_host_memory figures are taken (tasks/hostmem.py takes them so).
+HOST_MEMORY_STEPS = 3
+HOST_MEMORY_METHOD = (
+    f"the peak resident memory over {HOST_MEMORY_STEPS} steps minus the resident memory just before them, in a "
+    "process of its own whose malloc returns every freed block at once (tasks/hostmem.py); the same measure for "
+    "every framework")
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -70,9 +77,7 @@ CATALOGUE: dict[str, MetricInfo] = {m.name: m for m in (
     _m("inference_throughput", "samples/s", "higher", "Inference throughput",
        "Batch size over the median inference time.", True, "inference"),
     _m("train_step_host_memory", "bytes", "lower", "Train-step memory (host)",
-       "Host memory a training step needs on the CPU: the peak resident memory over 3 steps minus the resident "
-       "memory just before them, in a process of its own whose malloc returns every freed block at once "
-       "(tasks/hostmem.py); the same measure for every framework.", True),
+       f"Host memory a training step needs on the CPU: {HOST_MEMORY_METHOD}.", True),
     _m("forward_backward_host_memory", "bytes", "lower", "Forward + backward memory (host)",
        "Host memory a forward + backward pass needs on the CPU, measured like the train-step memory.", True),
     _m("inference_host_memory", "bytes", "lower", "Inference memory (host)",

@@ -1,5 +1,8 @@
 """Batches for every task, made once in NumPy so every backend sees the same ones.
 
+The kinds of pipeline are here (one fixed batch; images read from a data
+set); each task's own pipeline is ``DATA`` of its module (``tasks/workloads/``).
+
 Shuffling, augmentation, Poisson draws and the validation split all happen
 here, from named streams of the run's seed (:mod:`tasks.rng`).  A batch is
 either *static* (one image per sample, fed at every time step; ``x`` is
@@ -18,14 +21,7 @@ import numpy as np
 from . import rng
 from .errors import UsageError
 from .idx import ImageDataset, load_dataset
-from .specs import (
-    DSRNSpec,
-    FCMnistSpec,
-    FCPoissonSpec,
-    LIFLayerSpec,
-    SyntheticSpec,
-    TaskSpec,
-)
+from .taskspec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -95,34 +91,8 @@ class FixedBatchData(TaskData):
         return self.batch.size
 
 
-class SyntheticData(FixedBatchData):
-    """Bernoulli spike trains and random binary labels (the synthetic task)."""
-
-    def __init__(self, spec: SyntheticSpec):
-        gen = rng.stream(spec.seed, "synthetic-data")
-        shape = (spec.T, spec.batch_size, spec.n_in)
-        x = (gen.random(shape) < spec.input_probability).astype(np.float32)
-        y = (gen.random(spec.batch_size) < 0.5).astype(np.int64)
-        super().__init__(spec, Batch(x=x, y=y, static=False))
-
-    def describe(self) -> dict:
-        return {"input_spikes": int(self.batch.x.sum()), "positive_labels": int(self.batch.y.sum())}
-
-
-class LayerBenchmarkData(FixedBatchData):
-    """lif_layer: inputs uniform in [0, 1), time-major ``[T, B, N]`` (the field's
-    benchmark feeds ``torch.rand``); the labels are unused zeros."""
-
-    def __init__(self, spec: LIFLayerSpec):
-        gen = rng.stream(spec.seed, "lif-layer-data")
-        x = gen.random((spec.T, spec.batch_size, spec.neurons), dtype=np.float32)
-        super().__init__(spec, Batch(x=x, y=np.zeros(spec.batch_size, dtype=np.int64), static=False))
-
-    def describe(self) -> dict:
-        return {"input": "uniform [0, 1)", "input_mean": float(self.batch.x.mean())}
-
-
-def _limit(n: int, limit: int | None) -> int:
+def limited(n: int, limit: int | None) -> int:
+    """``n``, or ``limit`` where that is fewer (a ``limit_train`` / ``limit_test`` of None: all)."""
     return n if limit is None else min(n, limit)
 
 
@@ -133,8 +103,8 @@ class ImageData(TaskData):
     def __init__(self, spec: TaskSpec, dataset: ImageDataset):
         super().__init__(spec)
         self.dataset = dataset
-        self.train_index = np.arange(_limit(len(dataset.train_images), spec.limit_train))
-        self.test_index = np.arange(_limit(len(dataset.test_images), spec.limit_test))
+        self.train_index = np.arange(limited(len(dataset.train_images), spec.limit_train))
+        self.test_index = np.arange(limited(len(dataset.test_images), spec.limit_test))
 
     # -- index bookkeeping ---------------------------------------------------
     def n_train_batches(self) -> int:
@@ -176,69 +146,10 @@ class ImageData(TaskData):
         }
 
 
-class FlatImageData(ImageData):
-    """Pixels in [0, 1], flattened, the same image at every step (fc_mnist)."""
-
-    def make_batch(self, images, labels, split, epoch, index) -> Batch:
-        x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
-        return Batch(x=x, y=labels, static=True)
-
-
-class PoissonImageData(ImageData):
-    """Each pixel p becomes a Bernoulli(p) spike at every step (fc_mnist_poisson)."""
-
-    def make_batch(self, images, labels, split, epoch, index) -> Batch:
-        p = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
-        gen = rng.stream(self.spec.seed, f"poisson-{split}", epoch, index)
-        x = (gen.random((self.spec.T,) + p.shape, dtype=np.float32) < p).astype(np.float32)
-        return Batch(x=x, y=labels, static=False)
-
-
-class AugmentedImageData(ImageData):
-    """dsrn_tdbn: a seeded validation split, random flip and padded crop for
-    training, normalisation with the task's mean and std everywhere."""
-
-    splits = ("val", "test")
-
-    def __init__(self, spec: DSRNSpec, dataset: ImageDataset):
-        super().__init__(spec, dataset)
-        n = len(dataset.train_images)
-        n_val = min(spec.validation_size, n // 2)
-        perm = rng.stream(spec.seed, "validation-split").permutation(n)
-        self.val_index = np.sort(perm[:n_val])[: _limit(n_val, spec.limit_test)]
-        train = np.sort(perm[n_val:])
-        self.train_index = train[: _limit(len(train), spec.limit_train)]
-
-    def _eval_source(self, split):
-        if split == "val":
-            return self.dataset.train_images, self.dataset.train_labels, self.val_index
-        return super()._eval_source(split)
-
-    def make_batch(self, images, labels, split, epoch, index) -> Batch:
-        spec: DSRNSpec = self.spec  # type: ignore[assignment]
-        x = images.astype(np.float32) / np.float32(255.0)
-        if split == "train":
-            x = self.augment(x, rng.stream(spec.seed, "augment", epoch, index))
-        x = (x - np.float32(spec.mean)) / np.float32(spec.std)
-        return Batch(x=x[:, None, :, :].astype(np.float32), y=labels, static=True)
-
-    def augment(self, x: np.ndarray, gen: np.random.Generator) -> np.ndarray:
-        """Random crop of the zero-padded image, then random horizontal flip."""
-        pad = self.spec.pad  # type: ignore[attr-defined]
-        n, h, w = x.shape
-        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
-        dy = gen.integers(0, 2 * pad + 1, size=n)
-        dx = gen.integers(0, 2 * pad + 1, size=n)
-        flip = gen.random(n) < 0.5
-        rows = dy[:, None] + np.arange(h)[None, :]
-        cols = dx[:, None] + np.arange(w)[None, :]
-        cols = np.where(flip[:, None], cols[:, ::-1], cols)
-        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-
-
-# Tasks whose input is drawn, not read: the whole batch is made up front.
-GENERATED = {SyntheticSpec: SyntheticData, LIFLayerSpec: LayerBenchmarkData}
-IMAGE_PIPELINES = {FCMnistSpec: FlatImageData, FCPoissonSpec: PoissonImageData, DSRNSpec: AugmentedImageData}
+def generated(spec: TaskSpec) -> bool:
+    """Whether the task's input is drawn, not read (the whole batch is made up
+    front), by its pipeline (``DATA`` of its module)."""
+    return not issubclass(spec.workload.DATA, ImageData)
 
 
 def batch_bytes(spec: TaskSpec, batch: int) -> int:
@@ -261,7 +172,7 @@ def _gib(n: float) -> str:
 
 
 def _too_large(spec: TaskSpec, batch: int, why: str) -> UsageError:
-    size = f"T={spec.T}, batch {batch}" + (f", N={spec.neurons}" if isinstance(spec, LIFLayerSpec) else "")
+    size = f"T={spec.T}, batch {batch}" + (f", N={spec.neurons}" if hasattr(spec, "neurons") else "")
     return UsageError(f"{spec.name} with {size}: one input batch needs {_gib(batch_bytes(spec, batch))} "
                       f"of host memory, {why}; lower --T or --batch-size")
 
@@ -277,17 +188,15 @@ def check_batch_fits(spec: TaskSpec, batch: int) -> None:
 def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> TaskData:
     """The data pipeline of ``spec``; a data set, size or limit it cannot run
     with raises :class:`UsageError` or :class:`DataError` (exit 2)."""
-    kind = type(spec)
-    if kind in GENERATED:
+    pipeline = spec.workload.DATA
+    if generated(spec):
         check_batch_fits(spec, spec.batch_size)
         try:
-            return GENERATED[kind](spec)
+            return pipeline(spec)
         except MemoryError:  # fits the machine, not what this process may have
             raise _too_large(spec, spec.batch_size, "more than this process could allocate") from None
-    if kind not in IMAGE_PIPELINES:
-        raise TypeError(f"no data pipeline for {kind.__name__}")
     dataset = load_dataset(spec.dataset, data_dir, allow_download=allow_download)  # type: ignore[attr-defined]
-    data = IMAGE_PIPELINES[kind](spec, dataset)  # indices only: batches are made as they are read
+    data = pipeline(spec, dataset)  # indices only: batches are made as they are read
     check_batch_fits(spec, min(spec.batch_size, max(len(data.train_index), len(data.test_index))))
     if data.n_train_batches() == 0:
         # batches are full (the last partial one is dropped): no step could be taken
@@ -301,7 +210,7 @@ def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_d
 def check_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> None:
     """What :func:`make_data` would refuse, found without drawing a batch (a
     sweep checks every point before it starts one)."""
-    if type(spec) in GENERATED:
+    if generated(spec):
         check_batch_fits(spec, spec.batch_size)
     else:
         make_data(spec, data_dir, allow_download)  # an image pipeline makes no batch up front

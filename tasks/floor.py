@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import SpikebenchError
-from .specs import PRECISIONS, DSRNSpec, SynapseInfo, TaskSpec, get_spec
+from .specs import PRECISIONS, TASKS, DSRNSpec, SynapseInfo, TaskSpec, get_spec
 
 STATE_BYTES = 4  # neuron state, gradients, optimiser state
 
@@ -192,12 +192,9 @@ def floor(spec: TaskSpec, precision: str, gpu: str | GPU = "h100", training: boo
 
 
 # The points docs/performance.md tabulates: each task at its recipe's batch
-# size; dsrn_tdbn over the memory-versus-T study's T; lif_layer over N.
-DOC_POINTS: list[tuple[str, dict]] = (
-    [("synthetic", {}), ("fc_mnist", {}), ("fc_mnist_poisson", {})]
-    + [("dsrn_tdbn", {"T": T}) for T in (1, 2, 4, 8, 16)]
-    + [("lif_layer", {"neurons": n}) for n in (512, 4096, 16384)]
-)
+# size, at the overrides its module lists (FLOOR_POINTS).
+DOC_POINTS: list[tuple[str, dict]] = [
+    (task, overrides) for task, cls in TASKS.items() for overrides in cls.workload.FLOOR_POINTS]
 
 
 def cpu_points() -> list[tuple[str, dict]]:
@@ -218,7 +215,7 @@ def cpu_points() -> list[tuple[str, dict]]:
 
 
 def _label(spec: TaskSpec) -> str:
-    extra = f", N={spec.neurons}" if spec.name == "lif_layer" else ""  # type: ignore[attr-defined]
+    extra = f", N={spec.neurons}" if hasattr(spec, "neurons") else ""  # type: ignore[attr-defined]
     width = getattr(spec, "width", 1)
     extra += f", width {width:g}" if width not in (None, 1, 1.0) else ""
     return f"{spec.name} (T={spec.T}, B={spec.batch_size}{extra})"

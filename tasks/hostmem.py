@@ -41,13 +41,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import malloc
+from .catalogue import HOST_MEMORY_METHOD, HOST_MEMORY_STEPS
 
 MMAP_THRESHOLD_BYTES = 64 * 1024
-STEPS = 3
-
-DESCRIPTION = ("host memory the step needs: peak resident memory over {steps} calls minus the resident memory "
-               "just before them (kernel VmHWM reset), in a process of its own whose malloc returns every block "
-               "of 64 KiB or more at once, from its start")
+STEPS = HOST_MEMORY_STEPS
 
 
 def _status_kib(field: str) -> int | None:
@@ -99,8 +96,9 @@ def step_memory(call: Callable[[], object], synchronize: Callable[[], None], ste
 
 # ------------------------------------------------------------------ the measuring process
 def measure_in_fresh_process(spec, config, warmup: int) -> dict[str, tuple[int | None, str]]:
-    """``{call: (bytes, why-not)}`` for the calls of :func:`tasks.measure.step_calls`,
-    each measured by :func:`step_memory` in a new ``python -m tasks.hostmem`` process."""
+    """``{call: (bytes, note)}`` for the calls of :func:`tasks.runner.step_calls`, each
+    measured by :func:`step_memory` in a new ``python -m tasks.hostmem`` process; the note
+    says how it was measured, or why it was not."""
     from .child import run_child
     from .result import Result
 
@@ -120,7 +118,7 @@ def measure_in_fresh_process(spec, config, warmup: int) -> dict[str, tuple[int |
     for key in CALLS:
         metric = r.metrics.get(f"{key}_host_memory")
         if metric is not None:
-            measured[key] = (metric.value, "" if metric.value is not None else metric.description)
+            measured[key] = (metric.value, metric.description)
     return measured
 
 
@@ -128,14 +126,12 @@ CALLS = ("inference", "forward_backward", "train_step")
 
 
 def _measure_here(spec, warmup: int, backend, data, result) -> None:
-    from .measure import MIN_WARMUP, step_calls
+    from .runner import step_calls, warm_up
 
     for call in step_calls(spec, backend, data):
-        for _ in range(max(warmup, MIN_WARMUP)):
-            call.run()
-            backend.synchronize()
+        warm_up(call.run, backend.synchronize, warmup)
         value, why = step_memory(call.run, backend.synchronize)
-        result.set_metric(f"{call.key}_host_memory", value, why or DESCRIPTION.format(steps=STEPS))
+        result.set_metric(f"{call.key}_host_memory", value, why or HOST_MEMORY_METHOD)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,20 +28,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import hostmem
-from .data import Batch, TaskData
+from .data import TaskData
 from .errors import SpikebenchError
 from .metrics import EvalAccumulator
 from .result import LayerStat, Result, Timing
 from .runner import (
+    MIN_WARMUP,
     RunConfig,
     evaluate_split,
     execute,
     host_peak_rss_bytes,
     record_activity,
+    step_calls,
+    warm_up,
 )
 from .specs import TaskSpec, get_spec
 
@@ -49,14 +51,11 @@ MEASURES = ("throughput", "memory", "epoch", "activity")
 MEASURE_DEFAULT = "throughput,memory"
 WARMUP_DEFAULT = 3
 MIN_REPEATS = 10
-MIN_WARMUP = 2
 
 
 def time_calls(call: Callable[[], object], synchronize: Callable[[], None], repeats: int, warmup: int) -> Timing:
     """Median of ``repeats`` synchronised calls after ``warmup`` untimed ones."""
-    for _ in range(max(warmup, MIN_WARMUP)):
-        call()
-        synchronize()
+    warm_up(call, synchronize, warmup)
     samples = []
     for _ in range(repeats):
         synchronize()
@@ -65,43 +64,6 @@ def time_calls(call: Callable[[], object], synchronize: Callable[[], None], repe
         synchronize()
         samples.append(time.perf_counter() - t0)
     return Timing(samples=samples)
-
-
-def first_batch(data: TaskData, split: str) -> Batch:
-    if split == "train":
-        return next(iter(data.train_batches(0)))
-    return next(iter(data.eval_batches(split)))
-
-
-@dataclass(frozen=True)
-class StepCall:
-    """One call a point times and measures, on a batch already on the device."""
-
-    key: str  # inference, forward_backward, train_step
-    run: Callable[[], object]
-    size: int  # samples per call
-    what: str
-    peak: str  # its device-memory metric
-    peak_what: str
-
-
-def step_calls(spec: TaskSpec, backend, data: TaskData) -> list[StepCall]:
-    """The calls of a measurement point, in the order they are measured."""
-    test = backend.stage(first_batch(data, "test"))
-    staged = backend.stage(first_batch(data, "train"))
-    calls = [
-        StepCall("inference", lambda: backend.infer(test), test.size,
-                 "one forward pass without gradients, batch on the device",
-                 "peak_device_memory_inference", "allocator peak over inference"),
-        StepCall("forward_backward", lambda: backend.forward_backward(staged), staged.size,
-                 "forward and backward pass, gradients left on the device, no optimiser step; batch on the device",
-                 "peak_device_memory_forward_backward", "allocator peak over forward + backward passes"),
-    ]
-    if spec.trainable:  # a speed benchmark (lif_layer) has no optimiser step to time
-        calls.append(StepCall("train_step", lambda: backend.train_step(staged), staged.size,
-                              "forward, backward and Adam step, batch on the device",
-                              "peak_device_memory", "allocator peak over training steps"))
-    return calls
 
 
 def _measure(spec: TaskSpec, config: RunConfig, measures: set[str], repeats: int, warmup: int,
@@ -118,14 +80,14 @@ def _measure(spec: TaskSpec, config: RunConfig, measures: set[str], repeats: int
             if "throughput" in measures:
                 t.what = call.what
                 result.timings[call.key] = t
-                m(f"{call.key}_time", t.median, "median over repeats; see timings for min and max")
+                m(f"{call.key}_time", t.median)
                 m(f"{call.key}_throughput", call.size / t.median)
                 m(f"{call.key}_spread", t.spread)
         result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
         if "memory" in measures and config.device == "cpu":
             # in a process of its own, whose heap holds no block freed by the steps above
-            for key, (value, why) in hostmem.measure_in_fresh_process(spec, config, warmup).items():
-                m(f"{key}_host_memory", value, why or hostmem.DESCRIPTION.format(steps=hostmem.STEPS))
+            for key, (value, note) in hostmem.measure_in_fresh_process(spec, config, warmup).items():
+                m(f"{key}_host_memory", value, note)
     if "epoch" in measures and spec.trainable:
         steps = []
         samples = 0
@@ -154,7 +116,7 @@ def _measure(spec: TaskSpec, config: RunConfig, measures: set[str], repeats: int
         m("firing_rate_mean", summary["firing_rate_mean"], "at the initial weights")
         m("firing_rate_overall", summary["firing_rate_overall"], "at the initial weights")
         record_activity(result, acc)
-    m("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
+    m("host_peak_rss", host_peak_rss_bytes())
     result.extra["measures"] = sorted(measures)
     result.extra["repeats"] = repeats
     result.extra["warmup"] = max(warmup, MIN_WARMUP)

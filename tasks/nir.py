@@ -379,7 +379,7 @@ def measure_graph(graph, source: str, framework: str, T: int, batch: int, seed: 
             t = time_calls(call, lambda: None, repeats, warmup)  # each call returns once its work is done
             t.what = what
             result.timings[key] = t
-            result.set_metric(f"{key}_time", t.median, "median over repeats; see timings for min and max")
+            result.set_metric(f"{key}_time", t.median)
             result.set_metric(f"{key}_throughput", batch / t.median)
             result.set_metric(f"{key}_spread", t.spread)
     except Exception as exc:  # a reader that imports but cannot time: its record says why

@@ -71,18 +71,6 @@ TOLERANCES = {
 }
 TRAINING_STEPS = 20
 
-# Each parity case: the task at a small size, and gains on linear/conv weights
-# so that every layer fires at a useful rate (a layer that never spikes
-# proves nothing about resets or surrogates).
-CASES: dict[str, tuple[dict, dict[str, float]]] = {
-    "synthetic": ({"T": 100, "batch_size": 16, "input_probability": 0.05}, {}),
-    "fc_mnist": ({"T": 8, "batch_size": 16}, {"fc1.weight": 2.0, "fc2.weight": 2.0}),
-    "fc_mnist_poisson": ({"T": 30, "batch_size": 16}, {"fc1.weight": 50.0, "fc2.weight": 100.0}),
-    "dsrn_tdbn": ({"T": 3, "batch_size": 4, "width": 1 / 16}, {"fc1.weight": 3.0, "fc2.weight": 3.0}),
-    "lif_layer": ({"T": 30, "batch_size": 4, "neurons": 48}, {}),
-}
-
-
 @dataclass
 class ParityCase:
     spec: TaskSpec
@@ -92,31 +80,19 @@ class ParityCase:
 
 def random_batch(spec: TaskSpec, gen: np.random.Generator) -> Batch:
     """Fresh random inputs of the task's kind (no data set needed)."""
-    B = spec.batch_size
-    y = gen.integers(0, spec.n_classes, size=B)
-    name = spec.name
-    if name == "synthetic":
-        x = (gen.random((spec.T, B, spec.n_in)) < spec.input_probability).astype(np.float32)  # type: ignore[attr-defined]
-        return Batch(x, y, static=False)
-    if name == "fc_mnist":
-        return Batch(gen.random((B, 784)).astype(np.float32), y, static=True)
-    if name == "fc_mnist_poisson":
-        p = gen.random((B, 784))
-        return Batch((gen.random((spec.T, B, 784)) < p).astype(np.float32), y, static=False)
-    if name == "dsrn_tdbn":
-        return Batch(gen.standard_normal((B, 1, 28, 28)).astype(np.float32), y, static=True)
-    if name == "lif_layer":
-        return Batch(gen.random((spec.T, B, spec.neurons)).astype(np.float32), np.zeros(B, np.int64), static=False)
-    raise KeyError(name)
+    return spec.workload.parity_batch(spec, gen)
 
 
 def parity_case(task: str, seed: int = 0, edge: bool = True) -> ParityCase:
-    """The task's parity case; ``edge=False`` leaves out the membrane at the threshold (for a
-    test of something else on a backend that is known to fire there)."""
-    overrides, gains = CASES[task]
-    spec = get_spec(task, seed=seed).with_overrides(**overrides)
+    """The task's parity case (``PARITY_SIZE`` and ``PARITY_GAINS`` of its module: the task at
+    a small size, and gains on linear/conv weights so that every layer fires at a useful rate;
+    a layer that never spikes proves nothing about resets or surrogates).  ``edge=False``
+    leaves out the membrane at the threshold (for a test of something else on a backend that
+    is known to fire there)."""
+    workload = TASKS[task].workload
+    spec = get_spec(task, seed=seed).with_overrides(**workload.PARITY_SIZE)
     weights = initial_weights(spec)
-    for name, gain in gains.items():
+    for name, gain in workload.PARITY_GAINS.items():
         weights[name] = weights[name] * gain
     gen = rng.stream(seed, f"parity-{task}")
     batches = [random_batch(spec, gen) for _ in range(TRAINING_STEPS)]
@@ -128,25 +104,10 @@ def parity_case(task: str, seed: int = 0, edge: bool = True) -> ParityCase:
 def at_threshold(spec: TaskSpec, weights: Weights, batch: Batch) -> None:
     """Put a first-layer membrane exactly at V_th in sample 0 at t = 0 (the edge where ``>``
     and ``>=`` differ: no spike, and no subtractive reset at t = 1), where any arithmetic of
-    the spec gives exactly V_th: sample 0's input is zero, or one input of 1, so the membrane
-    is a bias (fc_mnist), one weight over tau = 2 (lif_layer) or tdBN's bias with running
-    statistics (dsrn_tdbn).  Not in synthetic (V = (1 - a) I) nor fc_mnist_poisson (X / 100):
-    a backend computing 1 - a or 1 / tau its own way lands an ulp off, a rounding tie, not
-    the spec's edge (brainstate and sinabs do)."""
-    x, v_th = batch.x, spec.v_th
-    name = spec.name
-    if name == "fc_mnist":  # U = fc1's bias
-        x[0] = 0.0
-        weights["fc1.bias"][0] = v_th
-    elif name == "lif_layer":  # H = X / tau, X = one weight (no bias)
-        x[:, 0] = 0.0
-        x[0, 0, 0] = 1.0
-        weights["fc.weight"][0, 0] = spec.tau * v_th  # type: ignore[attr-defined]
-    elif name == "dsrn_tdbn":  # U = tdBN(0) = the stem's tdBN bias
-        x[0] = 0.0
-        weights["stem.bn.bias"][0] = v_th
-    elif name not in ("synthetic", "fc_mnist_poisson"):
-        raise KeyError(name)
+    the spec gives exactly V_th (``at_threshold`` of the task's module; ``None`` in a task
+    where no arithmetic lands there exactly)."""
+    if spec.workload.at_threshold is not None:
+        spec.workload.at_threshold(spec, weights, batch)
 
 
 @dataclass

@@ -197,7 +197,7 @@ def parse_profile(name: str, table: dict) -> Profile:
         if not seeds:
             raise UsageError(f"{w}.seeds is empty")
         settings = row.get("settings", {})
-        if "recipe" in row:  # the publication's own recipe (tasks/specs.py): the one place it is written
+        if "recipe" in row:  # the publication's own recipe (the task's module): the one place it is written
             if row["recipe"] != "published" or settings or TASKS[task].published is None:
                 raise UsageError(f"{w}: recipe = \"published\" (alone, without settings) is the only recipe, "
                                  f"for a task with a publication")

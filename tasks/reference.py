@@ -1,7 +1,9 @@
 """The task specification in executable form: a float64 NumPy forward pass.
 
-Every network of ``docs/tasks.md`` is written here directly from its
-equations, one time step at a time, with no framework.  It returns per-layer
+Every network of ``docs/tasks.md`` is written directly from its equations, one
+time step at a time, with no framework: the neurons, synapses and losses here,
+each task's network in its own module (``reference_forward`` of
+``tasks/workloads/<task>.py``).  It returns per-layer
 spikes and membranes (time-major), the readout, the loss and the scores the
 accuracy is computed from.  Every backend is checked against it.
 
@@ -19,14 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .data import Batch
-from .specs import (
-    DSRNSpec,
-    FCMnistSpec,
-    FCPoissonSpec,
-    LIFLayerSpec,
-    SyntheticSpec,
-    TaskSpec,
-)
+from .taskspec import TaskSpec
 from .weights import Weights
 
 
@@ -152,7 +147,7 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_softmax(logits)[np.arange(len(labels)), labels].mean())
 
 
-# the spec's loss and score kinds (tasks/specs.py) -> float64 NumPy
+# the spec's loss and score kinds (tasks/taskspec.py) -> float64 NumPy
 LOSSES = {
     "ce_of_time_mean": lambda readout, labels, n_classes: cross_entropy(readout.mean(axis=0), labels),
     "ce_summed_over_time": lambda readout, labels, n_classes: float(
@@ -212,56 +207,9 @@ def forward(spec: TaskSpec, weights: Weights, batch: Batch, batch_statistics: bo
         spikes[name], membranes[name] = pair
         return pair[0]
 
-    if isinstance(spec, SyntheticSpec):
-        current = exponential_synapse(linear(x, w, "fc1"), spec.a_syn)
-        s = record("hidden", soft_reset_lif(current, spec.a_mem, spec.v_th))
-        readout = exponential_synapse(linear(s, w, "readout"), spec.a_syn)
-    elif isinstance(spec, FCMnistSpec):
-        s = record("lif1", subtractive_lif(linear(x, w, "fc1"), spec.beta, spec.v_th))
-        record("lif2", subtractive_lif(linear(s, w, "fc2"), spec.beta, spec.v_th))
-        readout = membranes["lif2"]
-    elif isinstance(spec, FCPoissonSpec):
-        s = record("lif1", hard_reset_lif(linear(x, w, "fc1"), spec.tau, spec.v_th))
-        readout = record("lif2", hard_reset_lif(linear(s, w, "fc2"), spec.tau, spec.v_th))
-    elif isinstance(spec, LIFLayerSpec):
-        readout = record("lif", hard_reset_lif(linear(x, w, "fc"), spec.tau, spec.v_th))
-    elif isinstance(spec, DSRNSpec):
-        readout = _dsrn(spec, w, x, batch_statistics, record, running)
-    else:
-        raise TypeError(type(spec).__name__)
-
-    output_spikes = spikes[spec.layer_names()[-1]] if not isinstance(spec, SyntheticSpec) else None
+    readout = spec.workload.reference_forward(spec, w, x, batch_statistics, record, running)
+    # a non-spiking readout (the synthetic task's synapse) has no output spikes
+    output_spikes = spikes[spec.layer_names()[-1]] if spec.readout != "synapse" else None
     loss, scores = loss_and_scores(spec, readout, output_spikes, np.asarray(batch.y))
     return ReferenceOutput(readout, loss, scores, spikes, membranes, running)
 
-
-def _dsrn(spec: DSRNSpec, w: Weights, x: np.ndarray, batch_statistics: bool, record, running) -> np.ndarray:
-    T, B = x.shape[:2]
-
-    def conv_bn(inp: np.ndarray, conv: str, bn: str, stride: int, padding: int, alpha: float) -> np.ndarray:
-        y = conv2d(inp.reshape((T * B,) + inp.shape[2:]), w[f"{conv}.weight"], stride, padding)
-        y = y.reshape((T, B) + y.shape[1:])
-        out, mean, var = tdbn(y, w, bn, alpha, spec.v_th, spec.bn_eps, batch_statistics)
-        if batch_statistics:
-            n = y.size // y.shape[2]
-            running[f"{bn}.running_mean"], running[f"{bn}.running_var"] = updated_running_stats(
-                w[f"{bn}.running_mean"], w[f"{bn}.running_var"], mean, var, n, spec.bn_momentum
-            )
-        return out
-
-    def lif(name: str, inp: np.ndarray) -> np.ndarray:
-        return record(name, stbp_lif(inp, spec.tau, spec.v_th))
-
-    s = lif("stem.lif", conv_bn(x, "stem.conv", "stem.bn", 1, 1, 1.0))
-    for b in spec.blocks():
-        p = b.prefix
-        h = lif(f"{p}.lif1", conv_bn(s, f"{p}.conv1", f"{p}.bn1", b.stride, 1, 1.0))
-        out = conv_bn(h, f"{p}.conv2", f"{p}.bn2", 1, 1, spec.block_alpha)
-        if b.has_projection:
-            shortcut = conv_bn(s, f"{p}.shortcut.conv", f"{p}.shortcut.bn", b.stride, 0, spec.block_alpha)
-        else:
-            shortcut = s
-        s = lif(f"{p}.lif2", out + shortcut)
-    pooled = s.mean(axis=(3, 4))
-    h = lif("fc1.lif", linear(pooled, w, "fc1"))
-    return lif("fc2.lif", linear(h, w, "fc2"))

@@ -7,7 +7,9 @@ through time, one step at a time) and the loss curve of a short Adam run, so
 the gradient and loss-curve columns of ``python -m tasks.parity`` compare
 every backend -- ``stbp`` included -- with an independent implementation.
 
-Every operation is written as a forward step that keeps what its backward
+The steps are here; each task chains them into its network in its own module
+(``reference_gradients`` of ``tasks/workloads/<task>.py``).  Every operation
+is written as a forward step that keeps what its backward
 step needs (a *cache*), and a backward step that takes the gradient of the
 loss with respect to the operation's output and returns the gradient with
 respect to its input (adding the weight gradients to ``grads``).  The spike
@@ -39,15 +41,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .data import Batch
-from .reference import exponential_synapse, heaviside, log_softmax
-from .specs import (
-    DSRNSpec,
-    FCMnistSpec,
-    FCPoissonSpec,
-    LIFLayerSpec,
-    SyntheticSpec,
-    TaskSpec,
-)
+from .reference import heaviside, log_softmax
+from .taskspec import TaskSpec
 from .weights import Weights, trainable_names
 
 Grads = dict[str, np.ndarray]
@@ -101,10 +96,11 @@ def spike_function(spec: TaskSpec) -> SpikeFunction:
     return SpikeFunction(heaviside, SURROGATES[spec.neuron](spec))
 
 
-def surrogate_center(spec: DSRNSpec) -> float:
+def surrogate_center(spec: TaskSpec) -> float:
     """Where dsrn_tdbn's window is centred, in x = U - V_th: on the threshold (0)
-    or, as the published code does, on U = 0 (x = -V_th)."""
-    return 0.0 if spec.surrogate_center == "threshold" else -spec.v_th
+    or, as the published code does, on U = 0 (x = -V_th): the stbp neuron's offset
+    in :meth:`~tasks.taskspec.TaskSpec.neuron_params`."""
+    return spec.neuron_params()[3]
 
 
 # ---------------------------------------------------------------- neurons
@@ -255,9 +251,9 @@ def linear(x: np.ndarray, w: Weights, name: str) -> np.ndarray:
 def linear_backward(grad_out: np.ndarray, x: np.ndarray, w: Weights, name: str, grads: Grads) -> np.ndarray:
     """out[..., o] = sum_i W[o, i] x[..., i] + b[o], summed over every leading (time, batch) index."""
     g2, x2 = grad_out.reshape(-1, grad_out.shape[-1]), x.reshape(-1, x.shape[-1])
-    _accumulate(grads, f"{name}.weight", g2.T @ x2)
+    accumulate(grads, f"{name}.weight", g2.T @ x2)
     if f"{name}.bias" in w:
-        _accumulate(grads, f"{name}.bias", g2.sum(axis=0))
+        accumulate(grads, f"{name}.bias", g2.sum(axis=0))
     return grad_out @ w[f"{name}.weight"]
 
 
@@ -319,8 +315,8 @@ def tdbn_backward(grad_out: np.ndarray, cache: TdBNCache, w: Weights, name: str,
     """
     axes = (0, 1, 3, 4)
     c = (slice(None), None, None)
-    _accumulate(grads, f"{name}.weight", (grad_out * cache.scale * cache.normed).sum(axis=axes))
-    _accumulate(grads, f"{name}.bias", grad_out.sum(axis=axes))
+    accumulate(grads, f"{name}.weight", (grad_out * cache.scale * cache.normed).sum(axis=axes))
+    accumulate(grads, f"{name}.bias", grad_out.sum(axis=axes))
     grad_normed = grad_out * (w[f"{name}.weight"] * cache.scale)[c]
     mean_g = grad_normed.mean(axis=axes)
     mean_gn = (grad_normed * cache.normed).mean(axis=axes)
@@ -397,113 +393,15 @@ def loss_and_gradients(spec: TaskSpec, weights: Weights, batch: Batch, spike: Sp
     def record(name: str, spikes: np.ndarray, membranes: np.ndarray) -> None:
         out.spikes[name], out.membranes[name] = spikes, membranes
 
-    if isinstance(spec, SyntheticSpec):
-        current = exponential_synapse(linear(x, w, "fc1"), spec.a_syn)
-        s, v, cache = soft_reset_lif(current, spec.a_mem, spec.v_th, spike)
-        record("hidden", s, v)
-        readout = exponential_synapse(linear(s, w, "readout"), spec.a_syn)
-        out.loss, g = loss_and_readout_grad(spec, readout, labels)
-        g = linear_backward(exponential_synapse_backward(g, spec.a_syn), s, w, "readout", grads)
-        g = soft_reset_lif_backward(g, cache, spike)
-        linear_backward(exponential_synapse_backward(g, spec.a_syn), x, w, "fc1", grads)
-    elif isinstance(spec, FCMnistSpec):
-        s1, u1, cache1 = subtractive_lif(linear(x, w, "fc1"), spec.beta, spec.v_th, spike)
-        s2, u2, cache2 = subtractive_lif(linear(s1, w, "fc2"), spec.beta, spec.v_th, spike)
-        record("lif1", s1, u1)
-        record("lif2", s2, u2)
-        # the loss reads the output membrane U2; the output spikes do not reach it
-        out.loss, g = loss_and_readout_grad(spec, u2, labels)
-        g = subtractive_lif_backward(np.zeros_like(s2), cache2, spike, grad_membranes=g)
-        g = subtractive_lif_backward(linear_backward(g, s1, w, "fc2", grads), cache1, spike)
-        linear_backward(g, x, w, "fc1", grads)
-    elif isinstance(spec, FCPoissonSpec):
-        s1, h1, cache1 = hard_reset_lif(linear(x, w, "fc1"), spec.tau, spec.v_th, spike)
-        s2, h2, cache2 = hard_reset_lif(linear(s1, w, "fc2"), spec.tau, spec.v_th, spike)
-        record("lif1", s1, h1)
-        record("lif2", s2, h2)
-        out.loss, g = loss_and_readout_grad(spec, s2, labels)
-        g = hard_reset_lif_backward(g, cache2, spike)
-        g = hard_reset_lif_backward(linear_backward(g, s1, w, "fc2", grads), cache1, spike)
-        linear_backward(g, x, w, "fc1", grads)
-    elif isinstance(spec, LIFLayerSpec):
-        s, h, cache = hard_reset_lif(linear(x, w, "fc"), spec.tau, spec.v_th, spike)
-        record("lif", s, h)
-        out.loss, g = loss_and_readout_grad(spec, s, labels)
-        linear_backward(hard_reset_lif_backward(g, cache, spike), x, w, "fc", grads)
-    elif isinstance(spec, DSRNSpec):
-        out.loss = _dsrn(spec, w, x, labels, spike, grads, record)
-    else:
-        raise TypeError(type(spec).__name__)
+    out.loss = spec.workload.reference_gradients(spec, w, x, labels, spike, grads, record)
     missing = set(trainable_names(w)) - set(grads)
     if missing:  # every weight the network reads has a gradient; anything else is a bug here
         raise AssertionError(f"no gradient computed for {sorted(missing)}")
     return out
 
 
-def _dsrn(spec: DSRNSpec, w: Weights, x: np.ndarray, labels: np.ndarray, spike: SpikeFunction, grads: Grads,
-          record) -> float:
-    """dsrn_tdbn forward, then backward through the same layers in reverse order."""
-    T, B = x.shape[:2]
-
-    def conv_bn(inp, conv, bn, stride, padding, alpha):
-        folded = inp.reshape((T * B,) + inp.shape[2:])  # time folded into the batch
-        y = conv2d(folded, w[f"{conv}.weight"], stride, padding)
-        y = y.reshape((T, B) + y.shape[1:])
-        z, bn_cache = tdbn(y, w, bn, alpha, spec.v_th, spec.bn_eps)
-        return z, (inp, conv, bn, stride, padding, bn_cache)
-
-    def conv_bn_backward(grad, cache):
-        inp, conv, bn, stride, padding, bn_cache = cache
-        grad = tdbn_backward(grad, bn_cache, w, bn, grads)
-        folded = inp.reshape((T * B,) + inp.shape[2:])
-        grad_in, grad_w = conv2d_backward(grad.reshape((T * B,) + grad.shape[2:]), folded, w[f"{conv}.weight"],
-                                          stride, padding)
-        _accumulate(grads, f"{conv}.weight", grad_w)
-        return grad_in.reshape(inp.shape)
-
-    def lif(name, inp):
-        s, u, cache = stbp_lif(inp, spec.tau, spec.v_th, spike)
-        record(name, s, u)
-        return s, cache
-
-    def lif_backward(grad, cache):
-        return stbp_lif_backward(grad, cache, spike)
-
-    # forward
-    z, stem_cache = conv_bn(x, "stem.conv", "stem.bn", 1, 1, 1.0)
-    s, stem_lif = lif("stem.lif", z)
-    blocks = []
-    for b in spec.blocks():
-        p = b.prefix
-        z1, c1 = conv_bn(s, f"{p}.conv1", f"{p}.bn1", b.stride, 1, 1.0)
-        h, lif1 = lif(f"{p}.lif1", z1)
-        z2, c2 = conv_bn(h, f"{p}.conv2", f"{p}.bn2", 1, 1, spec.block_alpha)
-        if b.has_projection:
-            shortcut, cs = conv_bn(s, f"{p}.shortcut.conv", f"{p}.shortcut.bn", b.stride, 0, spec.block_alpha)
-        else:
-            shortcut, cs = s, None
-        s, lif2 = lif(f"{p}.lif2", z2 + shortcut)
-        blocks.append((c1, lif1, c2, cs, lif2))
-    pooled = s.mean(axis=(3, 4))
-    h, fc1_lif = lif("fc1.lif", linear(pooled, w, "fc1"))
-    out, fc2_lif = lif("fc2.lif", linear(h, w, "fc2"))
-    loss, g = loss_and_readout_grad(spec, out, labels)
-
-    # backward
-    g = linear_backward(lif_backward(g, fc2_lif), h, w, "fc2", grads)
-    g = linear_backward(lif_backward(g, fc1_lif), pooled, w, "fc1", grads)
-    height, width = s.shape[3:]
-    g = np.broadcast_to(g[..., None, None] / (height * width), s.shape)  # the spatial mean
-    for c1, lif1, c2, cs, lif2 in reversed(blocks):
-        g_sum = lif_backward(g, lif2)  # the residual sum sends it to both branches
-        g_h = conv_bn_backward(g_sum, c2)
-        g_in = conv_bn_backward(lif_backward(g_h, lif1), c1)
-        g = g_in + (conv_bn_backward(g_sum, cs) if cs is not None else g_sum)
-    conv_bn_backward(lif_backward(g, stem_lif), stem_cache)  # the input's gradient is not needed
-    return loss
-
-
-def _accumulate(grads: Grads, name: str, value: np.ndarray) -> None:
+def accumulate(grads: Grads, name: str, value: np.ndarray) -> None:
+    """Add ``value`` to the gradient of ``name`` (a weight several steps read sums their gradients)."""
     grads[name] = grads[name] + value if name in grads else np.array(value, dtype=np.float64)
 
 

@@ -127,7 +127,9 @@ class Result:
         return None if m is None else m.value
 
     def set_metric(self, name: str, value: Any, description: str = "") -> None:
-        """Record metric ``name`` in its catalogue unit (tasks/catalogue.py)."""
+        """Record metric ``name`` in its catalogue unit (tasks/catalogue.py).  ``description`` is
+        what is particular to this record (how it was taken here, or why it was not): what the
+        metric is, the catalogue says."""
         self.metrics[name] = Metric(value, unit_of(name), description)
 
     # -- JSON ------------------------------------------------------------------

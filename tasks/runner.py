@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__
 from .catalogue import FRACTION
-from .data import TaskData, make_data
+from .data import Batch, TaskData, make_data
 from .errors import BackendUnavailable, DeviceOutOfMemory, DeviceUnavailable, Diverged
 from .metrics import EvalAccumulator
 from .neuro import input_counts
@@ -129,6 +129,55 @@ def run(spec: TaskSpec, config: RunConfig, data: TaskData | None = None) -> Resu
     """Train and evaluate ``spec`` on ``config.backend``; never raises for a
     backend's failure: it becomes the result's status."""
     return execute(spec, config, lambda backend, d, result: _train(spec, config, backend, d, result), data)
+
+
+# ------------------------------------------------------------------ what a measurement point calls
+# untimed calls before a call is timed or measured: at least two, so JAX has compiled
+MIN_WARMUP = 2
+
+
+def warm_up(call: Callable[[], object], synchronize: Callable[[], None], warmup: int) -> None:
+    """``warmup`` untimed, synchronised calls (at least :data:`MIN_WARMUP`)."""
+    for _ in range(max(warmup, MIN_WARMUP)):
+        call()
+        synchronize()
+
+
+def first_batch(data: TaskData, split: str) -> Batch:
+    if split == "train":
+        return next(iter(data.train_batches(0)))
+    return next(iter(data.eval_batches(split)))
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One call a point times and measures, on a batch already on the device."""
+
+    key: str  # inference, forward_backward, train_step
+    run: Callable[[], object]
+    size: int  # samples per call
+    what: str
+    peak: str  # its device-memory metric
+    peak_what: str
+
+
+def step_calls(spec: TaskSpec, backend, data: TaskData) -> list[StepCall]:
+    """The calls of a measurement point, in the order they are measured."""
+    test = backend.stage(first_batch(data, "test"))
+    staged = backend.stage(first_batch(data, "train"))
+    calls = [
+        StepCall("inference", lambda: backend.infer(test), test.size,
+                 "one forward pass without gradients, batch on the device",
+                 "peak_device_memory_inference", "allocator peak over inference"),
+        StepCall("forward_backward", lambda: backend.forward_backward(staged), staged.size,
+                 "forward and backward pass, gradients left on the device, no optimiser step; batch on the device",
+                 "peak_device_memory_forward_backward", "allocator peak over forward + backward passes"),
+    ]
+    if spec.trainable:  # a speed benchmark (lif_layer) has no optimiser step to time
+        calls.append(StepCall("train_step", lambda: backend.train_step(staged), staged.size,
+                              "forward, backward and Adam step, batch on the device",
+                              "peak_device_memory", "allocator peak over training steps"))
+    return calls
 
 
 def load_backend(name: str):
@@ -233,10 +282,10 @@ def record_activity(result: Result, acc: EvalAccumulator) -> None:
     """Sparsity and synaptic operations of an evaluated split, into ``result``."""
     act = acc.activity()
     m = result.set_metric
-    m("activation_sparsity", act["activation_sparsity"], "1 - spikes / neuron-steps, all spiking layers")
-    m("synops_ac", act["synops_ac"], "accumulates: spikes arriving at synapses, per sample")
-    m("synops_mac", act["synops_mac"], "multiply-accumulates: real inputs arriving at synapses, per sample")
-    m("dense_mac", act["dense_mac"], "multiply-accumulates of the same network run densely")
+    m("activation_sparsity", act["activation_sparsity"])
+    m("synops_ac", act["synops_ac"])
+    m("synops_mac", act["synops_mac"])
+    m("dense_mac", act["dense_mac"])
     result.extra["synops_per_layer"] = act["per_layer"]
 
 
@@ -263,7 +312,7 @@ def finish(result: Result, status: str, message: str, t_start: float) -> Result:
     result.status = status
     result.message = message
     result.wall_times["total"] = time.perf_counter() - t_start
-    result.set_metric("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
+    result.set_metric("host_peak_rss", host_peak_rss_bytes())
     result.finished_at = now()
     return result
 
@@ -372,19 +421,18 @@ def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: R
         LayerStat(layer.name, layer.size, layer_rates[layer.name]) for layer in spec.layers()
     ]
     m = result.set_metric
-    m("accuracy", summary["accuracy"], "test accuracy; a sample tied among k top classes counts 1/k")
-    m("tie_rate", summary["tie_rate"], "test samples with more than one class at the top")
-    m("accuracy_first_index", summary["accuracy_first_index"], "test accuracy, ties to the lowest index")
+    m("accuracy", summary["accuracy"])
+    m("tie_rate", summary["tie_rate"])
+    m("accuracy_first_index", summary["accuracy_first_index"])
     m("test_loss", summary["loss"])
-    m("final_train_loss", last_loss, "loss of the last training step")
-    m("firing_rate_mean", summary["firing_rate_mean"], "mean over spiking layers of each layer's rate")
-    m("firing_rate_overall", summary["firing_rate_overall"], "all spikes over all neuron-steps")
+    m("final_train_loss", last_loss)
+    m("firing_rate_mean", summary["firing_rate_mean"])
+    m("firing_rate_overall", summary["firing_rate_overall"])
     record_activity(result, last_test)
     m("steps", step)
     m("epochs", epochs_done)
-    m("train_time", train_time, "wall time of the training loop (data path included, evaluation excluded)")
-    m("train_throughput", samples / train_time if train_time > 0 else None,
-      "training samples over training wall time (one synchronisation per step)")
+    m("train_time", train_time)
+    m("train_throughput", samples / train_time if train_time > 0 else None)
     m("peak_device_memory", backend.peak_memory_bytes(), "allocator peak over the whole run")
     result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
     m("time_to_accuracy", time_to_accuracy,

@@ -1,5 +1,8 @@
 """Initial weights of every task, drawn in NumPy from the run's seed.
 
+Each task draws its own (``initial_weights`` of ``tasks/workloads/<task>.py``)
+with the initialisers here, from the task's named stream.
+
 Every backend loads these (fairness rule 1).  Names and layouts follow
 PyTorch: a linear weight is ``[out, in]``, a convolution weight
 ``[out, in, kh, kw]``; tdBN layers carry ``weight`` (lambda), ``bias`` (beta)
@@ -14,14 +17,7 @@ import math
 import numpy as np
 
 from . import rng
-from .specs import (
-    DSRNSpec,
-    FCMnistSpec,
-    FCPoissonSpec,
-    LIFLayerSpec,
-    SyntheticSpec,
-    TaskSpec,
-)
+from .taskspec import TaskSpec
 
 Weights = dict[str, np.ndarray]
 
@@ -41,54 +37,10 @@ def torch_linear_default(gen: np.random.Generator, n_out: int, n_in: int, bias: 
     return w, b
 
 
-def _tdbn(weights: Weights, prefix: str, channels: int) -> None:
-    weights[f"{prefix}.weight"] = np.ones(channels)
-    weights[f"{prefix}.bias"] = np.zeros(channels)
-    weights[f"{prefix}.running_mean"] = np.zeros(channels)
-    weights[f"{prefix}.running_var"] = np.ones(channels)
-
-
 def initial_weights(spec: TaskSpec) -> Weights:
     """The float64 initial weights (and tdBN running statistics) of ``spec``."""
     gen = rng.stream(spec.seed, f"weights-{spec.name}")
-    w: Weights = {}
-    if isinstance(spec, SyntheticSpec):
-        w["fc1.weight"] = kaiming_normal(gen, (spec.n_hidden, spec.n_in), spec.w1_scale)
-        w["fc1.bias"] = np.zeros(spec.n_hidden)
-        w["readout.weight"] = kaiming_normal(gen, (spec.n_classes, spec.n_hidden), spec.w2_scale)
-        w["readout.bias"] = np.zeros(spec.n_classes)
-    elif isinstance(spec, (FCMnistSpec, FCPoissonSpec)):
-        bias = isinstance(spec, FCMnistSpec)
-        for name, n_out, n_in in (("fc1", spec.n_hidden, spec.n_in), ("fc2", spec.n_classes, spec.n_hidden)):
-            weight, b = torch_linear_default(gen, n_out, n_in, bias=bias)
-            w[f"{name}.weight"] = weight
-            if b is not None:
-                w[f"{name}.bias"] = b
-    elif isinstance(spec, DSRNSpec):
-        stem = spec.channels(spec.stem_channels)
-        w["stem.conv.weight"] = kaiming_normal(gen, (stem, 1, 3, 3), 2.0, "fan_out")
-        _tdbn(w, "stem.bn", stem)
-        for b in spec.blocks():
-            p = b.prefix
-            w[f"{p}.conv1.weight"] = kaiming_normal(gen, (b.out_channels, b.in_channels, 3, 3), 2.0, "fan_out")
-            _tdbn(w, f"{p}.bn1", b.out_channels)
-            w[f"{p}.conv2.weight"] = kaiming_normal(gen, (b.out_channels, b.out_channels, 3, 3), 2.0, "fan_out")
-            _tdbn(w, f"{p}.bn2", b.out_channels)
-            if b.has_projection:
-                w[f"{p}.shortcut.conv.weight"] = kaiming_normal(
-                    gen, (b.out_channels, b.in_channels, 1, 1), 2.0, "fan_out"
-                )
-                _tdbn(w, f"{p}.shortcut.bn", b.out_channels)
-        for name, n_out, n_in in (
-            ("fc1", spec.hidden_units, spec.final_channels),
-            ("fc2", spec.n_classes, spec.hidden_units),
-        ):
-            w[f"{name}.weight"], w[f"{name}.bias"] = torch_linear_default(gen, n_out, n_in)
-    elif isinstance(spec, LIFLayerSpec):
-        n = spec.neurons
-        w["fc.weight"] = kaiming_normal(gen, (n, n), spec.w_scale)
-    else:
-        raise TypeError(f"no initial weights for {type(spec).__name__}")
+    w = spec.workload.initial_weights(spec, gen)
     return {k: np.asarray(v, dtype=np.float64) for k, v in w.items()}
 
 

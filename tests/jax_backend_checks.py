@@ -13,7 +13,7 @@ import pytest
 from tasks import parity, reference, rng
 from tasks.data import Batch
 from tasks.idx import FILES, write_idx
-from tasks.specs import get_spec
+from tasks.specs import TASKS, get_spec
 from tasks.weights import initial_weights
 from tests.backend_contract import assert_parity
 
@@ -42,7 +42,7 @@ def rel(a, b) -> float:
 def parity_weights(spec) -> dict[str, np.ndarray]:
     """The shared initial weights with the parity case's gains (so that neurons spike)."""
     weights = initial_weights(spec)
-    for name, gain in parity.CASES[spec.name][1].items():
+    for name, gain in spec.workload.PARITY_GAINS.items():
         weights[name] = weights[name] * gain
     return weights
 
@@ -124,7 +124,7 @@ def check_staged_and_partial_batches(backend, spec, batches) -> None:
 def check_capabilities(caps) -> None:
     """Every task and precision, no documented difference, and each task's neuron and surrogate
     and tdBN said to be the library's or custom."""
-    assert set(caps.tasks) == {"synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"}
+    assert set(caps.tasks) == set(TASKS)
     assert {"fp32", "tf32", "bf16", "fp64"} <= set(caps.precisions)
     assert not caps.differences and not caps.parity_tolerances
     for task in caps.tasks:

@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 # tasks/ holds two layers: the spec (what is computed, framework-neutral) and the
 # harness (what drives backends: the commands and their helpers)
 SPEC = ("catalogue", "cpu", "data", "errors", "idx", "malloc", "metrics", "neuro", "nir_graph", "profiles", "provenance",
-        "reference", "reference_grad", "result", "rng", "specs", "weights")
+        "reference", "reference_grad", "result", "rng", "specs", "taskspec", "weights")
 HARNESS = ("calibrate", "child", "cli", "executors", "floor", "hostmem", "measure", "nir", "orchestrate", "parity", "progress",
            "run", "runner", "slurm", "suite", "sweep")
 FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton",
@@ -45,7 +45,11 @@ def test_every_module_of_tasks_is_placed_in_a_layer():
     assert not set(SPEC) & set(HARNESS)
 
 
-@pytest.mark.parametrize("name", SPEC)
+# the task modules (tasks/workloads/) are spec too
+WORKLOADS = sorted(f"workloads/{p.stem}" for p in (ROOT / "tasks" / "workloads").glob("*.py"))
+
+
+@pytest.mark.parametrize("name", SPEC + tuple(WORKLOADS))
 def test_the_spec_imports_no_backend_no_harness_and_no_framework(name):
     bad = sorted(m for m in imports(ROOT / "tasks" / f"{name}.py")
                  if m.split(".")[0] in ("backends", "benchmarks", "reports") + FRAMEWORKS

@@ -2,7 +2,6 @@
 what float64 achieves, and says which figure failed, by how much and where."""
 
 import math
-import types
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ pytest.importorskip("torch")
 from backends.stbp.backend import STBPBackend  # noqa: E402
 from tasks import parity  # noqa: E402
 from tasks.parity import TOLERANCES, _rel, _worst, check_backend, exceeds, failure_text, format_table  # noqa: E402
+from tasks.specs import TASKS  # noqa: E402
 from tests.backend_contract import assert_parity  # noqa: E402
 
 FIGURES = ("membrane_rel", "gradient_rel", "loss_curve_rel")
@@ -112,7 +112,7 @@ def test_a_nan_loss_fails_naming_the_training_step(monkeypatch):
 
 
 def test_a_gradient_off_by_a_part_in_ten_million_fails(monkeypatch):
-    """What float32-sized limits let through in float64 (issue 34: a decay times 1 + 1e-7)."""
+    """What float32-sized limits let through in float64 (a decay times 1 + 1e-7)."""
     _patched(monkeypatch, "gradients", lambda g: {k: np.asarray(v) * (1 + 1e-7) for k, v in g.items()})
     row = check_backend("lif_layer", "stbp")
     assert row.status == "fail" and row.where["gradient_rel"] == "fc.weight"
@@ -173,13 +173,12 @@ def test_parity_cases_put_a_first_layer_membrane_exactly_at_the_threshold(task):
 
 def test_the_edge_is_left_out_only_where_it_would_be_a_rounding_tie():
     case = parity.parity_case("synthetic")
-    assert set(parity.CASES) - set(EDGE_TASKS) == {"synthetic", "fc_mnist_poisson"}
+    assert {t for t, cls in TASKS.items() if cls.workload.at_threshold is None} == {"synthetic", "fc_mnist_poisson"}
+    assert set(TASKS) - set(EDGE_TASKS) == {"synthetic", "fc_mnist_poisson"}
     batch = case.batches[0]
     before = {k: v.copy() for k, v in case.weights.items()}
     parity.at_threshold(case.spec, case.weights, batch)
     assert all(np.array_equal(before[k], case.weights[k]) for k in before)
-    with pytest.raises(KeyError):
-        parity.at_threshold(types.SimpleNamespace(name="nope", v_th=1.0), case.weights, batch)
 
 
 def test_the_table_shows_every_figure_and_a_failure_in_full():

@@ -58,7 +58,7 @@ def _mse_of_rate(readout, labels, n_classes):
     return jnp.mean(braintools.metric.squared_error(rate, jax.nn.one_hot(labels, n_classes, dtype=rate.dtype)))
 
 
-# the spec's loss kinds (tasks/specs.py) -> braintools / jax.numpy (the score kinds: jax_common.SCORES)
+# the spec's loss kinds (tasks/taskspec.py) -> braintools / jax.numpy (the score kinds: jax_common.SCORES)
 LOSSES = {
     "ce_of_time_mean": lambda readout, labels, n_classes: jnp.mean(
         braintools.metric.softmax_cross_entropy_with_integer_labels(jnp.mean(readout, axis=0), labels)),
