@@ -384,7 +384,7 @@ def measure_graph(graph, source: str, framework: str, T: int, batch: int, seed: 
             result.set_metric(f"{key}_spread", t.spread)
     except Exception as exc:  # a reader that imports but cannot time: its record says why
         result.status, result.message = "error", one_line(exc)
-    result.set_metric("host_peak_rss", host_peak_rss_bytes(), "peak resident memory of the process")
+    result.set_metric("host_peak_rss", host_peak_rss_bytes())
     result.extra.update(repeats=repeats, warmup=warmup, measures=list(NIR_MEASURES))
     result.finished_at = now()
     return result
