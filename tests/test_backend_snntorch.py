@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
 
-from tests.torch_backend_checks import host_reads, network_host_reads  # noqa: E402
+from tests.torch_backend_checks import host_reads  # noqa: E402
 
 from backends.snntorch import neurons  # noqa: E402
 from backends.snntorch.backend import SnnTorchBackend  # noqa: E402
@@ -20,10 +20,9 @@ from backends.stbp.backend import STBPBackend  # noqa: E402
 from tasks import reference  # noqa: E402
 from tasks.data import Batch, make_data  # noqa: E402
 from tasks.idx import FILES, write_idx  # noqa: E402
-from tasks.parity import check_backend, parity_case  # noqa: E402
+from tasks.parity import parity_case  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
-from tests.backend_contract import assert_parity  # noqa: E402
 
 TASKS = ["synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"]
 TRAINED = [t for t in TASKS if get_spec(t).trainable]  # lif_layer is measured, never trained
@@ -56,15 +55,7 @@ def spikes_of(fn, x):
     return y, x.grad.numpy()
 
 
-# ------------------------------------------------------------------ parity
-@pytest.mark.parametrize("task", TASKS)
-def test_parity_with_the_reference_and_stbp(task):
-    row = check_backend(task, "snntorch")
-    assert row.precision == "fp64"
-    assert_parity(row)
-    assert not row.documented_difference
-
-
+# ------------------------------------------------------------------ parity (the case itself: tests/test_backend_contract.py)
 def test_parity_with_the_surrogate_window_centred_on_zero():
     case = parity_case("dsrn_tdbn")
     spec = case.spec.with_overrides(surrogate_center="zero")
@@ -237,14 +228,6 @@ def test_stock_leaky_without_reset_delay_reads_a_tensor_every_step():
 
     assert host_reads(lambda: steps(stock)).get("aten::is_nonzero", 0) >= 5
     assert host_reads(lambda: steps(ours)).get("aten::is_nonzero", 0) == 0
-
-
-@pytest.mark.parametrize("task", TASKS)
-def test_the_network_never_reads_a_tensor_on_the_host(task):
-    """Forward and backward of the snnTorch network: no host read at all (the
-    loss, Adam's step counts and one_hot's label check are shared code)."""
-    case = parity_case(task)
-    assert network_host_reads(SnnTorchBackend(case.spec, case.weights), case.batches[0]) == {}
 
 
 # ------------------------------------------------------------------ neurons
