@@ -22,8 +22,9 @@ sys.path.insert(0, str(ROOT))
 import backends  # noqa: E402  (the registry: names and requirements, no framework is imported)
 
 # the shared pieces every backend environment also tests
-FOUNDATION = ["tests/test_specs.py", "tests/test_data.py", "tests/test_reference.py", "tests/test_reference_grad.py",
-              "tests/test_metrics_and_results.py", "tests/test_cli.py", "tests/test_layers.py"]
+FOUNDATION = ["tests/test_specs.py", "tests/test_data.py", "tests/test_idx.py", "tests/test_reference.py",
+              "tests/test_reference_grad.py", "tests/test_metrics.py", "tests/test_result.py", "tests/test_weights.py",
+              "tests/test_cli.py", "tests/test_layers.py"]
 
 
 def environments() -> dict[str, list[backends.BackendEntry]]:
