@@ -24,7 +24,7 @@ import backends  # noqa: E402  (the registry: names and requirements, no framewo
 # the shared pieces every backend environment also tests
 FOUNDATION = ["tests/test_specs.py", "tests/test_data.py", "tests/test_idx.py", "tests/test_reference.py",
               "tests/test_reference_grad.py", "tests/test_metrics.py", "tests/test_result.py", "tests/test_weights.py",
-              "tests/test_cli.py", "tests/test_layers.py"]
+              "tests/test_run.py", "tests/test_cli.py", "tests/test_layers.py"]
 
 
 def environments() -> dict[str, list[backends.BackendEntry]]:

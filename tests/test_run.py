@@ -1,4 +1,4 @@
-"""``python -m tasks.run`` as a user meets it."""
+"""tasks/run.py: ``python -m tasks.run`` as a user meets it."""
 
 import json
 import os
