@@ -1,4 +1,5 @@
-"""reports/figures.py: the report's figures (curves, sweeps, error bars, the parity matrix) and plotly inlined once."""
+"""reports/figures.py: the report's figures (curves, sweeps, error bars, the parity matrix) and plotly
+inlined once."""
 
 from __future__ import annotations
 

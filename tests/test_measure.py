@@ -1,4 +1,5 @@
-"""tasks/measure.py: one measurement point (timings with their spread, host memory in a process of its own, out of memory as a recorded point)."""
+"""tasks/measure.py: one measurement point (timings with their spread, host memory in a process of its
+own, out of memory as a recorded point)."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""tasks/nir_graph.py: the float64 reference of a NIR graph (convolution, pooling, CubaLIF) and its graph errors."""
+"""tasks/nir_graph.py: the float64 reference of a NIR graph (convolution, pooling, CubaLIF) and its
+graph errors."""
 
 from __future__ import annotations
 

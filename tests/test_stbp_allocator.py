@@ -1,4 +1,5 @@
-"""backends/stbp/allocator.py: the host allocator's policy, and the host memory measure that refuses it."""
+"""backends/stbp/allocator.py: the host allocator's policy, and the host memory measure that refuses
+it."""
 
 import subprocess
 import sys

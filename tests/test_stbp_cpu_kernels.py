@@ -1,4 +1,5 @@
-"""backends/stbp/cpu_kernels.py and the numba nodes behind it (cpu_neuron_node, cpu_synaptic_node, cpu_threads): equal to the torch engine, on PyTorch's threads."""
+"""backends/stbp/cpu_kernels.py and the numba nodes behind it (cpu_neuron_node, cpu_synaptic_node,
+cpu_threads): equal to the torch engine, on PyTorch's threads."""
 
 import os
 import subprocess

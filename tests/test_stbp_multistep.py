@@ -1,4 +1,5 @@
-"""backends/stbp/multistep.py: the torch engine's hand-written multi-step backward, the engine choice, the fallback without numba, spikes kept in one byte, and the threshold edge in every engine."""
+"""backends/stbp/multistep.py: the torch engine's hand-written multi-step backward, the engine choice,
+the fallback without numba, spikes kept in one byte, and the threshold edge in every engine."""
 
 import contextlib
 import os
@@ -18,8 +19,6 @@ from tests.stbp_cases import KINDS, SHAPE, T, clear_neuron, exact, inputs, needs
 # the same neurons in tasks.reference, with KINDS' parameters
 REFERENCE_NEURONS = {"soft": "soft_reset_lif", "subtractive": "subtractive_lif", "hard": "hard_reset_lif",
                      "stbp": "stbp_lif"}
-
-
 REFERENCE_ARGS = {"soft": (0.5, 1.0), "subtractive": (0.9, 1.0), "hard": (2.0, 1.0), "stbp": (0.25, 0.4)}
 
 

@@ -1,4 +1,5 @@
-"""backends/stbp/tdbn_neuron.py (and cpu_tdbn, cpu_tdbn_node): tdBN and the neuron it feeds in one node."""
+"""backends/stbp/tdbn_neuron.py (and cpu_tdbn, cpu_tdbn_node): tdBN and the neuron it feeds in one
+node."""
 
 import contextlib
 

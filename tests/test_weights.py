@@ -1,4 +1,5 @@
-"""tasks/weights.py: the shared initial weights every backend starts from, and which of them are trained."""
+"""tasks/weights.py: the shared initial weights every backend starts from, and which of them are
+trained."""
 
 import math
 
