@@ -4,7 +4,10 @@ registry: a new backend gets them by registering.
 * the Backend contract on every task it runs (tests/backend_contract.py, a process per backend);
 * fp64 parity with the reference on every task it runs (:data:`PARITY_ELSEWHERE` lists the
   pairs whose parity a backend's own test file checks another way, and why);
-* no host read in a PyTorch network's forward and backward (:data:`HOST_READS_CHECKED`).
+* no host read in a PyTorch network's forward and backward (:data:`HOST_READS_CHECKED`);
+* a PyTorch backend's ``forward_backward`` leaves ``gradients()``'s gradients and takes no
+  step (:data:`FORWARD_BACKWARD_CHECKED`);
+* training lowers the loss at the lower precisions (:data:`LOSS_GOES_DOWN`).
 
 Each parametrisation names its backend in ``registered_backend``: ``pytest
 tests/test_backend_contract.py --backend snntorch`` runs one backend's (tests/conftest.py).
@@ -47,6 +50,21 @@ HOST_READS_CHECKED = {
     "snntorch": ("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer"),
     "norse": ("synthetic", "fc_mnist", "fc_mnist_poisson"),
     "sinabs": ("synthetic", "fc_mnist", "lif_layer"),
+}
+
+# backend -> the tasks whose forward_backward is checked against gradients()
+FORWARD_BACKWARD_CHECKED = {
+    "snntorch": ("lif_layer", "fc_mnist_poisson"),
+    "sinabs": ("lif_layer",),
+    "spikingjelly": ("lif_layer", "dsrn_tdbn"),
+    "spikingjelly:torch": ("lif_layer", "dsrn_tdbn"),
+}
+
+# backend -> the precisions at which a few train steps on one batch lower its loss
+LOSS_GOES_DOWN = {
+    "snntorch": ("fp32", "tf32", "bf16"),
+    "sinabs": ("fp32", "tf32", "bf16"),
+    "norse": ("fp32", "bf16"),
 }
 
 
@@ -98,9 +116,56 @@ def test_the_network_never_reads_a_tensor_on_the_host(registered_backend, task):
     assert network_host_reads(backend, case.batches[0]) == {}
 
 
+@pytest.mark.parametrize("registered_backend,task",
+                         [(name, task) for name, tasks in FORWARD_BACKWARD_CHECKED.items() for task in tasks])
+def test_forward_backward_leaves_the_gradients_and_the_weights(registered_backend, task):
+    """forward_backward: the gradients of gradients() left on the parameters (in the shared
+    layout: a tdBN's converted where the framework keeps another), twice in a row without
+    accumulating; no optimiser step taken and no weight changed."""
+    _available(registered_backend)
+    import numpy as np
+
+    from tasks.parity import parity_case
+
+    case = parity_case(task)
+    backend = backends.load(registered_backend)(case.spec, case.weights, device="cpu", precision="fp64")
+    staged = backend.stage(case.batches[0])
+    params = dict(backend.model.named_parameters())
+    for _ in range(2):
+        loss = backend.forward_backward(staged)
+        backend.synchronize()
+    assert loss.requires_grad and not backend.optimizer.state
+    left = {n: backend.gradient_from_module(n, params[n].grad.numpy().copy()) for n in backend.parameter_names}
+    got = backend.get_weights()
+    for name in backend.parameter_names:
+        np.testing.assert_array_equal(got[name], case.weights[name])
+    want = backend.gradients(case.batches[0])
+    assert set(left) == set(want) and max(np.abs(v).max() for v in want.values()) > 0
+    for name in want:
+        np.testing.assert_allclose(left[name], want[name], rtol=1e-13, atol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("registered_backend,precision",
+                         [(name, precision) for name, precisions in LOSS_GOES_DOWN.items() for precision in precisions])
+def test_training_lowers_the_loss(registered_backend, precision):
+    """Eight train steps on fc_mnist's parity batch lower its loss."""
+    _available(registered_backend)
+    from tasks.parity import parity_case
+
+    case = parity_case("fc_mnist")
+    backend = backends.load(registered_backend)(case.spec, case.weights, precision=precision)
+    batch = case.batches[0]
+    first = backend.evaluate(batch).loss
+    for _ in range(8):
+        backend.train_step(batch)
+    assert backend.evaluate(batch).loss < first
+
+
 def test_every_listed_pair_names_a_registered_backend_and_a_task():
     """A stale entry (a renamed backend or task) would silently stop nothing: refuse it."""
     for name, task in PARITY_ELSEWHERE:
         assert name in backends.REGISTRY and task in TASKS, (name, task)
-    for name, tasks in HOST_READS_CHECKED.items():
+    for name, tasks in (*HOST_READS_CHECKED.items(), *FORWARD_BACKWARD_CHECKED.items()):
         assert name in backends.REGISTRY and set(tasks) <= set(TASKS), name
+    for name in LOSS_GOES_DOWN:
+        assert name in backends.REGISTRY, name
