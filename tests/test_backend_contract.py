@@ -62,6 +62,7 @@ FORWARD_BACKWARD_CHECKED = {
 
 # backend -> the precisions at which a few train steps on one batch lower its loss
 LOSS_GOES_DOWN = {
+    "stbp": ("fp32", "tf32", "bf16"),
     "snntorch": ("fp32", "tf32", "bf16"),
     "sinabs": ("fp32", "tf32", "bf16"),
     "norse": ("fp32", "bf16"),
