@@ -7,7 +7,8 @@ registry: a new backend gets them by registering.
 * no host read in a PyTorch network's forward and backward (:data:`HOST_READS_CHECKED`);
 * a PyTorch backend's ``forward_backward`` leaves ``gradients()``'s gradients and takes no
   step (:data:`FORWARD_BACKWARD_CHECKED`);
-* training lowers the loss at the lower precisions (:data:`LOSS_GOES_DOWN`).
+* training lowers the loss at the lower precisions (:data:`LOSS_GOES_DOWN`);
+* a train step moves tdBN's running statistics as the reference does (:data:`TDBN_RUNNING_CHECKED`).
 
 Each parametrisation names its backend in ``registered_backend``: ``pytest
 tests/test_backend_contract.py --backend snntorch`` runs one backend's (tests/conftest.py).
@@ -67,6 +68,10 @@ LOSS_GOES_DOWN = {
     "sinabs": ("fp32", "tf32", "bf16"),
     "norse": ("fp32", "bf16"),
 }
+
+# the backends whose tdBN running statistics after a train step are checked here (the JAX
+# backends check theirs, with more, in tests/jax_backend_checks.py)
+TDBN_RUNNING_CHECKED = ("stbp", "snntorch", "spikingjelly")
 
 
 def _available(name: str) -> None:
@@ -162,11 +167,29 @@ def test_training_lowers_the_loss(registered_backend, precision):
     assert backend.evaluate(batch).loss < first
 
 
+@pytest.mark.parametrize("registered_backend", TDBN_RUNNING_CHECKED)
+def test_a_train_step_moves_tdbn_running_statistics_as_the_reference(registered_backend):
+    _available(registered_backend)
+    import numpy as np
+
+    from tasks import reference
+    from tasks.parity import parity_case
+
+    case = parity_case("dsrn_tdbn")
+    backend = backends.load(registered_backend)(case.spec, case.weights, device="cpu", precision="fp64")
+    want = reference.forward(case.spec, case.weights, case.batches[0], batch_statistics=True).running
+    assert want
+    backend.train_step(case.batches[0])
+    got = backend.get_weights()
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
 def test_every_listed_pair_names_a_registered_backend_and_a_task():
     """A stale entry (a renamed backend or task) would silently stop nothing: refuse it."""
     for name, task in PARITY_ELSEWHERE:
         assert name in backends.REGISTRY and task in TASKS, (name, task)
     for name, tasks in (*HOST_READS_CHECKED.items(), *FORWARD_BACKWARD_CHECKED.items()):
         assert name in backends.REGISTRY and set(tasks) <= set(TASKS), name
-    for name in LOSS_GOES_DOWN:
+    for name in (*LOSS_GOES_DOWN, *TDBN_RUNNING_CHECKED):
         assert name in backends.REGISTRY, name

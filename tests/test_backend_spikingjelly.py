@@ -316,17 +316,6 @@ def test_tdbn_weight_scale_and_adam(sj):
     assert max(_rel(got[k], want[k]) for k in want) < 1e-9
 
 
-def test_tdbn_running_statistics(sj):
-    case = parity.parity_case("dsrn_tdbn")
-    backend = sj.SpikingJellyBackend(case.spec, case.weights, device="cpu", precision="fp64")
-    ref = reference.forward(case.spec, case.weights, case.batches[0], batch_statistics=True)
-    backend.train_step(case.batches[0])
-    got = backend.get_weights()
-    assert ref.running
-    for name, value in ref.running.items():
-        assert _rel(got[name], value) < 1e-12, name
-
-
 # ---------------------------------------------------------------- weights
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_weights_round_trip(sj, task):
