@@ -1,5 +1,6 @@
-"""The checks every registered backend passes the same way, written once and run over the
-registry: a new backend gets them by registering.
+"""The checks every backend passes the same way, written once and run over the registry.
+The contract and parity run for every registered backend (a new backend gets them by
+registering); the others for the backends, tasks or precisions their tables list.
 
 * the Backend contract on every task it runs (tests/backend_contract.py, a process per backend);
 * fp64 parity with the reference on every task it runs (:data:`PARITY_ELSEWHERE` lists the
@@ -21,9 +22,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import backends
+from tasks import reference
+from tasks.parity import check_backend, parity_case
 from tasks.specs import TASKS
 from tests.backend_contract import assert_parity
 from tests.conftest import ROOT, subprocess_env
@@ -98,8 +102,6 @@ def test_parity_with_the_reference_in_float64(registered_backend, task):
     if (registered_backend, task) in PARITY_ELSEWHERE:
         pytest.skip(PARITY_ELSEWHERE[registered_backend, task])
     _available(registered_backend)
-    from tasks.parity import check_backend
-
     if task not in backends.load(registered_backend).capabilities().tasks:
         pytest.skip(f"{registered_backend} does not run {task}")
     row = check_backend(task, registered_backend)
@@ -114,8 +116,7 @@ def test_the_network_never_reads_a_tensor_on_the_host(registered_backend, task):
     """Forward and backward of the network read no tensor value on the host (on CUDA each
     read would be a device synchronisation; the loss and Adam's step counts are shared code)."""
     _available(registered_backend)
-    from tasks.parity import parity_case
-    from tests.torch_backend_checks import network_host_reads
+    from tests.torch_backend_checks import network_host_reads  # imports torch
 
     case = parity_case(task)
     backend = backends.load(registered_backend)(case.spec, case.weights)
@@ -129,10 +130,6 @@ def test_forward_backward_leaves_the_gradients_and_the_weights(registered_backen
     layout: a tdBN's converted where the framework keeps another), twice in a row without
     accumulating; no optimiser step taken and no weight changed."""
     _available(registered_backend)
-    import numpy as np
-
-    from tasks.parity import parity_case
-
     case = parity_case(task)
     backend = backends.load(registered_backend)(case.spec, case.weights, device="cpu", precision="fp64")
     staged = backend.stage(case.batches[0])
@@ -156,8 +153,6 @@ def test_forward_backward_leaves_the_gradients_and_the_weights(registered_backen
 def test_training_lowers_the_loss(registered_backend, precision):
     """Eight train steps on fc_mnist's parity batch lower its loss."""
     _available(registered_backend)
-    from tasks.parity import parity_case
-
     case = parity_case("fc_mnist")
     backend = backends.load(registered_backend)(case.spec, case.weights, precision=precision)
     batch = case.batches[0]
@@ -170,11 +165,6 @@ def test_training_lowers_the_loss(registered_backend, precision):
 @pytest.mark.parametrize("registered_backend", TDBN_RUNNING_CHECKED)
 def test_a_train_step_moves_tdbn_running_statistics_as_the_reference(registered_backend):
     _available(registered_backend)
-    import numpy as np
-
-    from tasks import reference
-    from tasks.parity import parity_case
-
     case = parity_case("dsrn_tdbn")
     backend = backends.load(registered_backend)(case.spec, case.weights, device="cpu", precision="fp64")
     want = reference.forward(case.spec, case.weights, case.batches[0], batch_statistics=True).running
