@@ -63,9 +63,46 @@ def isolated_data(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """The report built from the fixture records (tests/report_page.py): (html, parsed page, path)."""
+    from reports.build import build_report
+    from tests.report_page import FIXTURES, parse
+
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    build_report(FIXTURES, out)
+    html = out.read_text(encoding="utf-8")
+    return html, parse(html), out
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for running the command line in a subprocess from the repository root."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+def pytest_addoption(parser):
+    parser.addoption("--backend", default="", metavar="NAME[,NAME...]",
+                     help="run only these registered backends' parametrisations of the generic backend checks "
+                          "(tests/test_backend_contract.py); other tests are unaffected")
+
+
+def pytest_collection_modifyitems(config, items):
+    chosen = {name for name in config.getoption("--backend").split(",") if name}
+    if not chosen:
+        return
+    import backends
+
+    unknown = chosen - set(backends.names())
+    if unknown:
+        raise pytest.UsageError(f"unknown backend {', '.join(sorted(unknown))}; valid backends: {', '.join(backends.names())}")
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        name = params.get("registered_backend")
+        (keep if name is None or name in chosen else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

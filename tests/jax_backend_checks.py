@@ -15,7 +15,6 @@ from tasks.data import Batch
 from tasks.idx import FILES, write_idx
 from tasks.specs import TASKS, get_spec
 from tasks.weights import initial_weights
-from tests.backend_contract import assert_parity
 
 # small shapes of the fully connected tasks and lif_layer (dsrn_tdbn: each test file's own)
 SMALL = {
@@ -54,14 +53,6 @@ def small_case(task: str, label: str, **extra):
     weights = parity_weights(spec)
     gen = rng.stream(1, f"test-{label}-{task}")
     return spec, weights, [parity.random_batch(spec, gen) for _ in range(3)]
-
-
-def check_parity(task: str, backend: str) -> None:
-    """The fp64 parity case of ``task`` passes with no documented difference."""
-    row = parity.check_backend(task, backend)
-    assert row.precision == "fp64"
-    assert_parity(row)
-    assert not row.documented_difference
 
 
 def set_perturbed_weights(backend, weights) -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
 """The Triton kernels of stbp:fused, run by Triton's interpreter on CPU tensors.
 
 Not collected on its own (Triton must see TRITON_INTERPRET=1 before its first
-import): ``tests/test_stbp_fused.py`` runs this file in a fresh process.
+import): ``tests/test_stbp_kernels.py`` runs this file in a fresh process.
 Each kernel is compared with the PyTorch engine, which the other tests
 compare with autograd of the clear neurons.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 if os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("run by tests/test_stbp_fused.py with TRITON_INTERPRET=1", allow_module_level=True)
+    pytest.skip("run by tests/test_stbp_kernels.py with TRITON_INTERPRET=1", allow_module_level=True)
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
@@ -23,16 +23,16 @@ from backends.stbp.networks import CLEAR  # noqa: E402
 from backends.torch_networks import build_network  # noqa: E402
 from tasks.parity import parity_case  # noqa: E402
 from tasks.specs import TASKS  # noqa: E402
-from tests.test_stbp_fused import KINDS, T, _inputs, _run  # noqa: E402
+from tests.stbp_cases import KINDS, T, inputs, run_backward  # noqa: E402
 
 @pytest.mark.parametrize("static", [False, True], ids=["time-major", "static"])
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_triton_kernels_equal_the_torch_engine(kind, static):
     p = KINDS[kind][0]
-    x, gs, gm = _inputs(kind, static, torch.float32, seed=3)
+    x, gs, gm = inputs(kind, static, torch.float32, seed=3)
     steps = T if static else None
-    want = _run(lambda v: multistep.neuron(kind, v, p, True, steps, "torch"), x, gs, gm)
-    got = _run(lambda v: multistep.neuron(kind, v, p, True, steps, "triton"), x, gs, gm)
+    want = run_backward(lambda v: multistep.neuron(kind, v, p, True, steps, "torch"), x, gs, gm)
+    got = run_backward(lambda v: multistep.neuron(kind, v, p, True, steps, "triton"), x, gs, gm)
     assert torch.equal(got[0], want[0])
     torch.testing.assert_close(got[1], want[1], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-5)
@@ -48,17 +48,17 @@ def test_triton_kernels_take_channels_last_and_gradients_of_another_layout():
     x = torch.rand(3 * 2, 5, 4, 4, generator=gen) * 1.2 - 0.1
     x = x.contiguous(memory_format=torch.channels_last).unflatten(0, (3, 2))
     g = torch.randn(3, 2, 5, 4, 4, generator=gen)  # contiguous: not x's layout
-    want = _run(lambda v: multistep.neuron("stbp", v, p, True, None, "torch"), x, g, g)
-    got = _run(lambda v: multistep.neuron("stbp", v, p, True, None, "triton"), x, g, g)
+    want = run_backward(lambda v: multistep.neuron("stbp", v, p, True, None, "torch"), x, g, g)
+    got = run_backward(lambda v: multistep.neuron("stbp", v, p, True, None, "triton"), x, g, g)
     assert torch.equal(got[0], want[0])
     torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=1e-5)
 
 
 def test_triton_synapse_equals_the_torch_engine():
-    x, g, _ = _inputs("soft", False, torch.float32)
+    x, g, _ = inputs("soft", False, torch.float32)
     zero = torch.zeros_like(g)
-    want = _run(lambda v: (multistep.synapse(v, 0.9, "torch"), v), x, g, zero)
-    got = _run(lambda v: (multistep.synapse(v, 0.9, "triton"), v), x, g, zero)
+    want = run_backward(lambda v: (multistep.synapse(v, 0.9, "torch"), v), x, g, zero)
+    got = run_backward(lambda v: (multistep.synapse(v, 0.9, "triton"), v), x, g, zero)
     torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(got[2], want[2], rtol=1e-6, atol=1e-6)
 

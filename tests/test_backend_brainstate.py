@@ -50,9 +50,6 @@ def dsrn(cls):
 
 
 # ---------------------------------------------------------------- parity (fp64)
-@pytest.mark.parametrize("task", TASK_NAMES)
-def test_parity(task):
-    checks.check_parity(task, "brainstate")
 
 
 def test_surrogate_centered_on_zero(cls):

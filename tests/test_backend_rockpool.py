@@ -22,10 +22,9 @@ from backends.rockpool.backend import RockpoolBackend  # noqa: E402
 from backends.rockpool.networks import NOT_EXPRESSIBLE, RockpoolBlocks  # noqa: E402
 from backends.stbp import neurons as stbp_neurons  # noqa: E402
 from tasks.data import make_data  # noqa: E402
-from tasks.parity import check_backend, parity_case  # noqa: E402
+from tasks.parity import parity_case  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import TASKS, get_spec  # noqa: E402
-from tests.backend_contract import assert_parity  # noqa: E402
 from tests.conftest import ROOT, subprocess_env  # noqa: E402
 
 from rockpool.nn.modules import ExpSynTorch, LIFNeuronTorch, LIFTorch  # noqa: E402
@@ -61,14 +60,7 @@ def drive(T=40, B=3, N=5, seed=0, scale=3.0):
     return (x + 100.0 * kicks).requires_grad_(True)
 
 
-# ------------------------------------------------------------------ parity
-def test_parity_with_the_reference_is_exact_in_float64():
-    row = check_backend("synthetic", "rockpool")
-    assert row.precision == "fp64"
-    assert_parity(row)
-    assert not row.documented_difference
-
-
+# ------------------------------------------------------------------ parity (the case itself: tests/test_backend_contract.py)
 def test_the_parity_case_makes_the_hidden_layer_fire():
     case = parity_case("synthetic")
     out = RockpoolBackend(case.spec, case.weights, precision="fp64").evaluate(case.batches[0], record=True)

@@ -16,18 +16,15 @@ import sinabs.activation as sa  # noqa: E402
 import sinabs.layers as sl  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from tests.torch_backend_checks import network_host_reads  # noqa: E402
-
 from backends.sinabs import networks, neurons  # noqa: E402
 from backends.sinabs.backend import SinabsBackend  # noqa: E402
 from backends.stbp import neurons as stbp_neurons  # noqa: E402
 from backends.stbp.backend import STBPBackend  # noqa: E402
 from tasks import reference  # noqa: E402
 from tasks.data import Batch, make_data  # noqa: E402
-from tasks.parity import check_backend, compare_forward, parity_case  # noqa: E402
+from tasks.parity import compare_forward, parity_case  # noqa: E402
 from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
-from tests.backend_contract import assert_parity  # noqa: E402
 
 FAST_TASKS = ["synthetic", "fc_mnist", "fc_mnist_poisson", "lif_layer"]
 X = [-1.2, -0.5, -0.25, 0.0, 0.2, 0.49, 0.75, 1.5]
@@ -48,15 +45,7 @@ def run_stock(layer, inputs):
     return layer(inputs.transpose(0, 1)).transpose(0, 1)
 
 
-# ------------------------------------------------------------------ parity
-@pytest.mark.parametrize("task", FAST_TASKS)
-def test_parity_with_the_float64_references(task):
-    row = check_backend(task, "sinabs")
-    assert row.precision == "fp64"
-    assert_parity(row)
-    assert not row.documented_difference
-
-
+# ------------------------------------------------------------------ parity (the case itself: tests/test_backend_contract.py)
 def test_dsrn_tdbn_matches_the_reference_forward_and_stbps_gradients():
     """dsrn_tdbn in float64 (the NumPy BPTT of ``tasks.parity`` is slow: stbp's
     gradients and losses stand in for it here; ``python -m tasks.parity`` runs the
@@ -103,39 +92,6 @@ def test_tiny_end_to_end_run_matches_stbp(task, data_root):
     assert len(curve) == len(ref) > 0 and np.all(np.isfinite(curve))
     np.testing.assert_allclose(curve, ref, rtol=1e-3)
     assert got.metric("accuracy") == pytest.approx(want.metric("accuracy"), abs=0.05)
-
-
-@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
-def test_training_lowers_the_loss_at_every_precision(precision):
-    case = parity_case("fc_mnist")
-    backend = SinabsBackend(case.spec, case.weights, precision=precision)
-    first = backend.evaluate(case.batches[0]).loss
-    for _ in range(8):
-        backend.train_step(case.batches[0])
-    assert backend.evaluate(case.batches[0]).loss < first
-
-
-def test_forward_backward_leaves_the_gradients_and_the_weights():
-    case = parity_case("lif_layer")
-    backend = SinabsBackend(case.spec, case.weights, precision="fp64")
-    staged = backend.stage(case.batches[0])
-    params = dict(backend.model.named_parameters())
-    for _ in range(2):
-        backend.forward_backward(staged)
-    assert not backend.optimizer.state
-    left = {n: params[n].grad.numpy().copy() for n in backend.parameter_names}
-    for name, value in case.weights.items():
-        np.testing.assert_array_equal(backend.get_weights()[name], value)
-    want = backend.gradients(case.batches[0])
-    for name in want:
-        assert np.abs(want[name]).max() > 0
-        np.testing.assert_allclose(left[name], want[name], rtol=1e-13, atol=0)
-
-
-@pytest.mark.parametrize("task", ["synthetic", "fc_mnist", "lif_layer"])
-def test_the_network_never_reads_a_tensor_on_the_host(task):
-    case = parity_case(task)
-    assert network_host_reads(SinabsBackend(case.spec, case.weights), case.batches[0]) == {}
 
 
 # ------------------------------------------------------------------ the Sinabs layers used

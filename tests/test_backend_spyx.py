@@ -49,15 +49,6 @@ def _grad(axon, x=X):
 
 
 # ---------------------------------------------------------------- parity (fp64)
-# fc_mnist's parity case (python -m tasks.parity --backend spyx) spends most of a minute in the NumPy
-# reference's loss curve; here its neuron is checked against the reference's backward pass
-# (test_subtractive_kind...), its loss against the reference's, and its training against stbp's
-# (test_adam_matches_torch...).
-@pytest.mark.parametrize("task", ["synthetic", "fc_mnist_poisson", "lif_layer"])
-def test_parity(task):
-    checks.check_parity(task, "spyx")
-
-
 # dsrn_tdbn's full parity case takes a minute to compile on two cores (python -m tasks.parity
 # --backend spyx --task dsrn_tdbn runs it); here: 3 blocks (a projection with a channel change,
 # an identity shortcut, a strided projection) on 8 x 8 images, the same code paths.

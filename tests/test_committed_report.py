@@ -17,7 +17,7 @@ from reports.load import load_results
 from tasks.catalogue import CATALOGUE
 from tasks.suite import PUBLISHED_REPORT, PUBLISHED_SOURCES
 from tests.conftest import ROOT
-from tests.test_report import column_units, comparison_tables, find_chromium, open_in_chromium, parse, value_cells
+from tests.report_page import column_units, comparison_tables, find_chromium, open_in_chromium, parse, value_cells
 
 REPORT = ROOT / PUBLISHED_REPORT
 SOURCES = [ROOT / p for p in PUBLISHED_SOURCES if (ROOT / p).is_dir()]

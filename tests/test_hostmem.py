@@ -1,9 +1,14 @@
-"""tasks.hostmem's arithmetic and order of steps, on a fake kernel and malloc (the real
-measure, on steps of known size, is in tests/test_measurement.py)."""
+"""tasks.hostmem's arithmetic and order of steps, on a fake kernel and malloc (and the real
+measure, on steps of known size, in a process of its own)."""
+
+import json
+import subprocess
+import sys
 
 import pytest
 
 from tasks import hostmem, malloc
+from tests.conftest import ROOT, subprocess_env
 
 
 class FakeKernel:
@@ -95,3 +100,27 @@ def test_the_peak_is_reset_by_writing_5_to_clear_refs(monkeypatch, tmp_path):
     assert hostmem._reset_peak() and refs.read_text() == "5"
     monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(PermissionError("no")))
     assert not hostmem._reset_peak()
+
+
+# a measuring process: a 200 MiB peak before the measure, then a call that needs nothing and one
+# that needs 64 MiB (what tasks.hostmem measures is the step, not what the process did before it)
+_KNOWN_STEPS = """
+import json, numpy as np
+from tasks import hostmem
+hostmem.hold_thresholds()
+big = np.ones(200 * 2**20 // 8)
+del big
+nothing = hostmem.step_memory(lambda: None, lambda: None)
+touch = hostmem.step_memory(lambda: np.ones(64 * 2**20 // 8).sum(), lambda: None)
+print(json.dumps({"nothing": nothing, "touch": touch}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_host_memory_is_what_the_step_allocates_not_an_earlier_peak():
+    proc = subprocess.run([sys.executable, "-c", _KNOWN_STEPS], cwd=ROOT, capture_output=True, text=True,
+                          env=subprocess_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["nothing"][1] == "" and got["nothing"][0] < 4 * 2**20  # the earlier 200 MiB peak is not counted
+    assert 64 * 2**20 <= got["touch"][0] < 72 * 2**20, got["touch"]  # the array, plus interpreter noise

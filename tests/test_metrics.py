@@ -1,4 +1,4 @@
-"""tasks.metrics beyond the hand-worked cases of test_metrics_and_results: what mutation
+"""tasks.metrics: accuracy with ties, firing rates and the accumulator by hand, and what mutation
 testing found untested (docs/testing.md): sums kept in float64, one sample, the
 accumulator's spike counts, rates and activity."""
 
@@ -48,7 +48,7 @@ def test_the_summary_reports_the_firing_rates():
 
 
 def test_activity_counts_synaptic_operations_from_the_accumulated_inputs_and_spikes():
-    """test_measurement's hand-worked count, through the accumulator: input counts added in two
+    """test_neuro's hand-worked count, through the accumulator: input counts added in two
     parts, spikes of two samples (784 -> 196 -> 10, spikes in: accumulates only)."""
     from tasks import neuro
 
@@ -67,3 +67,38 @@ def test_activity_counts_synaptic_operations_from_the_accumulated_inputs_and_spi
     assert got["activation_sparsity"] == pytest.approx(1 - 4 / ((196 + 10) * 2 * 2))
     assert got["dense_mac"] == neuro.dense_operations(spec) > 0
     assert got["per_layer"] == neuro.synaptic_operations(spec, acc.spike_counts, acc.input_counts, 2)["per_layer"]
+
+
+def test_accuracy_counts_ties_as_a_fraction():
+    scores = np.array([
+        [2, 0, 0],  # clear hit (label 0)
+        [1, 1, 0],  # tie of two, label among them -> 1/2
+        [1, 1, 1],  # tie of three, label 2 -> 1/3; first-index argmax says 0 -> miss
+        [0, 3, 0],  # clear miss (label 0)
+    ], dtype=float)
+    labels = np.array([0, 1, 2, 0])
+    acc = accuracy_with_ties(scores, labels)
+    assert acc["accuracy"] == pytest.approx((1 + 0.5 + 1 / 3 + 0) / 4)
+    assert acc["tie_rate"] == 0.5
+    assert acc["accuracy_first_index"] == 0.25
+
+
+def test_firing_rates_per_layer_mean_and_overall():
+    spec = get_spec("fc_mnist", T=10)
+    counts = {"lif1": np.full(1000, 2.0), "lif2": np.full(10, 10.0)}  # over 4 samples
+    rates = firing_rates(spec, counts, samples=4)
+    assert rates["layers"] == {"lif1": pytest.approx(0.05), "lif2": pytest.approx(0.25)}
+    assert rates["mean"] == pytest.approx(0.15)
+    assert rates["overall"] == pytest.approx((2000 + 100) / (1010 * 40))
+    with pytest.raises(ValueError, match="lif2"):
+        firing_rates(spec, {"lif1": counts["lif1"], "lif2": np.ones(3)}, 4)
+
+
+def test_accumulator_weights_losses_by_batch_size():
+    spec = get_spec("fc_mnist", T=1)
+    acc = EvalAccumulator(spec)
+    zero = {"lif1": np.zeros(1000), "lif2": np.zeros(10)}
+    acc.add(1.0, np.eye(10)[:3], np.array([0, 1, 2]), zero)
+    acc.add(4.0, np.eye(10)[:1], np.array([5]), zero)
+    s = acc.summary()
+    assert s["loss"] == pytest.approx((3 * 1 + 4) / 4) and s["accuracy"] == 0.75

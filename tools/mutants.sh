@@ -35,8 +35,8 @@ git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t 
   echo "also_copy="; echo "    backends/"; echo "    results/"; echo "    docs/"; echo "    README.md"
   # the tests of the referee that run in seconds (the backends' own parity tests take minutes)
   echo "pytest_add_cli_args_test_selection="
-  for t in tests/test_parity.py tests/test_hostmem.py tests/test_metrics.py tests/test_metrics_and_results.py tests/test_report.py \
-           tests/test_committed_report.py; do [ ! -f "$t" ] || echo "    $t"; done
+  for t in tests/test_parity.py tests/test_hostmem.py tests/test_metrics.py tests/test_result.py tests/test_weights.py \
+           tests/test_build.py tests/test_tables.py tests/test_figures.py tests/test_committed_report.py; do [ ! -f "$t" ] || echo "    $t"; done
 } > "$scratch/setup.cfg"
 echo "scratch copy: $scratch"
 cd "$scratch"

@@ -1,0 +1,108 @@
+"""tasks/profiles.py: the shipped profiles, what each covers, and a bad profile named in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+import backends
+from tasks.errors import UsageError
+from tasks.profiles import PARTS, get_profile, load_profiles, points
+
+
+def test_the_shipped_profiles_are_valid_and_every_point_has_its_own_file():
+    shipped = load_profiles()
+    assert {"smoke", "cpu", "gpu", "full"} <= set(shipped)
+    names = backends.names()
+    for profile in shipped.values():
+        pts = points(profile, profile.backend_names(names), list(PARTS))
+        keys = [p.key for p in pts]
+        assert len(keys) == len(set(keys)), profile.name
+        # full: the publications' recipes, training runs only (the gpu profile measures the same networks)
+        assert {p.part for p in pts} == ({"train"} if profile.name == "full" else set(PARTS)), profile.name
+
+
+def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
+    cpu = get_profile("cpu")
+    names = cpu.backend_names(backends.installable_names())
+    assert names == [n for n in backends.names() if not backends.entry(n).unavailable_reason]  # every backend
+    pts = points(cpu, names, list(PARTS))
+    trained = {p.task for p in pts if p.part == "train"}
+    timed = {p.task for p in pts if p.part == "timing"}
+    assert trained == {"synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn"}
+    assert timed == trained | {"lif_layer"}
+    assert all(len(r.seeds) >= 3 for r in cpu.train)  # accuracy is a mean over seeds
+    fc = next(r for r in cpu.train if r.task == "fc_mnist")
+    assert "limit_train" not in fc.settings and fc.settings.get("epochs") == 1  # the full data set, one epoch
+    assert next(r for r in cpu.train if r.task == "synthetic").settings == {}  # the full recipe
+    T_rows = {r.task: r.Ts for r in cpu.timing}
+    assert len(T_rows["fc_mnist"]) >= 3 and len(T_rows["dsrn_tdbn"]) >= 3  # memory versus T
+    assert next(r for r in cpu.timing if r.task == "lif_layer").neurons == (512, 2048)
+    assert cpu.budget_minutes_per_backend <= 24  # four hours for the ten backends of today
+    assert sum(p.estimate_s for p in pts) <= cpu.budget_minutes(len(names)) * 60
+
+
+def estimate_by_backend(pts) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for p in pts:
+        seconds[p.backend] = seconds.get(p.backend, 0.0) + p.estimate_s
+    return seconds
+
+
+@pytest.mark.parametrize("name", list(load_profiles()))
+def test_every_backend_s_points_fit_the_profile_s_budget_per_backend(name):
+    profile = get_profile(name)
+    seconds = estimate_by_backend(points(profile, backends.installable_names(), list(PARTS)))
+    assert max(seconds.values()) <= profile.budget_minutes_per_backend * 60, seconds
+
+
+def test_a_profile_grows_with_the_registry_without_an_edited_cap(monkeypatch):
+    cpu = get_profile("cpu")
+    today = cpu.backend_names(backends.installable_names())
+    before = points(cpu, today, list(PARTS))
+    extra = [f"newcomer{i}" for i in range(6)]
+    for name in extra:  # registered as a new framework would be, with a fake backend behind it
+        monkeypatch.setitem(backends.REGISTRY, name, backends.BackendEntry(
+            name, "tests.fake_backends:NaNAfterThreeSteps", ("torch",), "a backend added to the registry"))
+    names = cpu.backend_names(backends.installable_names())
+    assert names == today + extra
+    pts = points(cpu, names, list(PARTS))
+    seconds = estimate_by_backend(pts)
+    # each newcomer gets the same points as every other backend, within the same budget a backend
+    assert set(seconds) == set(names) and len(set(seconds.values())) == 1
+    assert max(seconds.values()) <= cpu.budget_minutes_per_backend * 60
+    assert sum(seconds.values()) <= cpu.budget_minutes(len(names)) * 60
+    assert cpu.budget_minutes(len(names)) > cpu.budget_minutes(len(today))  # the budget grew, no cap was edited
+    # today's backends keep their points (the committed records stay done)
+    assert [p for p in pts if p.backend in today] == [p for p in before]
+
+
+def test_seeds_are_the_same_for_every_backend():
+    cpu = get_profile("cpu")
+    pts = [p for p in points(cpu, backends.names(), ["train"])]
+    by_task: dict[str, dict[str, set[int]]] = {}
+    for p in pts:
+        seed = int(p.args[p.args.index("--seed") + 1])
+        by_task.setdefault(p.task, {}).setdefault(p.backend, set()).add(seed)
+    for task, seeds in by_task.items():
+        assert len({frozenset(s) for s in seeds.values()}) == 1, task
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[p]\nbogus = 1\n", "unknown key"),
+    ("[p]\nbudget_minutes_per_backend = 'a lot'\n", "must be a non-negative number"),
+    ("[p]\n[[p.train]]\ntask = 'nope'\n", "unknown task"),
+    ("[p]\n[[p.train]]\ntask = 'lif_layer'\n", "measured, not trained"),
+    ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nsettings = { T = -1 }\n", "T must be a positive integer"),
+    ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nsettings = { colour = 1 }\n", "unknown key"),
+    ("[p]\n[[p.timing]]\ntask = 'fc_mnist'\nneurons = [8]\n", "no setting 'neurons'"),
+    ("[p]\n[[p.timing]]\ntask = 'fc_mnist'\nrepeats = 3\n", "at least 10"),
+    ("[p]\nprecisions = ['fp16']\n", "precisions"),
+    ("[p\n", "cannot read"),
+    ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nrecipe = 'mine'\n", "the only recipe"),
+    ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nrecipe = 'published'\nsettings = { T = 3 }\n", "without settings"),
+])
+def test_a_bad_profile_is_named_in_one_line(tmp_path, text, needle):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=needle):
+        get_profile("p", path)
