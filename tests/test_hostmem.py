@@ -123,4 +123,6 @@ def test_host_memory_is_what_the_step_allocates_not_an_earlier_peak():
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got["nothing"][1] == "" and got["nothing"][0] < 4 * 2**20  # the earlier 200 MiB peak is not counted
-    assert 64 * 2**20 <= got["touch"][0] < 72 * 2**20, got["touch"]  # the array, plus interpreter noise
+    # the array, plus interpreter noise; less a few pages where the kernel reclaimed some of the
+    # process's file-backed pages (its libraries) during the step, as it does on a loaded machine
+    assert 63 * 2**20 <= got["touch"][0] < 72 * 2**20, got["touch"]
