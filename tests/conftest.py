@@ -63,6 +63,18 @@ def isolated_data(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def register_backend(monkeypatch):
+    """Adds a backend to the registry for one test: ``register_backend(name, "module:Class",
+    requires=("torch",))`` (a fake from tests/fake_backends.py, or a framework that is missing)."""
+    import backends
+
+    def add(name: str, target: str, requires: tuple[str, ...] = ("torch",)) -> None:
+        monkeypatch.setitem(backends.REGISTRY, name, backends.BackendEntry(name, target, requires, "test backend"))
+
+    return add
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     """The report built from the fixture records (tests/report_page.py): (html, parsed page, path)."""

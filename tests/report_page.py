@@ -22,6 +22,8 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "report" / "results"
 
@@ -163,6 +165,17 @@ def find_chromium() -> str | None:
         if name and shutil.which(name):
             return shutil.which(name)
     return None
+
+
+def chromium_or_skip(purpose: str) -> str:
+    """Chromium's path; without it the test is skipped, or fails when CI is set (CI must ``purpose``)."""
+    binary = find_chromium()
+    if binary is None:
+        message = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must {purpose}")
+        pytest.skip(message)
+    return binary
 
 
 def run_chromium(binary: str, url: str, *extra: str) -> subprocess.CompletedProcess:

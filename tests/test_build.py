@@ -13,12 +13,11 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 
 from reports.build import build_report, main
 from tasks.result import Result
 from tests.conftest import ROOT, subprocess_env
-from tests.report_page import (FIXTURES, WIDTH, artifacts_dir, comparison_tables, copy_fixtures, find_chromium,
+from tests.report_page import (FIXTURES, WIDTH, artifacts_dir, chromium_or_skip, comparison_tables, copy_fixtures,
                                open_in_chromium, parse, png_size, record, row, run_chromium, value_cells)
 
 
@@ -161,12 +160,7 @@ def test_the_command_line_imports_no_framework(tmp_path):
 
 
 def test_the_page_renders_in_headless_chromium(tmp_path):
-    binary = find_chromium()
-    if binary is None:
-        message = "chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must run the browser test")
-        pytest.skip(message)
+    binary = chromium_or_skip("run the browser test")
     out = build_report(FIXTURES, tmp_path / "report.html")
     url = out.resolve().as_uri()
 

@@ -17,7 +17,7 @@ from reports.load import load_results
 from tasks.catalogue import CATALOGUE
 from tasks.suite import PUBLISHED_REPORT, PUBLISHED_SOURCES
 from tests.conftest import ROOT
-from tests.report_page import column_units, comparison_tables, find_chromium, open_in_chromium, parse, value_cells
+from tests.report_page import chromium_or_skip, column_units, comparison_tables, open_in_chromium, parse, value_cells
 
 REPORT = ROOT / PUBLISHED_REPORT
 SOURCES = [ROOT / p for p in PUBLISHED_SOURCES if (ROOT / p).is_dir()]
@@ -174,10 +174,5 @@ def test_the_committed_report_is_what_the_committed_results_build(page, monkeypa
 
 
 def test_the_committed_report_draws_in_headless_chromium():
-    binary = find_chromium()
-    if binary is None:
-        message = "chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must open the committed report")
-        pytest.skip(message)
+    binary = chromium_or_skip("open the committed report")
     open_in_chromium(binary, REPORT.resolve().as_uri())

@@ -45,14 +45,11 @@ def one_line_exit_2(rc: int, err: str, *needles: str) -> None:
 
 
 @pytest.fixture
-def fake_registry(monkeypatch):
-    def add(name, target, requires=("torch",)):
-        monkeypatch.setitem(backends.REGISTRY, name, BackendEntry(name, target, requires, "test backend"))
-
-    add("hostoom", "tests.fake_backends:HostOutOfMemory")
-    add("badalloc", "tests.fake_backends:BadAlloc")
-    add("broken", "tests.fake_broken_backend:Backend")
-    return add
+def fake_registry(register_backend):
+    register_backend("hostoom", "tests.fake_backends:HostOutOfMemory")
+    register_backend("badalloc", "tests.fake_backends:BadAlloc")
+    register_backend("broken", "tests.fake_broken_backend:Backend")
+    return register_backend
 
 
 # ------------------------------------------------- 1. a stale file is not the child's result

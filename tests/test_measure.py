@@ -5,8 +5,6 @@ import sys
 
 import pytest
 
-import backends
-from backends import BackendEntry
 from tasks.measure import measure, time_calls
 from tasks.result import Result
 from tasks.runner import RunConfig
@@ -68,7 +66,7 @@ def test_a_measuring_process_that_writes_nothing_leaves_the_figures_out_with_the
     assert hostmem.CALLS == ("inference", "forward_backward", "train_step")
 
 
-def test_out_of_memory_is_a_recorded_point(monkeypatch, data_root):
-    monkeypatch.setitem(backends.REGISTRY, "oom", BackendEntry("oom", "tests.fake_backends:OutOfMemory", ("torch",), ""))
+def test_out_of_memory_is_a_recorded_point(register_backend, data_root):
+    register_backend("oom", "tests.fake_backends:OutOfMemory")
     r = measure(get_spec("fc_mnist", T=2, batch_size=16), RunConfig("oom", data_dir=str(data_root)), ["throughput"])
     assert r.status == "oom" and "out of memory" in r.message

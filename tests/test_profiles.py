@@ -55,14 +55,13 @@ def test_every_backend_s_points_fit_the_profile_s_budget_per_backend(name):
     assert max(seconds.values()) <= profile.budget_minutes_per_backend * 60, seconds
 
 
-def test_a_profile_grows_with_the_registry_without_an_edited_cap(monkeypatch):
+def test_a_profile_grows_with_the_registry_without_an_edited_cap(register_backend):
     cpu = get_profile("cpu")
     today = cpu.backend_names(backends.installable_names())
     before = points(cpu, today, list(PARTS))
     extra = [f"newcomer{i}" for i in range(6)]
     for name in extra:  # registered as a new framework would be, with a fake backend behind it
-        monkeypatch.setitem(backends.REGISTRY, name, backends.BackendEntry(
-            name, "tests.fake_backends:NaNAfterThreeSteps", ("torch",), "a backend added to the registry"))
+        register_backend(name, "tests.fake_backends:NaNAfterThreeSteps")
     names = cpu.backend_names(backends.installable_names())
     assert names == today + extra
     pts = points(cpu, names, list(PARTS))

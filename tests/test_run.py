@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import backends
-from backends import BackendEntry
 from tasks.result import Result
 from tasks.run import QUICK_STEPS, argv_is_default, build_parser, main
 from tasks.specs import get_spec
@@ -160,14 +159,11 @@ def test_an_entry_that_cannot_be_installed_is_unavailable_everywhere(tmp_path, c
 
 # ---------------------------------------------------------------- failures
 @pytest.fixture
-def fake_registry(monkeypatch):
-    def add(name, target, requires=("torch",)):
-        monkeypatch.setitem(backends.REGISTRY, name, BackendEntry(name, target, requires, "test backend"))
-
-    add("nan", "tests.fake_backends:NaNAfterThreeSteps")
-    add("broken", "tests.fake_backends:RaisesInTraining")
-    add("oom", "tests.fake_backends:OutOfMemory")
-    add("ghost", "tests.fake_backends:NaNAfterThreeSteps", requires=("no_such_framework_xyz",))
+def fake_registry(register_backend):
+    register_backend("nan", "tests.fake_backends:NaNAfterThreeSteps")
+    register_backend("broken", "tests.fake_backends:RaisesInTraining")
+    register_backend("oom", "tests.fake_backends:OutOfMemory")
+    register_backend("ghost", "tests.fake_backends:NaNAfterThreeSteps", requires=("no_such_framework_xyz",))
 
 
 @pytest.mark.parametrize("name,status,code", [("nan", "diverged", 3), ("broken", "error", 1), ("oom", "oom", 4),

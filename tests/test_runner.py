@@ -7,8 +7,6 @@ import errno
 
 import pytest
 
-import backends
-from backends import BackendEntry
 from tasks import runner
 from tasks.errors import BackendUnavailable, DeviceOutOfMemory, Diverged
 from tasks.runner import RunConfig, classify, execute, failed_result, is_host_out_of_memory, new_result, one_line
@@ -67,9 +65,8 @@ def test_a_run_that_never_started_is_recorded_with_its_status(monkeypatch):
     assert r.finished_at and r.metric("host_peak_rss") > 0 and r.host["slurm_job_id"] == "77_3"
 
 
-def test_execute_turns_a_failing_body_into_a_status_with_the_traceback(monkeypatch):
-    monkeypatch.setitem(backends.REGISTRY, "broken", BackendEntry("broken", "tests.fake_backends:RaisesInTraining",
-                                                                  ("torch",), "test backend"))
+def test_execute_turns_a_failing_body_into_a_status_with_the_traceback(register_backend):
+    register_backend("broken", "tests.fake_backends:RaisesInTraining")
     spec = get_spec("synthetic", T=5, batch_size=2)
 
     def body(backend, data, result):
@@ -80,9 +77,8 @@ def test_execute_turns_a_failing_body_into_a_status_with_the_traceback(monkeypat
     assert "second line" in r.extra["traceback"] and r.device["type"] == "cpu" and r.capabilities
 
 
-def test_execute_records_a_missing_framework_as_unavailable(monkeypatch):
-    monkeypatch.setitem(backends.REGISTRY, "ghost", BackendEntry("ghost", "tests.fake_backends:RaisesInTraining",
-                                                                 ("no_such_framework_xyz",), "test backend"))
+def test_execute_records_a_missing_framework_as_unavailable(register_backend):
+    register_backend("ghost", "tests.fake_backends:RaisesInTraining", requires=("no_such_framework_xyz",))
     r = execute(get_spec("synthetic"), RunConfig("ghost"), lambda *a: None)
     assert r.status == "unavailable" and "no_such_framework_xyz" in r.message
     with pytest.raises(ValueError, match="precision"):
