@@ -334,12 +334,13 @@ def nir_points(path: str | Path, frameworks: Sequence[str], Ts: Sequence[int], b
     name = graph_name(path)
     points = []
     for T in Ts:
+        task = nir_task(path, T, batch, seed)  # the graph's digest, read once a T
         for fw in frameworks:
             args = ("--nir", str(path), "--backend", fw, "--T", str(T), "--batch-size", str(batch), "--seed", str(seed),
                     "--repeats", str(repeats), "--warmup", str(warmup))
             points.append(Point(part="timing", key=folder + measure_key(f"nir-{name}", fw, T), backend=fw,
                                 label=f"measure nir:{name} {fw} T={T}", module="tasks.measure", args=args,
-                                estimate_s=estimate_s, task=f"nir:{name}", expected_task=nir_task(path, T, batch, seed),
+                                estimate_s=estimate_s, task=task["name"], expected_task=task,
                                 precision=NIR_RUN["precision"], device=NIR_RUN["device"], measures=NIR_MEASURES))
     return points
 
