@@ -182,10 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.nir:
             from .nir import measure_main
+            from .profiles import NirRow
 
             check_measure_arguments(args)
-            return measure_main(args.nir, args.backend, args.T or 100, args.batch_size or 32, args.seed or 0,
-                                args.repeats, args.warmup, args.out)
+            return measure_main(args.nir, args.backend, args.T or NirRow.Ts[0], args.batch_size or NirRow.batch_size,
+                                args.seed or NirRow.seed, args.repeats, args.warmup, args.out)
         measures = check_measure_arguments(args)
         spec = get_spec(args.task, **spec_overrides(args))
         registry.entry(args.backend)

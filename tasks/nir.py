@@ -290,7 +290,6 @@ def save_records(records: list[dict], out: Path) -> list[Path]:
 
 NIR_MEASURES = ("throughput",)  # what a record of a graph measures: inference and forward + backward times
 NIR_RUN = {"device": "cpu", "precision": "fp32"}  # readers build on the CPU, in float32
-POINT_ESTIMATE_S = 30.0
 
 
 def graph_name(path: str | Path) -> str:
@@ -323,21 +322,22 @@ def nir_task(path: str | Path, T: int, batch: int, seed: int) -> dict:
     return {"name": f"nir:{graph_name(path)}", "nir_sha256": digest, "T": T, "batch_size": batch, "seed": seed, "dt": DT}
 
 
-def nir_points(path: str | Path, frameworks: Sequence[str], Ts: Sequence[int], batch: int, seed: int,
-               repeats: int, warmup: int, folder: str = "", estimate_s: float = POINT_ESTIMATE_S) -> list:
-    """The measurement points of a graph (``tasks.measure --nir`` on one framework, one record each), for
-    the sweep and the suite: their orchestrator runs them and finds them done by the one rule."""
+def nir_points(row, frameworks: Sequence[str], warmup: int, folder: str = "") -> list:
+    """The measurement points of a graph's row (a :class:`tasks.profiles.NirRow`: ``tasks.measure --nir`` on
+    one framework, one record each), for the sweep and the suite: their orchestrator runs them and finds
+    them done by the one rule."""
     from .profiles import Point, measure_key
 
-    path = Path(path).resolve()
+    path = Path(row.graph).resolve()
     checked_graph(path)  # a bad graph is refused here, once, before any point runs
     name = graph_name(path)
+    batch, seed, estimate_s = row.batch_size, row.seed, row.seconds
     points = []
-    for T in Ts:
+    for T in row.Ts:
         task = nir_task(path, T, batch, seed)  # the graph's digest, read once a T
         for fw in frameworks:
             args = ("--nir", str(path), "--backend", fw, "--T", str(T), "--batch-size", str(batch), "--seed", str(seed),
-                    "--repeats", str(repeats), "--warmup", str(warmup))
+                    "--repeats", str(row.repeats), "--warmup", str(warmup))
             points.append(Point(part="timing", key=folder + measure_key(f"nir-{name}", fw, T), backend=fw,
                                 label=f"measure nir:{name} {fw} T={T}", module="tasks.measure", args=args,
                                 estimate_s=estimate_s, task=task["name"], expected_task=task,

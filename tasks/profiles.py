@@ -215,9 +215,7 @@ def parse_profile(name: str, table: dict) -> Profile:
             get_spec(task, **{**settings, "T": T})
         for n in neurons:
             get_spec(task, **{**settings, "neurons": n})  # a task without N says so here
-        repeats = row.get("repeats", 10)
-        if not isinstance(repeats, int) or repeats < 10:
-            raise UsageError(f"{w}.repeats must be an integer of at least 10, got {repeats!r}")
+        repeats = _repeats(w, row.get("repeats", 10))
         timing.append(TimingRow(task, Ts, neurons, settings, repeats, float(row.get("seconds", 20.0))))
     nir = tuple(parse_nir_row(f"{where} nir[{i}]", row) for i, row in enumerate(table.get("nir", [])))
     if nir and device != "cpu":
@@ -247,14 +245,19 @@ def parse_nir_row(where: str, row: dict) -> NirRow:
     graph = row.get("graph")
     if not isinstance(graph, str) or not graph:
         raise UsageError(f"{where}.graph must name a .nir file")
-    Ts = _ints(f"{where}.T", row.get("T", [100]))
-    batch, seed, repeats = row.get("batch_size", 32), row.get("seed", 0), row.get("repeats", 10)
+    Ts = _ints(f"{where}.T", row.get("T", list(NirRow.Ts)))
+    batch, seed = row.get("batch_size", NirRow.batch_size), row.get("seed", NirRow.seed)
     if not Ts or min(Ts) <= 0 or not isinstance(batch, int) or batch <= 0 or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"{where}: T must be a non-empty list of positive integers, batch_size a positive "
                          f"integer, seed >= 0")
-    if not isinstance(repeats, int) or repeats < 10:
-        raise UsageError(f"{where}.repeats must be an integer of at least 10, got {repeats!r}")
-    return NirRow(graph, Ts, batch, seed, repeats, float(row.get("seconds", 30.0)))
+    repeats = _repeats(where, row.get("repeats", NirRow.repeats))
+    return NirRow(graph, Ts, batch, seed, repeats, float(row.get("seconds", NirRow.seconds)))
+
+
+def _repeats(where: str, value: Any) -> int:
+    if not isinstance(value, int) or value < 10:
+        raise UsageError(f"{where}.repeats must be an integer of at least 10, got {value!r}")
+    return value
 
 
 def parse_cluster(where: str, table: Any) -> ClusterResources:

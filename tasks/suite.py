@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--backend", help="only these backends (a comma list; default the profile's)")
     p.add_argument("--task", help="only these tasks (a comma list; default the profile's)")
     p.add_argument("--nir", action="append", metavar="GRAPH",
-                   help="also time this NIR graph through every framework's reader (T 100, batch 32; repeatable; "
+                   help=f"also time this NIR graph through every framework's reader (T {NirRow.Ts[0]}, batch "
+                        f"{NirRow.batch_size}; repeatable; "
                         "a profile's [[P.nir]] rows give other settings; docs/nir.md)")
     p.add_argument("--data-dir", help="where MNIST-format data sets are looked for first")
     p.add_argument("--list", action="store_true",
@@ -161,8 +162,7 @@ def graph_points(rows: tuple[NirRow, ...], names: list[str]) -> list:
     from . import nir as nir_graphs
 
     readers = [n for n in names if n in nir_graphs.READERS]
-    return [pt for row in rows for pt in nir_graphs.nir_points(row.graph, readers, row.Ts, row.batch_size, row.seed,
-                                                              row.repeats, WARMUP_DEFAULT, "nir/", row.seconds)]
+    return [pt for row in rows for pt in nir_graphs.nir_points(row, readers, WARMUP_DEFAULT, "nir/")]
 
 
 def record_files(out: Path) -> list[Path]:

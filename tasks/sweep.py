@@ -43,7 +43,7 @@ from .errors import SpikebenchError
 from .executors import add_executor_arguments, make_executor
 from .measure import MEASURE_DEFAULT, add_measure_arguments, check_measure_arguments
 from .orchestrate import FolderLock, run_held, take_folder
-from .profiles import ClusterResources, Point, measure_key, normalised
+from .profiles import ClusterResources, NirRow, Point, measure_key, normalised
 from .result import Result
 from .specs import TaskSpec, get_spec
 
@@ -166,11 +166,11 @@ def nir_sweep(args, measures: list[str]) -> int:
     if args.neurons:
         raise SpikebenchError("--neurons is a task's width; a NIR graph's sizes are its own")
     names = list(nir_graphs.readers_of(args.backend))
-    Ts = parse_ints(args.T, "--T") if args.T else [100]
-    batch, seed = args.batch_size or 32, args.seed or 0
+    Ts = tuple(parse_ints(args.T, "--T")) if args.T else NirRow.Ts
+    batch, seed = args.batch_size or NirRow.batch_size, args.seed or NirRow.seed
     if batch <= 0:
         raise SpikebenchError(f"--batch-size must be > 0, got {batch}")
-    listed = nir_graphs.nir_points(args.nir, names, Ts, batch, seed, args.repeats, args.warmup)
+    listed = nir_graphs.nir_points(NirRow(args.nir, Ts, batch, seed, args.repeats), names, args.warmup)
     out = Path(args.out) if args.out else Path("results") / "sweeps" / f"nir-{nir_graphs.graph_name(args.nir)}-cpu-fp32"
     check_output(out, directory=True)
     executor = make_executor(args, out, ClusterResources())
