@@ -50,11 +50,19 @@ MIN_REPEATS = 10
 MIN_WARMUP = 2
 
 
-def time_calls(call: Callable[[], object], synchronize: Callable[[], None], repeats: int, warmup: int) -> Timing:
-    """Median of ``repeats`` synchronised calls after ``warmup`` untimed ones."""
-    for _ in range(max(warmup, MIN_WARMUP)):
+def time_calls(call: Callable[[], object], synchronize: Callable[[], None], repeats: int, warmup: int,
+               first: list[float] | None = None) -> Timing:
+    """Median of ``repeats`` synchronised calls after ``warmup`` untimed ones; the
+    first of those is timed into ``first`` when given (where compilation shows)."""
+    for i in range(max(warmup, MIN_WARMUP)):
+        timed = i == 0 and first is not None
+        if timed:
+            synchronize()
+            t0 = time.perf_counter()
         call()
         synchronize()
+        if timed:
+            first.append(time.perf_counter() - t0)
     samples = []
     for _ in range(repeats):
         synchronize()
@@ -107,9 +115,12 @@ def _measure(spec: TaskSpec, config: RunConfig, measures: set[str], repeats: int
     m = result.set_metric
     if measures & {"throughput", "memory"}:
         n = repeats if "throughput" in measures else 1
+        compile_time = 0.0
         for call in step_calls(spec, backend, data):
             backend.reset_peak_memory()
-            t = time_calls(call.run, backend.synchronize, n, warmup)
+            first: list[float] = []
+            t = time_calls(call.run, backend.synchronize, n, warmup, first)
+            compile_time += first[0] - t.median
             scope = getattr(backend, "peak_memory_scope", "window")
             m(call.peak, backend.peak_memory_bytes(), call.peak_what if scope == "window" else
               f"{call.peak_what}; this framework cannot reset its peak: the process's peak (a fresh process per point)")
@@ -120,6 +131,9 @@ def _measure(spec: TaskSpec, config: RunConfig, measures: set[str], repeats: int
                 m(f"{call.key}_throughput", call.size / t.median)
                 m(f"{call.key}_spread", t.spread)
         result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
+        if backend.compile_info() is not None:
+            m("compile_time", compile_time, "over the calls measured (inference, forward + backward, train step): "
+              "each one's first call less its median")
         if "memory" in measures and config.device == "cpu":
             # in a process of its own, whose heap holds no block freed by the steps above
             for key, (value, why) in hostmem.measure_in_fresh_process(spec, config, warmup).items():

@@ -205,7 +205,10 @@ def execute(
         with open_backend(cls, spec, device=config.device, precision=config.precision) as backend:
             result.device = backend.device_info()
             result.wall_times["setup"] = time.perf_counter() - t_start
-            body(backend, data, result)
+            try:
+                body(backend, data, result)
+            finally:  # what compiled, also when a step then failed to
+                record_compilation(result, backend)
         finish(result, "ok", "", t_start)
     except Exception as exc:  # a backend's failure is a result, not a crash
         status = classify(exc, backend)
@@ -213,6 +216,17 @@ def execute(
             result.extra["traceback"] = traceback.format_exc()
         finish(result, status, str(exc) if status in ("unavailable", "diverged") else one_line(exc), t_start)
     return result
+
+
+def record_compilation(result: Result, backend: Any) -> None:
+    """A compiling backend's ``compile_info`` into the record, its graph breaks also
+    into the record's capability table."""
+    info = backend.compile_info()
+    if info is None:
+        return
+    result.extra["compile"] = info
+    if "compile" in result.capabilities and info.get("graph_breaks") is not None:
+        result.capabilities["compile"]["graph_breaks_counted"] = info["graph_breaks"]
 
 
 # How running out of host memory reads when a framework's C++ allocator, not
