@@ -19,7 +19,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import contextvars
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
