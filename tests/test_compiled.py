@@ -150,3 +150,21 @@ def test_every_pytorch_framework_has_a_compiled_variant_in_its_hue():
         if backends.availability(name)[0]:
             caps = backends.load(name).capabilities()
             assert caps.compile["mode"] == "default" and caps.compile["fullgraph"] is False
+
+
+def test_a_new_T_recompiles_and_a_new_batch_size_once(aot_eager):
+    """What torch.compile's dynamic=None (the variants' recorded choice) does to a
+    time-major network: the loop over T is unrolled, so every new T is a new graph;
+    a second batch size recompiles with a dynamic batch, later ones reuse it."""
+    from tasks import rng
+    from tasks.parity import random_batch
+
+    case = parity_case("fc_mnist_poisson")
+    backend = torch_common.compiled_variant(STBPBackend)(case.spec, case.weights, precision="fp64")
+    graphs = []
+    for T, B in ((3, 4), (4, 4), (6, 4), (6, 6), (6, 8)):
+        spec = case.spec.with_overrides(T=T, batch_size=B)
+        backend.forward_backward(random_batch(spec, rng.stream(0, f"T={T}, B={B}")))
+        graphs.append(backend.compile_info()["graphs"])
+    assert graphs == [1, 2, 3, 4, 4]
+    assert torch_common.COMPILE_DYNAMIC is None
