@@ -246,21 +246,23 @@ class CompiledFunction:
     A failure to compile (dynamo cannot trace, inductor or the C++ compiler
     fails, the recompilation limit is hit) raises :class:`BackendUnavailable`
     with the reason; so does a call that compiled nothing (a silent eager
-    fallback).  ``first_breaks`` is the graph breaks of the first compilation;
-    ``graphs`` the graphs compiled in all (a recompilation adds one)."""
+    fallback).  ``describe(*args)`` names the kind of call (training or
+    evaluation, gradients or not, ...): each kind compiles its own graphs, and
+    its first compilation's graph breaks are kept under that name; ``graphs``
+    counts the graphs compiled in all (a recompilation adds one)."""
 
-    def __init__(self, fn, name: str, mode: str):
+    def __init__(self, fn, name: str, mode: str, describe=None):
         self.name = name
         self.fn = torch.compile(fn, backend=COMPILE_BACKEND, mode=mode, dynamic=COMPILE_DYNAMIC, fullgraph=False)
+        self.describe = describe or (lambda *args: name)
         self.graphs = 0
-        self.breaks = 0
-        self.first_breaks: int | None = None
+        self.breaks_by_call: dict[str, int] = {}
         self.reasons: Counter = Counter()
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args):
         breaks0, graphs0, reasons0 = _dynamo_counts()
         try:
-            out = self.fn(*args, **kwargs)
+            out = self.fn(*args)
         except Exception as exc:
             from torch._dynamo.exc import FailOnRecompileLimitHit, TorchDynamoException
 
@@ -271,20 +273,22 @@ class CompiledFunction:
         breaks1, graphs1, reasons1 = _dynamo_counts()
         if graphs1 == graphs0 and breaks1 == breaks0:
             return out  # nothing new was compiled: the cached graphs ran
-        if self.first_breaks is None:
+        kind = self.describe(*args)
+        if kind not in self.breaks_by_call:
             if graphs1 == graphs0:
-                raise BackendUnavailable(f"torch.compile of the {self.name} compiled no graph: it ran eagerly "
-                                         f"({breaks1 - breaks0} graph breaks)")
-            self.first_breaks = breaks1 - breaks0
+                raise BackendUnavailable(f"torch.compile of the {self.name} ({kind}) compiled no graph: it ran "
+                                         f"eagerly ({breaks1 - breaks0} graph breaks)")
+            self.breaks_by_call[kind] = breaks1 - breaks0
         self.graphs += graphs1 - graphs0
-        self.breaks += breaks1 - breaks0
         self.reasons.update({_break_reason(k): v - reasons0.get(k, 0) for k, v in reasons1.items()
                              if v > reasons0.get(k, 0)})
         return out
 
     def record(self) -> dict[str, Any]:
-        return {"graph_breaks": self.first_breaks, "graphs": self.graphs, "graph_breaks_all": self.breaks,
-                "graph_break_reasons": dict(self.reasons)}
+        """``graph_breaks``: the most any kind of call met in its first compilation
+        (None before any compiled); per kind, and every break's reason."""
+        return {"graph_breaks": max(self.breaks_by_call.values(), default=None), "graphs": self.graphs,
+                "graph_breaks_by_call": dict(self.breaks_by_call), "graph_break_reasons": dict(self.reasons)}
 
 
 def compiled_capabilities(caps: Capabilities, mode: str, device_note: str = "") -> Capabilities:
@@ -297,9 +301,11 @@ def compiled_capabilities(caps: Capabilities, mode: str, device_note: str = "") 
         "compiled": ("the network and the loss (forward; AOTAutograd compiles their backward) in one function, "
                      "and Adam's step in another (PyTorch's recipe 'Compiling the optimizer with torch.compile'); "
                      "the same compiled network for inference and evaluation"),
-        "graph_breaks": ("counted per point (the network and loss's first compilation), recorded in the "
-                         "record's copy of this table and in its 'compile' entry; Adam's own two breaks "
-                         "(PyTorch breaks the graph around every optimizer step on purpose) are counted apart"),
+        "graph_breaks": ("counted per point: the most that one kind of call of the network and loss (training "
+                         "with gradients, evaluation without, recording, ...) met in its first compilation, "
+                         "recorded in the record's copy of this table and in its 'compile' entry with each kind's "
+                         "count and every reason; Adam's own breaks (PyTorch breaks the graph around every "
+                         "optimizer step on purpose) are counted apart"),
     }
     return Capabilities(
         tasks=caps.tasks, devices=caps.devices, precisions=caps.precisions, components=dict(caps.components),
@@ -364,7 +370,8 @@ class TorchBackend(Backend):
         # Adam step, and each new value (a schedule) would recompile it
         for group in self.optimizer.param_groups:
             group["lr"] = torch.tensor(group["lr"], dtype=torch.float64)
-        self._network = CompiledFunction(self._network_outputs, "network and loss", self.compile_mode)
+        self._network = CompiledFunction(self._network_outputs, "network and loss", self.compile_mode,
+                                         self._call_kind)
         self._compiled_step = CompiledFunction(self._optimizer_step, "Adam step", self.compile_mode)
 
     # -- what a subclass provides -----------------------------------------------
@@ -430,6 +437,12 @@ class TorchBackend(Backend):
             out = self.model(x, static=static, record=record)
             loss, scores = task_loss(self.spec, out, y)
         return out.readout, out.spikes, out.membranes, loss, scores
+
+    def _call_kind(self, x, y, static: bool, record: bool) -> str:
+        """What a call of the network and loss is, for its graph breaks: each compiles apart."""
+        kind = ["training" if self.model.training else "evaluation",
+                "gradients" if torch.is_grad_enabled() else "no gradients"]
+        return ", ".join(kind + (["recording"] if record else []))
 
     def _forward(self, batch: Batch | StagedBatch, record: bool) -> tuple[NetworkOutput, torch.Tensor, torch.Tensor]:
         x, y = self._inputs(batch)

@@ -7,6 +7,8 @@ contract checks."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,7 @@ def test_a_graph_break_is_counted_and_recorded_and_the_results_are_the_eager_one
     assert any("graph_break()" in reason for reason in info["network"]["graph_break_reasons"])
     backend.train_step(case.batches[0])  # Adam compiles apart: its breaks are not the network's
     assert backend.compile_info()["graph_breaks"] == breaks
+    assert backend.compile_info()["network"]["graph_breaks_by_call"] == {"training, gradients": breaks}
 
     result = Result(task="fc_mnist", backend="stbp:compile")
     result.capabilities = compiled.capabilities().to_dict()
@@ -89,6 +92,7 @@ def test_the_same_network_without_the_break_compiles_whole(aot_eager):
     backend.gradients(case.batches[0])
     info = backend.compile_info()
     assert info["graph_breaks"] == 0 and info["graphs"] == 1 and info["network"]["graph_break_reasons"] == {}
+    assert info["network"]["graph_breaks_by_call"] == {"training, gradients": 0}
 
 
 def test_an_eager_backend_records_no_compilation():
@@ -128,15 +132,17 @@ def test_a_step_that_recompiles_past_the_limit_is_unavailable_not_eager(aot_eage
             backend.forward_backward(batch)
 
 
-def test_a_missing_cpp_compiler_makes_the_variant_unavailable(monkeypatch):
+def test_a_missing_cpp_compiler_makes_the_variant_unavailable():
     from torch._inductor import config
 
-    monkeypatch.setattr(config.cpp, "cxx", ("no-such-cxx-compiler",))
-    why = torch_common.compiler_missing("cpu")
-    assert why is not None and "C++ compiler" in why
     case = parity_case("fc_mnist")
-    with pytest.raises(NotImplementedError, match="needs a C\\+\\+ compiler"):
-        torch_common.compiled_variant(STBPBackend)(case.spec, case.weights, precision="fp64")
+    with config.patch({"cpp.cxx": ("no-such-cxx-compiler",)}):
+        why = torch_common.compiler_missing("cpu")
+        assert why is not None and "C++ compiler" in why
+        with pytest.raises(NotImplementedError, match="needs a C\\+\\+ compiler"):
+            torch_common.compiled_variant(STBPBackend)(case.spec, case.weights, precision="fp64")
+    # inductor's default search is g++
+    assert (torch_common.compiler_missing("cpu") is None) == (shutil.which("g++") is not None)
 
 
 def test_every_pytorch_framework_has_a_compiled_variant_in_its_hue():
@@ -168,3 +174,20 @@ def test_a_new_T_recompiles_and_a_new_batch_size_once(aot_eager):
         graphs.append(backend.compile_info()["graphs"])
     assert graphs == [1, 2, 3, 4, 4]
     assert torch_common.COMPILE_DYNAMIC is None
+
+
+def test_a_break_in_evaluation_alone_is_counted_too(aot_eager):
+    def breaks_without_gradients(module, x):
+        if not torch.is_grad_enabled():
+            torch._dynamo.graph_break()
+        return x
+
+    case = parity_case("fc_mnist")
+    backend = torch_common.compiled_variant(wrapping(breaks_without_gradients))(case.spec, case.weights,
+                                                                                precision="fp64")
+    backend.gradients(case.batches[0])
+    assert backend.compile_info()["graph_breaks"] == 0
+    backend.evaluate(case.batches[0])
+    by_call = backend.compile_info()["network"]["graph_breaks_by_call"]
+    assert by_call["training, gradients"] == 0 and by_call["evaluation, no gradients"] >= 1
+    assert backend.compile_info()["graph_breaks"] == by_call["evaluation, no gradients"]
