@@ -116,8 +116,7 @@ def test_a_step_that_fails_to_compile_is_unavailable_with_the_reason(aot_eager, 
         backend.train_step(case.batches[0])
 
 
-def test_a_step_that_recompiles_past_the_limit_is_unavailable_not_eager(aot_eager, monkeypatch):
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+def test_a_step_that_recompiles_past_the_limit_is_unavailable_not_eager(aot_eager):
     calls = []
 
     def changes_every_call(module, x):  # a new Python string each call: a guard that always fails
@@ -126,10 +125,12 @@ def test_a_step_that_recompiles_past_the_limit_is_unavailable_not_eager(aot_eage
 
     case = parity_case("fc_mnist")
     backend = torch_common.compiled_variant(wrapping(changes_every_call))(case.spec, case.weights, precision="fp64")
-    backend.forward_backward(case.batches[0])
-    with pytest.raises(BackendUnavailable, match="torch.compile of the network and loss failed"):
-        for batch in case.batches[1:4]:
-            backend.forward_backward(batch)
+    # (torch's config objects are patched through their own patch(): monkeypatch's undo deletes the key)
+    with torch._dynamo.config.patch(recompile_limit=1):
+        backend.forward_backward(case.batches[0])
+        with pytest.raises(BackendUnavailable, match="torch.compile of the network and loss failed"):
+            for batch in case.batches[1:4]:
+                backend.forward_backward(batch)
 
 
 def test_a_missing_cpp_compiler_makes_the_variant_unavailable():
