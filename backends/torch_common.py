@@ -240,6 +240,21 @@ def _break_reason(text: str) -> str:
     return ": ".join(lines[:1] + explained[:1])[:300]
 
 
+def _failed_compiling(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch.compile failing to compile (dynamo's and inductor's
+    errors, the recompilation limit, or an internal assertion raised while dynamo
+    traced), not an error of the compiled code as it ran (out of memory, ...)."""
+    from torch._dynamo.exc import FailOnRecompileLimitHit, TorchDynamoException
+
+    if isinstance(exc, (TorchDynamoException, FailOnRecompileLimitHit)):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
+    return "/torch/_dynamo/" in where
+
+
 class CompiledFunction:
     """A function under ``torch.compile``, its graph breaks and compilations counted.
 
@@ -264,9 +279,7 @@ class CompiledFunction:
         try:
             out = self.fn(*args)
         except Exception as exc:
-            from torch._dynamo.exc import FailOnRecompileLimitHit, TorchDynamoException
-
-            if isinstance(exc, (TorchDynamoException, FailOnRecompileLimitHit)):
+            if _failed_compiling(exc):
                 said = " ".join(" ".join(line.split()) for line in str(exc).strip().splitlines()[:2])[:300]
                 raise BackendUnavailable(f"torch.compile of the {self.name} failed: {type(exc).__name__}: {said}") from None
             raise

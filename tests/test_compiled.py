@@ -192,3 +192,18 @@ def test_a_break_in_evaluation_alone_is_counted_too(aot_eager):
     by_call = backend.compile_info()["network"]["graph_breaks_by_call"]
     assert by_call["training, gradients"] == 0 and by_call["evaluation, no gradients"] >= 1
     assert backend.compile_info()["graph_breaks"] == by_call["evaluation, no gradients"]
+
+
+def test_an_internal_error_of_dynamo_while_tracing_is_a_failure_to_compile():
+    def traced():
+        import torch._dynamo.symbolic_convert as where  # noqa: F401 (an assertion raised inside dynamo)
+        exec(compile("def f():\n    assert False, 'should not be called on root SubgraphTracer'\n",
+                     where.__file__, "exec"), namespace := {})
+        namespace["f"]()
+
+    with pytest.raises(AssertionError) as raised:
+        traced()
+    assert torch_common._failed_compiling(raised.value)
+    with pytest.raises(RuntimeError) as ran:
+        torch.zeros(2) @ torch.zeros(3)
+    assert not torch_common._failed_compiling(ran.value)
