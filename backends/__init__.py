@@ -59,7 +59,7 @@ REGISTRY: dict[str, BackendEntry] = {
             ("torch",),
             "our STBP/tdBN code in plain PyTorch, network, loss and Adam under torch.compile (inductor)",
             "stbp",
-            "#A6CEE3",
+            "#00A3FE",
         ),
         BackendEntry(
             "snntorch",
@@ -75,7 +75,7 @@ REGISTRY: dict[str, BackendEntry] = {
             ("torch", "snntorch"),
             "snnTorch, network, loss and Adam under torch.compile (inductor)",
             "snntorch",
-            "#F5C767",
+            "#D4AD54",
         ),
         BackendEntry(
             "spikingjelly",
@@ -95,12 +95,13 @@ REGISTRY: dict[str, BackendEntry] = {
             env={"SJ_LIF_CUDA_IMPLEMENTATION": "torch"},
         ),
         BackendEntry(
+            # darker, not lighter: spikingjelly:torch holds the lighter green
             "spikingjelly:compile",
             "backends.spikingjelly.backend:SpikingJellyTorchCompiledBackend",
             ("torch", "spikingjelly"),
             "SpikingJelly 2.x with its pure-PyTorch LIF kernel, network, loss and Adam under torch.compile (inductor)",
             "spikingjelly",
-            "#A8E6D1",
+            "#00664A",
             env={"SJ_LIF_CUDA_IMPLEMENTATION": "torch"},
         ),
         BackendEntry(
@@ -135,7 +136,7 @@ REGISTRY: dict[str, BackendEntry] = {
             ("torch", "norse"),
             "Norse, network, loss and Adam under torch.compile (inductor)",
             "norse",
-            "#F2A36B",
+            "#AE652C",
         ),
         BackendEntry(
             "sinabs",
@@ -151,7 +152,7 @@ REGISTRY: dict[str, BackendEntry] = {
             ("torch", "sinabs"),
             "Sinabs 3, network, loss and Adam under torch.compile (inductor)",
             "sinabs",
-            "#C49C94",
+            "#C0897F",
         ),
         BackendEntry(
             "rockpool",
@@ -167,7 +168,7 @@ REGISTRY: dict[str, BackendEntry] = {
             ("torch", "rockpool"),
             "Rockpool's Torch modules, network, loss and Adam under torch.compile (inductor)",
             "rockpool",
-            "#C978A5",
+            "#E61B80",
         ),
         BackendEntry(
             "lava-dl",
