@@ -55,6 +55,11 @@ class Capabilities:
     differences: dict[str, str] = field(default_factory=dict)
     parity_tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: str = ""
+    # How a compiled variant compiles its steps (compiler, mode, ``dynamic``,
+    # ``fullgraph``, what is compiled, how graph breaks are counted); empty for
+    # a backend that runs eagerly.  A record's copy of the table adds
+    # ``graph_breaks_counted``: the graph breaks its point's compilation met.
+    compile: dict[str, Any] = field(default_factory=dict)
 
     def refusal(self, task: str, device: str, precision: str) -> str | None:
         """Why a backend of these capabilities does not run ``task`` on ``device`` in
@@ -76,6 +81,7 @@ class Capabilities:
             "differences": dict(self.differences),
             "parity_tolerances": {k: dict(v) for k, v in self.parity_tolerances.items()},
             "notes": self.notes,
+            **({"compile": dict(self.compile)} if self.compile else {}),
         }
 
 
@@ -190,6 +196,11 @@ class Backend(abc.ABC):
     def is_out_of_memory(self, exc: BaseException) -> bool:
         """Whether ``exc`` means the device ran out of memory."""
         return False
+
+    def compile_info(self) -> dict[str, Any] | None:
+        """How this backend's steps were compiled so far (``graph_breaks``,
+        ``graphs`` compiled, ...), or None for a backend that runs eagerly."""
+        return None
 
     def close(self) -> None:
         """Release device resources."""

@@ -266,6 +266,9 @@ class JaxBackend(Backend):
         return jax.device_put(np.ascontiguousarray(converted), self.jax_device)
 
     # -- measurement -----------------------------------------------------------------------
+    def compile_info(self) -> dict[str, Any] | None:
+        return {"compiler": "jax.jit (XLA)", "graphs": self.compile_count}
+
     def synchronize(self) -> None:
         leaves = jax.tree_util.tree_leaves(self._last) if self._last is not None else []
         leaves += self._state_leaves()

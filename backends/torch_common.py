@@ -19,8 +19,9 @@ from __future__ import annotations
 import abc
 import contextlib
 import contextvars
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,11 +29,11 @@ from torch import nn
 
 from tasks import cpu
 from tasks.data import Batch
-from tasks.errors import DeviceUnavailable
+from tasks.errors import BackendUnavailable, DeviceUnavailable
 from tasks.specs import TaskSpec
 from tasks.weights import trainable_names
 
-from .base import Backend, EvalOutput
+from .base import Backend, Capabilities, EvalOutput
 
 
 @dataclass
@@ -81,7 +82,8 @@ class Recorder:
         self.record = record
         self.spikes: dict[str, torch.Tensor] = {}
         self.membranes: dict[str, torch.Tensor] | None = {} if record else None
-        self.keep = spike_keeper.get()
+        # (a compiled variant never sets a keeper, and dynamo cannot trace ContextVar.get)
+        self.keep = None if torch.compiler.is_compiling() else spike_keeper.get()
 
     def __call__(self, name: str, pair) -> torch.Tensor:
         """Keep ``pair = (spikes, membranes)`` of layer ``name``; return the spikes."""
@@ -105,6 +107,20 @@ def configure_precision(precision: str) -> None:
     torch.backends.cuda.matmul.allow_tf32 = allow
     torch.backends.cudnn.allow_tf32 = allow
     torch.set_float32_matmul_precision("high" if allow else "highest")
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    """PyTorch's default dtype set to ``dtype`` inside the block.  Adam keeps its step
+    count as a tensor of the default dtype, and compiled, computes its bias
+    corrections in it (eager Adam reads the count as a Python float): a float64
+    run needs it float64, as a user training in float64 sets it."""
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
 
 
 def autocast(precision: str, device: torch.device):
@@ -178,6 +194,157 @@ def cpu_device_info() -> dict[str, Any]:
     return {"type": "cpu", "name": cpu.model_name(), "threads": torch.get_num_threads()}
 
 
+# -- torch.compile ---------------------------------------------------------------
+# How a compiled variant compiles (recorded in its capability table and records):
+# inductor with the user's defaults.  ``dynamic=None`` is torch.compile's own
+# default: the first shape is compiled static, a second one recompiles with
+# dynamic sizes (automatic dynamic shapes), later ones reuse that graph.
+# Graph breaks are allowed, as in a user's torch.compile (PyTorch's Adam itself
+# breaks the graph on purpose around its step): each is counted and recorded; a
+# step that fails to compile, or of which nothing compiles, is unavailable.
+COMPILE_BACKEND = "inductor"
+COMPILE_DYNAMIC = None
+
+
+def compiler_missing(device: str) -> str | None:
+    """Why inductor cannot generate code for ``device`` here, or None when it can."""
+    if device == "cpu":
+        from torch._inductor import cpp_builder
+
+        try:
+            cpp_builder.get_cpp_compiler()
+        except Exception as exc:  # InvalidCxxCompiler: none of the compilers it looks for is on PATH
+            return ("torch.compile (inductor) needs a C++ compiler on the CPU (g++ or clang++ on PATH, or "
+                    f"TORCHINDUCTOR_CPP_CXX / CXX): {' '.join(str(exc).split())[:200]}")
+        return None
+    from torch.utils._triton import has_triton
+
+    return None if has_triton() else "torch.compile (inductor) needs Triton on CUDA (pip install triton)"
+
+
+def _dynamo_counts() -> tuple[int, int, Counter]:
+    """Graph breaks and graphs compiled so far in this process, and the breaks by reason."""
+    from torch._dynamo.utils import counters
+
+    breaks = counters["graph_break"]
+    return sum(breaks.values()), counters["stats"]["unique_graphs"], Counter(breaks)
+
+
+def _break_reason(text: str) -> str:
+    """Dynamo's graph-break message without its hints and links: its first line and
+    the explanation."""
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    if not lines or not lines[0]:
+        return "(no reason given)"
+    explained = [line.removeprefix("Explanation:").strip() for line in lines if line.startswith("Explanation:")]
+    return ": ".join(lines[:1] + explained[:1])[:300]
+
+
+def _failed_compiling(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch.compile failing to compile (dynamo's and inductor's
+    errors, the recompilation limit, or an internal assertion raised while dynamo
+    traced), not an error of the compiled code as it ran (out of memory, ...)."""
+    from torch._dynamo.exc import FailOnRecompileLimitHit, TorchDynamoException
+
+    if isinstance(exc, (TorchDynamoException, FailOnRecompileLimitHit)):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
+    return "/torch/_dynamo/" in where
+
+
+class CompiledFunction:
+    """A function under ``torch.compile``, its graph breaks and compilations counted.
+
+    A failure to compile (dynamo cannot trace, inductor or the C++ compiler
+    fails, the recompilation limit is hit) raises :class:`BackendUnavailable`
+    with the reason; so does a call that compiled nothing (a silent eager
+    fallback).  ``describe(*args)`` names the kind of call (training or
+    evaluation, gradients or not, ...): each kind compiles its own graphs, and
+    its first compilation's graph breaks are kept under that name; ``graphs``
+    counts the graphs compiled in all (a recompilation adds one)."""
+
+    def __init__(self, fn, name: str, mode: str, describe=None):
+        self.name = name
+        self.fn = torch.compile(fn, backend=COMPILE_BACKEND, mode=mode, dynamic=COMPILE_DYNAMIC, fullgraph=False)
+        self.describe = describe or (lambda *args: name)
+        self.graphs = 0
+        self.breaks_by_call: dict[str, int] = {}
+        self.reasons: Counter = Counter()
+
+    def __call__(self, *args):
+        breaks0, graphs0, reasons0 = _dynamo_counts()
+        try:
+            out = self.fn(*args)
+        except Exception as exc:
+            if _failed_compiling(exc):
+                said = " ".join(" ".join(line.split()) for line in str(exc).strip().splitlines()[:2])[:300]
+                raise BackendUnavailable(f"torch.compile of the {self.name} failed: {type(exc).__name__}: {said}") from None
+            raise
+        breaks1, graphs1, reasons1 = _dynamo_counts()
+        if graphs1 == graphs0 and breaks1 == breaks0:
+            return out  # nothing new was compiled: the cached graphs ran
+        kind = self.describe(*args)
+        if kind not in self.breaks_by_call:
+            if graphs1 == graphs0:
+                raise BackendUnavailable(f"torch.compile of the {self.name} ({kind}) compiled no graph: it ran "
+                                         f"eagerly ({breaks1 - breaks0} graph breaks)")
+            self.breaks_by_call[kind] = breaks1 - breaks0
+        self.graphs += graphs1 - graphs0
+        self.reasons.update({_break_reason(k): v - reasons0.get(k, 0) for k, v in reasons1.items()
+                             if v > reasons0.get(k, 0)})
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """``graph_breaks``: the most any kind of call met in its first compilation
+        (None before any compiled); per kind, and every break's reason."""
+        return {"graph_breaks": max(self.breaks_by_call.values(), default=None), "graphs": self.graphs,
+                "graph_breaks_by_call": dict(self.breaks_by_call), "graph_break_reasons": dict(self.reasons)}
+
+
+def compiled_capabilities(caps: Capabilities, mode: str, device_note: str = "") -> Capabilities:
+    """``caps`` of an eager backend, as its compiled variant's."""
+    compile_table = {
+        "compiler": f"torch.compile, backend {COMPILE_BACKEND}",
+        "mode": mode,
+        "dynamic": COMPILE_DYNAMIC,
+        "fullgraph": False,
+        "compiled": ("the network and the loss (forward; AOTAutograd compiles their backward) in one function, "
+                     "and Adam's step in another (PyTorch's recipe 'Compiling the optimizer with torch.compile'); "
+                     "the same compiled network for inference and evaluation"),
+        "graph_breaks": ("counted per point: the most that one kind of call of the network and loss (training "
+                         "with gradients, evaluation without, recording, ...) met in its first compilation, "
+                         "recorded in the record's copy of this table and in its 'compile' entry with each kind's "
+                         "count and every reason; Adam's own breaks (PyTorch breaks the graph around every "
+                         "optimizer step on purpose) are counted apart"),
+    }
+    return Capabilities(
+        tasks=caps.tasks, devices=caps.devices, precisions=caps.precisions, components=dict(caps.components),
+        differences=dict(caps.differences), parity_tolerances={k: dict(v) for k, v in caps.parity_tolerances.items()},
+        notes=f"Under torch.compile ({COMPILE_BACKEND}, mode {mode}): " + caps.notes + device_note,
+        compile=compile_table,
+    )
+
+
+def compiled_variant(eager: type, mode: str = "default", variant: str = "compile") -> type:
+    """The variant of PyTorch backend ``eager`` whose steps run under ``torch.compile``."""
+    name = f"{eager.__name__.removesuffix('Backend')}Compiled{'' if mode == 'default' else 'CudaGraphs'}Backend"
+
+    def capabilities(cls) -> Capabilities:
+        return compiled_capabilities(eager.capabilities(), mode)
+
+    return type(name, (eager,), {
+        "variant": variant,
+        "compile_mode": mode,
+        "capabilities": classmethod(capabilities),
+        "__module__": eager.__module__,
+        "__qualname__": name,
+        "__doc__": f"{eager.__name__} with its training step, inference and evaluation under torch.compile ({mode}).",
+    })
+
+
 class TorchBackend(Backend):
     """Training, evaluation, weights and measurement for any PyTorch network."""
 
@@ -196,6 +363,29 @@ class TorchBackend(Backend):
             group.setdefault("lr_scale", 1.0)
             group["lr"] = spec.lr * group["lr_scale"]
         self.optimizer = torch.optim.Adam(groups, lr=spec.lr, betas=spec.adam_betas, eps=spec.adam_eps)
+        self._network = self._network_outputs
+        if self.compile_mode is not None:
+            self._compile()
+
+    # The torch.compile mode of a compiled variant (``compiled_variant``); None: eager.
+    compile_mode: ClassVar[str | None] = None
+
+    def _compile(self) -> None:
+        missing = compiler_missing(self.device)
+        if missing is not None:
+            raise NotImplementedError(f"{self.name}: {missing}")
+        import torch._dynamo
+
+        # a step that does not compile must fail, never run eagerly in silence
+        torch._dynamo.config.suppress_errors = False
+        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        # the learning rate as a tensor: a float is a constant of the compiled
+        # Adam step, and each new value (a schedule) would recompile it
+        for group in self.optimizer.param_groups:
+            group["lr"] = torch.tensor(group["lr"], dtype=torch.float64)
+        self._network = CompiledFunction(self._network_outputs, "network and loss", self.compile_mode,
+                                         self._call_kind)
+        self._compiled_step = CompiledFunction(self._optimizer_step, "Adam step", self.compile_mode)
 
     # -- what a subclass provides -----------------------------------------------
     @abc.abstractmethod
@@ -253,12 +443,24 @@ class TorchBackend(Backend):
         with torch.no_grad():
             self._forward(batch, record=False)
 
+    def _network_outputs(self, x: torch.Tensor, y: torch.Tensor, static: bool, record: bool) -> tuple:
+        """The network and the loss: readout, spikes, membranes, loss and scores (plain
+        tensors and dicts: what a compiled function returns)."""
+        with autocast(self.precision, self.torch_device):
+            out = self.model(x, static=static, record=record)
+            loss, scores = task_loss(self.spec, out, y)
+        return out.readout, out.spikes, out.membranes, loss, scores
+
+    def _call_kind(self, x, y, static: bool, record: bool) -> str:
+        """What a call of the network and loss is, for its graph breaks: each compiles apart."""
+        kind = ["training" if self.model.training else "evaluation",
+                "gradients" if torch.is_grad_enabled() else "no gradients"]
+        return ", ".join(kind + (["recording"] if record else []))
+
     def _forward(self, batch: Batch | StagedBatch, record: bool) -> tuple[NetworkOutput, torch.Tensor, torch.Tensor]:
         x, y = self._inputs(batch)
-        with autocast(self.precision, self.torch_device):
-            out = self.model(x, static=batch.static, record=record)
-            loss, scores = task_loss(self.spec, out, y)
-        return out, loss, scores
+        readout, spikes, membranes, loss, scores = self._network(x, y, batch.static, record)
+        return NetworkOutput(readout=readout, spikes=spikes, membranes=membranes), loss, scores
 
     def forward_backward(self, batch: Batch | StagedBatch) -> torch.Tensor:
         """Forward and backward as in training; returns the loss, on the device."""
@@ -268,10 +470,32 @@ class TorchBackend(Backend):
         loss.backward()
         return loss
 
+    def _optimizer_step(self) -> None:
+        self.optimizer.step()
+
     def train_step(self, batch: Batch) -> float:
         loss = self.forward_backward(batch)
-        self.optimizer.step()
+        if self.compile_mode is None:
+            self.optimizer.step()
+        else:
+            with default_dtype(self.dtype):
+                self._compiled_step()
         return float(loss.detach())
+
+    def compile_info(self) -> dict[str, Any] | None:
+        if self.compile_mode is None:
+            return None
+        network, step = self._network.record(), self._compiled_step.record()
+        return {
+            "compiler": f"torch.compile ({COMPILE_BACKEND})",
+            "mode": self.compile_mode,
+            "dynamic": COMPILE_DYNAMIC,
+            "fullgraph": False,
+            "graph_breaks": network["graph_breaks"],
+            "graphs": network["graphs"] + step["graphs"],
+            "network": network,
+            "optimizer_step": step,
+        }
 
     @contextlib.contextmanager
     def _buffers_kept(self):
@@ -332,7 +556,10 @@ class TorchBackend(Backend):
 
     def set_learning_rate(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = lr * group["lr_scale"]
+            if isinstance(group["lr"], torch.Tensor):  # compiled: changed in place (see _compile)
+                group["lr"].fill_(lr * group["lr_scale"])
+            else:
+                group["lr"] = lr * group["lr_scale"]
 
     def synchronize(self) -> None:
         if self.torch_device.type == "cuda":
@@ -355,6 +582,7 @@ class TorchBackend(Backend):
     def close(self) -> None:
         self.optimizer = None  # type: ignore[assignment]
         self.model = None  # type: ignore[assignment]
+        self._network = None  # type: ignore[assignment]
         if self.torch_device.type == "cuda":
             torch.cuda.empty_cache()
 

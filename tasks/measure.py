@@ -53,9 +53,13 @@ WARMUP_DEFAULT = 3
 MIN_REPEATS = 10
 
 
-def time_calls(call: Callable[[], object], synchronize: Callable[[], None], repeats: int, warmup: int) -> Timing:
-    """Median of ``repeats`` synchronised calls after ``warmup`` untimed ones."""
-    warm_up(call, synchronize, warmup)
+def time_calls(call: Callable[[], object], synchronize: Callable[[], None], repeats: int, warmup: int,
+               first: list[float] | None = None) -> Timing:
+    """Median of ``repeats`` synchronised calls after ``warmup`` untimed ones; the first
+    warm-up call's time is appended to ``first`` when given (where compilation shows)."""
+    first_call = warm_up(call, synchronize, warmup)
+    if first is not None:
+        first.append(first_call)
     samples = []
     for _ in range(repeats):
         synchronize()
@@ -71,9 +75,12 @@ def _measure(spec: TaskSpec, config: RunConfig, measures: set[str], repeats: int
     m = result.set_metric
     if measures & {"throughput", "memory"}:
         n = repeats if "throughput" in measures else 1
+        compile_time = 0.0
         for call in step_calls(spec, backend, data):
             backend.reset_peak_memory()
-            t = time_calls(call.run, backend.synchronize, n, warmup)
+            first: list[float] = []
+            t = time_calls(call.run, backend.synchronize, n, warmup, first)
+            compile_time += first[0] - t.median
             scope = getattr(backend, "peak_memory_scope", "window")
             m(call.peak, backend.peak_memory_bytes(), call.peak_what if scope == "window" else
               f"{call.peak_what}; this framework cannot reset its peak: the process's peak (a fresh process per point)")
@@ -84,6 +91,8 @@ def _measure(spec: TaskSpec, config: RunConfig, measures: set[str], repeats: int
                 m(f"{call.key}_throughput", call.size / t.median)
                 m(f"{call.key}_spread", t.spread)
         result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
+        if backend.compile_info() is not None:
+            m("compile_time", compile_time)
         if "memory" in measures and config.device == "cpu":
             # in a process of its own, whose heap holds no block freed by the steps above
             for key, (value, note) in hostmem.measure_in_fresh_process(spec, config, warmup).items():

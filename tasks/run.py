@@ -183,6 +183,8 @@ def print_list() -> None:
             print(f"  {'':18s}   {part}: {how}")
         for part, diff in caps.differences.items():
             print(f"  {'':18s}   differs, {part}: {diff}")
+        for key, value in caps.compile.items():
+            print(f"  {'':18s}   compile, {key}: {value}")
 
 
 def argv_is_default(args: argparse.Namespace) -> bool:

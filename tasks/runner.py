@@ -136,11 +136,18 @@ def run(spec: TaskSpec, config: RunConfig, data: TaskData | None = None) -> Resu
 MIN_WARMUP = 2
 
 
-def warm_up(call: Callable[[], object], synchronize: Callable[[], None], warmup: int) -> None:
-    """``warmup`` untimed, synchronised calls (at least :data:`MIN_WARMUP`)."""
-    for _ in range(max(warmup, MIN_WARMUP)):
+def warm_up(call: Callable[[], object], synchronize: Callable[[], None], warmup: int) -> float:
+    """``warmup`` synchronised calls (at least :data:`MIN_WARMUP`), not counted in a timing;
+    returns the first one's seconds (where a compiled step compiles)."""
+    synchronize()
+    t0 = time.perf_counter()
+    call()
+    synchronize()
+    first = time.perf_counter() - t0
+    for _ in range(max(warmup, MIN_WARMUP) - 1):
         call()
         synchronize()
+    return first
 
 
 def first_batch(data: TaskData, split: str) -> Batch:
@@ -254,7 +261,10 @@ def execute(
         with open_backend(cls, spec, device=config.device, precision=config.precision) as backend:
             result.device = backend.device_info()
             result.wall_times["setup"] = time.perf_counter() - t_start
-            body(backend, data, result)
+            try:
+                body(backend, data, result)
+            finally:  # what compiled, also when a step then failed to
+                record_compilation(result, backend)
         finish(result, "ok", "", t_start)
     except Exception as exc:  # a backend's failure is a result, not a crash
         status = classify(exc, backend)
@@ -262,6 +272,17 @@ def execute(
             result.extra["traceback"] = traceback.format_exc()
         finish(result, status, str(exc) if status in ("unavailable", "diverged") else one_line(exc), t_start)
     return result
+
+
+def record_compilation(result: Result, backend: Any) -> None:
+    """A compiling backend's ``compile_info`` into the record, its graph breaks also
+    into the record's capability table."""
+    info = backend.compile_info()
+    if info is None:
+        return
+    result.extra["compile"] = info
+    if "compile" in result.capabilities and info.get("graph_breaks") is not None:
+        result.capabilities["compile"]["graph_breaks_counted"] = info["graph_breaks"]
 
 
 # How running out of host memory reads when a framework's C++ allocator, not

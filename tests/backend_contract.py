@@ -1,5 +1,6 @@
 """The contract every registered backend keeps, checked on each task it runs
-(``python -m tests.backend_contract NAME`` prints {task: [broken promises]} as JSON).
+(``python -m tests.backend_contract NAME`` prints its broken promises and the tasks
+it turned out unavailable for as JSON).
 
 Run in a process of its own per backend (a variant sets environment
 variables before its framework is imported), at the parity cases' small sizes:
@@ -18,6 +19,7 @@ import sys
 
 import numpy as np
 
+from tasks.errors import BackendUnavailable
 from tasks.parity import TOLERANCES, ParityRow, exceeds, parity_case
 from tasks.runner import load_backend, open_backend
 from tasks.weights import trainable_names
@@ -74,9 +76,18 @@ def check(name: str, task: str) -> list[str]:
     return broken
 
 
-def main(name: str) -> dict[str, list[str]]:
+def main(name: str) -> dict[str, dict]:
+    """{"broken": {task: [broken promises]}, "unavailable": {task: why}}: a task the
+    backend turns out not to run (a compiled variant whose step does not compile)
+    is unavailable, with its reason, not broken."""
     cls = load_backend(name)
-    return {task: check(name, task) for task in cls.capabilities().tasks}
+    broken, unavailable = {}, {}
+    for task in cls.capabilities().tasks:
+        try:
+            broken[task] = check(name, task)
+        except BackendUnavailable as exc:
+            unavailable[task] = str(exc)
+    return {"broken": broken, "unavailable": unavailable}
 
 
 if __name__ == "__main__":

@@ -90,9 +90,12 @@ def test_the_backend_keeps_the_contract(registered_backend):
     proc = subprocess.run([sys.executable, "-m", "tests.backend_contract", registered_backend], capture_output=True,
                           text=True, cwd=ROOT, env=subprocess_env(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    broken = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert broken, f"{registered_backend} runs no task"
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    broken, unavailable = found["broken"], found["unavailable"]
     assert not {task: b for task, b in broken.items() if b}, broken
+    if not broken:  # every task unavailable (a step that does not compile): says why, breaks nothing
+        assert unavailable, f"{registered_backend} runs no task"
+        pytest.skip(f"{registered_backend} is unavailable on every task: {unavailable}")
 
 
 @pytest.mark.parametrize("task", list(TASKS))

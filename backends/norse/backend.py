@@ -7,7 +7,7 @@ import norse
 from torch import nn
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend
+from ..torch_common import TorchBackend, compiled_variant
 from ..torch_networks import build_network
 from .networks import NORSE
 
@@ -105,3 +105,7 @@ class NorseBackend(TorchBackend):
 
     def build_model(self) -> nn.Module:
         return build_network(self.spec, NORSE)
+
+
+# ``norse:compile``: the same steps under torch.compile
+NorseCompiledBackend = compiled_variant(NorseBackend)

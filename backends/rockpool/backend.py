@@ -7,7 +7,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend
+from ..torch_common import TorchBackend, compiled_variant
 from .networks import NOT_EXPRESSIBLE, build
 from .neurons import rockpool
 
@@ -104,3 +104,7 @@ class RockpoolBackend(TorchBackend):
 
     def build_model(self) -> nn.Module:
         return build(self.spec)
+
+
+# ``rockpool:compile``: the same steps under torch.compile
+RockpoolCompiledBackend = compiled_variant(RockpoolBackend)

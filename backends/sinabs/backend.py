@@ -9,7 +9,7 @@ import sinabs
 from torch import nn
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend
+from ..torch_common import TorchBackend, compiled_variant
 from ..torch_networks import build_network
 from .networks import SINABS
 
@@ -115,3 +115,7 @@ class SinabsBackend(TorchBackend):
 
     def build_model(self) -> nn.Module:
         return build_network(self.spec, SINABS)
+
+
+# ``sinabs:compile``: the same steps under torch.compile
+SinabsCompiledBackend = compiled_variant(SinabsBackend)

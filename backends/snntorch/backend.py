@@ -9,7 +9,7 @@ from torch import nn
 
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend
+from ..torch_common import TorchBackend, compiled_variant
 from ..torch_networks import build_network
 from .blocks import SnnTorchBlocks
 
@@ -106,3 +106,7 @@ class SnnTorchBackend(TorchBackend):
 
     def build_model(self) -> nn.Module:
         return build_network(self.spec, SnnTorchBlocks())
+
+
+# ``snntorch:compile``: the same steps under torch.compile
+SnnTorchCompiledBackend = compiled_variant(SnnTorchBackend)

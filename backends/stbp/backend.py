@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend
+from ..torch_common import TorchBackend, compiled_variant
 from ..torch_networks import build_network
 from .networks import CLEAR
 
@@ -30,3 +30,7 @@ class STBPBackend(TorchBackend):
 
     def build_model(self) -> nn.Module:
         return build_network(self.spec, CLEAR)
+
+
+# ``stbp:compile``: the same steps under torch.compile
+STBPCompiledBackend = compiled_variant(STBPBackend)
