@@ -15,7 +15,7 @@ import math
 
 from tasks.catalogue import unit_of
 
-from .config import BACKENDS, LAYER_POINTS
+from .config import BACKENDS, LAYER_POINTS, layer_settings
 from .opening import open_backend
 
 
@@ -35,7 +35,7 @@ class LayerSuite:
         from tasks.runner import first_batch
         from tasks.specs import get_spec
 
-        spec = get_spec("lif_layer", **LAYER_POINTS[N])
+        spec = get_spec("lif_layer", **layer_settings(backend, N))
         self._stack = ExitStack()
         self.backend = open_backend(backend, spec, self._stack)
         self.batch = self.backend.stage(first_batch(make_data(spec), "train"))

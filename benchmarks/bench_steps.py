@@ -30,7 +30,7 @@ class StepSuite:
         from tasks.runner import first_batch
         from tasks.specs import get_spec
 
-        spec = get_spec(task, **step_settings(task, T))
+        spec = get_spec(task, **step_settings(backend, task, T))
         self._stack = ExitStack()
         self.backend = open_backend(backend, spec, self._stack)  # unavailable: skipped; a failure fails
         data = make_data(spec, allow_download=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tasks.catalogue import unit_of
 
-from .config import BACKENDS, DEVICE, PRECISION, TRAIN_ROWS
+from .config import BACKENDS, DEVICE, PRECISION, TRAIN_BACKENDS, TRAIN_ROWS
 
 FIGURES = ("accuracy", "firing_rate_mean", "peak_device_memory", "train_throughput", "time_to_accuracy")
 
@@ -38,7 +38,7 @@ class TrainingSuite:
         with tempfile.TemporaryDirectory() as tmp:
             for task, settings in TRAIN_ROWS.items():
                 out = Path(tmp) / task
-                argv = ["--task", task, "--backend", ",".join(BACKENDS), "--out", str(out),
+                argv = ["--task", task, "--backend", ",".join(TRAIN_BACKENDS[task]), "--out", str(out),
                         "--device", DEVICE, "--precision", PRECISION, "--no-progress", "--no-download"]
                 for key, value in settings.items():
                     argv += [_flag(key), str(value)]
@@ -55,6 +55,8 @@ class TrainingSuite:
     setup_cache.timeout = 6 * 3600
 
     def setup(self, cache: dict, backend: str, task: str) -> None:
+        if backend not in TRAIN_BACKENDS.get(task, ()):
+            raise NotImplementedError(f"the profile does not train {task} on {backend}")
         entry = cache.get(f"{backend}|{task}")
         if entry is None or entry["status"] == "unavailable":
             raise NotImplementedError(entry["message"] if entry else "not run")

@@ -9,8 +9,10 @@ Debian installs offline (``dataset-fashion-mnist``).
 
 The step suites take the profile's timing rows (task x T, and lif_layer x N);
 a backend x task x T combination the profile does not list is skipped in
-``setup`` (``NotImplementedError``), as numpy's suites skip.  The training
-suite takes the profile's training rows at their first seed.
+``setup`` (``NotImplementedError``), as numpy's suites skip: so is a compiled
+variant on a row of eager variants (``variants = "eager"``), which would
+otherwise compile there.  The training suite takes each task's first training
+row at its first seed, on that row's backends.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 
 import backends
-from tasks.profiles import Profile, get_profile
+from tasks.profiles import Profile, get_profile, row_backends
 from tasks.specs import get_spec
 
 
@@ -38,6 +40,7 @@ class StepPoint:
     task: str
     T: int
     settings: dict
+    backends: tuple[str, ...]  # those of BACKENDS its row runs (a row of eager variants: no compiled one)
 
 
 PROFILE = current_profile()
@@ -50,24 +53,40 @@ BACKENDS = PROFILE.backend_names(backends.installable_names())
 # task x T of the trained tasks' timing rows
 STEP_POINTS: dict[tuple[str, int], StepPoint] = {}
 # N of lif_layer, with its settings
-LAYER_POINTS: dict[int, dict] = {}
+LAYER_POINTS: dict[int, StepPoint] = {}
 for row in PROFILE.timing:
     settings = PROFILE.task_settings(row.task, row.settings)
+    names = tuple(row_backends(row.variants, BACKENDS))
     if row.task == "lif_layer":
         for n in row.neurons or (get_spec("lif_layer", **settings).neurons,):
-            LAYER_POINTS[n] = {**settings, "neurons": n}
+            spec = get_spec("lif_layer", **settings, neurons=n)
+            LAYER_POINTS[n] = StepPoint(row.task, spec.T, {**settings, "neurons": n}, names)
         continue
     for T in row.Ts or (get_spec(row.task, **settings).T,):
-        STEP_POINTS[(row.task, T)] = StepPoint(row.task, T, {**settings, "T": T})
+        STEP_POINTS[(row.task, T)] = StepPoint(row.task, T, {**settings, "T": T}, names)
 
 STEP_TASKS = sorted({t for t, _ in STEP_POINTS}, key=lambda t: list(dict.fromkeys(r.task for r in PROFILE.timing)).index(t))
 STEP_TS = sorted({T for _, T in STEP_POINTS})
-TRAIN_ROWS = {row.task: PROFILE.task_settings(row.task, {**row.settings, "seed": row.seeds[0]}) for row in PROFILE.train}
+# a task's first training row, at its first seed, and the backends that row runs
+TRAIN_ROWS: dict[str, dict] = {}
+TRAIN_BACKENDS: dict[str, list[str]] = {}
+for row in PROFILE.train:
+    if row.task not in TRAIN_ROWS:
+        TRAIN_ROWS[row.task] = PROFILE.task_settings(row.task, {**row.settings, "seed": row.seeds[0]})
+        TRAIN_BACKENDS[row.task] = row_backends(row.variants, BACKENDS)
 
 
-def step_settings(task: str, T: int) -> dict:
-    """The settings of a listed point; NotImplementedError (asv: skipped) for one the profile does not list."""
-    point = STEP_POINTS.get((task, T))
-    if point is None:
-        raise NotImplementedError(f"profile {PROFILE.name} does not time {task} at T = {T}")
+def _listed(point: StepPoint | None, backend: str, what: str) -> dict:
+    if point is None or backend not in point.backends:
+        raise NotImplementedError(f"profile {PROFILE.name} does not time {what} on {backend}")
     return point.settings
+
+
+def step_settings(backend: str, task: str, T: int) -> dict:
+    """The settings of a listed point; NotImplementedError (asv: skipped) for one the profile does not list."""
+    return _listed(STEP_POINTS.get((task, T)), backend, f"{task} at T = {T}")
+
+
+def layer_settings(backend: str, N: int) -> dict:
+    """lif_layer's settings at width ``N``, as :func:`step_settings`."""
+    return _listed(LAYER_POINTS.get(N), backend, f"lif_layer at N = {N}")

@@ -26,8 +26,22 @@ PARTS = ("timing", "parity", "train")  # the order a whole run takes them in
 SETTINGS = ("T", "epochs", "steps", "batch_size", "lr", "dataset", "limit_train", "limit_test", "width",
             "surrogate_center", "neurons")
 TIMING_MEASURES = ("throughput", "memory")
+# which of the profile's backends a training or timing row runs: "all", or "eager" (every
+# one but the compiled variants, whose compiling a small profile pays once per point)
+VARIANTS = ("all", "eager")
+# a compiled variant's registry name ends so (backends/__init__.py; tests/test_registry.py checks it)
+COMPILED_SUFFIX = ":compile"
 # what a point's job asks a cluster for, unless its profile's [P.cluster] table says otherwise
 CLUSTER_DEFAULTS = {"cpus_per_task": 2, "gpus_per_task": 0, "mem_gb": 8.0, "time_margin": 3.0, "min_minutes": 10.0}
+
+
+def is_compiled_variant(backend: str) -> bool:
+    return backend.endswith(COMPILED_SUFFIX)
+
+
+def row_backends(variants: str, names: list[str]) -> list[str]:
+    """The backends of ``names`` a row of ``variants`` ("all" or "eager") runs."""
+    return [n for n in names if variants == "all" or not is_compiled_variant(n)]
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class TrainRow:
     seeds: tuple[int, ...]
     settings: dict[str, Any]
     minutes: float
+    variants: str = "all"
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class TimingRow:
     settings: dict[str, Any]
     repeats: int
     seconds: float
+    variants: str = "all"
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,7 @@ class Profile:
     timing: tuple[TimingRow, ...] = ()
     parity_tasks: tuple[str, ...] = ()
     parity_seconds: float = 40.0
+    parity_compiled_tasks: tuple[str, ...] = ()  # what the compiled variants' parity checks
     nir: tuple[NirRow, ...] = ()
     cluster: "ClusterResources" = field(default_factory=lambda: ClusterResources())
 
@@ -189,7 +206,7 @@ def parse_profile(name: str, table: dict) -> Profile:
     train = []
     for i, row in enumerate(table.get("train", [])):
         w = f"{where} train[{i}]"
-        _check_keys(w, row, {"task", "seeds", "settings", "recipe", "minutes"})
+        _check_keys(w, row, {"task", "seeds", "settings", "recipe", "minutes", "variants"})
         task = _task(w, row)
         if not TASKS[task].trainable:
             raise UsageError(f"{w}: {task} is measured, not trained")
@@ -202,11 +219,12 @@ def parse_profile(name: str, table: dict) -> Profile:
                 raise UsageError(f"{w}: recipe = \"published\" (alone, without settings) is the only recipe, "
                                  f"for a task with a publication")
             settings = TASKS[task].published.settings(task)
-        train.append(TrainRow(task, seeds, _settings(w, task, settings), float(row.get("minutes", 1.0))))
+        train.append(TrainRow(task, seeds, _settings(w, task, settings), float(row.get("minutes", 1.0)),
+                              _variants(w, row)))
     timing = []
     for i, row in enumerate(table.get("timing", [])):
         w = f"{where} timing[{i}]"
-        _check_keys(w, row, {"task", "T", "neurons", "settings", "repeats", "seconds"})
+        _check_keys(w, row, {"task", "T", "neurons", "settings", "repeats", "seconds", "variants"})
         task = _task(w, row)
         settings = _settings(w, task, row.get("settings", {}))
         Ts = _ints(f"{w}.T", row.get("T", []))
@@ -216,7 +234,8 @@ def parse_profile(name: str, table: dict) -> Profile:
         for n in neurons:
             get_spec(task, **{**settings, "neurons": n})  # a task without N says so here
         repeats = _repeats(w, row.get("repeats", 10))
-        timing.append(TimingRow(task, Ts, neurons, settings, repeats, float(row.get("seconds", 20.0))))
+        timing.append(TimingRow(task, Ts, neurons, settings, repeats, float(row.get("seconds", 20.0)),
+                                _variants(w, row)))
     nir = tuple(parse_nir_row(f"{where} nir[{i}]", row) for i, row in enumerate(table.get("nir", [])))
     if nir and device != "cpu":
         raise UsageError(f"{where}: nir rows are measured on the CPU (the readers build there); "
@@ -225,19 +244,36 @@ def parse_profile(name: str, table: dict) -> Profile:
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0:
         raise UsageError(f"{where}: budget_minutes_per_backend must be a non-negative number, got {budget!r}")
     parity = table.get("parity", {})
-    _check_keys(f"{where} parity", parity, {"tasks", "seconds"})
-    ptasks = parity.get("tasks", [])
-    ptasks = list(TASKS) if ptasks == "all" else ptasks
-    for t in ptasks:
-        if t not in TASKS:
-            raise UsageError(f"{where} parity: unknown task {t!r}")
+    _check_keys(f"{where} parity", parity, {"tasks", "compiled_tasks", "seconds"})
+    ptasks = _parity_tasks(where, parity.get("tasks", []))
+    compiled_tasks = _parity_tasks(where, parity.get("compiled_tasks", ptasks))
+    if not set(compiled_tasks) <= set(ptasks):
+        raise UsageError(f"{where} parity: compiled_tasks must be among its tasks")
     return Profile(
         cluster=parse_cluster(f"{where} cluster", table.get("cluster", {})),
         name=name, description=str(table.get("description", "")), device=device, precisions=precisions,
         backends="all" if backends == "all" else tuple(backends), dataset=dataset,
         budget_minutes_per_backend=budget, train=tuple(train), timing=tuple(timing),
-        parity_tasks=tuple(ptasks), parity_seconds=float(parity.get("seconds", 40.0)), nir=nir,
+        parity_tasks=tuple(ptasks), parity_seconds=float(parity.get("seconds", 40.0)),
+        parity_compiled_tasks=tuple(compiled_tasks), nir=nir,
     )
+
+
+def _variants(where: str, row: dict) -> str:
+    variants = row.get("variants", "all")
+    if variants not in VARIANTS:
+        raise UsageError(f"{where}.variants must be one of {', '.join(VARIANTS)}, got {variants!r}")
+    return variants
+
+
+def _parity_tasks(where: str, tasks: Any) -> list[str]:
+    tasks = list(TASKS) if tasks == "all" else tasks
+    if not isinstance(tasks, list):
+        raise UsageError(f"{where} parity: tasks must be \"all\" or a list, got {tasks!r}")
+    for t in tasks:
+        if t not in TASKS:
+            raise UsageError(f"{where} parity: unknown task {t!r}")
+    return tasks
 
 
 def parse_nir_row(where: str, row: dict) -> NirRow:
@@ -289,9 +325,9 @@ def twin(profile: Profile, sizes: Profile) -> Profile:
         if small is None:
             raise UsageError(f"profile {sizes.name} has no size for {row.task}, so {profile.name} has no twin there")
         kept = {k: v for k, v in row.settings.items() if k == "dataset"}
-        rows.append(TrainRow(row.task, row.seeds[:1], {**small.settings, **kept}, small.minutes))
+        rows.append(TrainRow(row.task, row.seeds[:1], {**small.settings, **kept}, small.minutes, row.variants))
     return dataclasses.replace(profile, name=f"{profile.name}@{sizes.name}", device="cpu", train=tuple(rows),
-                               timing=(), parity_tasks=(), nir=(), cluster=sizes.cluster,
+                               timing=(), parity_tasks=(), parity_compiled_tasks=(), nir=(), cluster=sizes.cluster,
                                budget_minutes_per_backend=sizes.budget_minutes_per_backend)
 
 
@@ -334,7 +370,7 @@ def train_points(profile: Profile, names: list[str]) -> list[Point]:
             settings = profile.task_settings(row.task, row.settings)
             spec = get_spec(row.task, **settings, seed=seed)
             flags = [a for k, v in settings.items() for a in (_flag(k), str(v))]
-            for name in names:
+            for name in row_backends(row.variants, names):
                 key = f"train/{row.task}-{_safe(name)}-s{seed}.json"
                 points.append(Point(
                     part="train", key=key, backend=name, label=f"train {row.task} {name} seed {seed}",
@@ -360,7 +396,7 @@ def timing_points(profile: Profile, names: list[str]) -> list[Point]:
                     flags = [a for k, v in settings.items() if k not in ("T", "neurons") for a in (_flag(k), str(v))]
                     flags += ["--T", str(T)] + (["--neurons", str(n)] if n is not None else [])
                     where = f"T={T}" + ("" if n is None else f" N={n}")
-                    for name in names:
+                    for name in row_backends(row.variants, names):
                         key = f"timing-{precision}/" + measure_key(row.task, name, T, n)
                         points.append(Point(
                             part="timing", key=key, backend=name, label=f"time {row.task} {name} {where} {precision}",
@@ -374,12 +410,14 @@ def timing_points(profile: Profile, names: list[str]) -> list[Point]:
 
 
 def parity_points(profile: Profile, names: list[str]) -> list[Point]:
-    if not profile.parity_tasks:
-        return []
-    tasks = ",".join(profile.parity_tasks)
-    return [Point(part="parity", key=f"parity/{_safe(name)}.json", backend=name, label=f"parity {name}",
-                  module="tasks.parity", estimate_s=profile.parity_seconds,
-                  args=("--backend", name, "--task", tasks)) for name in names]
+    out = []
+    for name in names:
+        tasks = profile.parity_compiled_tasks if is_compiled_variant(name) else profile.parity_tasks
+        if tasks:
+            out.append(Point(part="parity", key=f"parity/{_safe(name)}.json", backend=name, label=f"parity {name}",
+                             module="tasks.parity", estimate_s=profile.parity_seconds,
+                             args=("--backend", name, "--task", ",".join(tasks))))
+    return out
 
 
 def points(profile: Profile, names: list[str], parts: list[str]) -> list[Point]:

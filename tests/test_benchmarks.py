@@ -62,6 +62,21 @@ def test_asv_reads_the_suites_profiles(monkeypatch):
         assert set(smoke.STEP_POINTS) == listed
         assert set(smoke.LAYER_POINTS) == {n for r in profile.timing if r.task == "lif_layer" for n in r.neurons}
         assert set(smoke.TRAIN_ROWS) == {r.task for r in profile.train}
+        # the compiled variants only where the profile runs them: no compile on the other points
+        from tasks.profiles import is_compiled_variant
+
+        compiled = [b for b in smoke.BACKENDS if is_compiled_variant(b)]
+        assert compiled
+        for name in compiled:
+            for task, T in smoke.STEP_POINTS:
+                with pytest.raises(NotImplementedError, match="does not time"):
+                    smoke.step_settings(name, task, T)
+            assert [n for n in smoke.LAYER_POINTS if name in smoke.LAYER_POINTS[n].backends] == [min(smoke.LAYER_POINTS)]
+            assert smoke.layer_settings(name, min(smoke.LAYER_POINTS))["neurons"] == min(smoke.LAYER_POINTS)
+            assert [t for t, names in smoke.TRAIN_BACKENDS.items() if name in names] == ["synthetic"]
+        assert smoke.TRAIN_ROWS["synthetic"]["seed"] == 0
+        task, T = next(iter(smoke.STEP_POINTS))
+        assert smoke.step_settings("stbp", task, T)["T"] == T
         monkeypatch.setenv("SPIKEBENCH_ASV_PROFILE", "no-such-profile")
         with pytest.raises(SpikebenchError):
             importlib.reload(config)

@@ -6,7 +6,7 @@ import pytest
 
 import backends
 from tasks.errors import UsageError
-from tasks.profiles import PARTS, get_profile, load_profiles, points
+from tasks.profiles import PARTS, get_profile, is_compiled_variant, load_profiles, points
 
 
 def test_the_shipped_profiles_are_valid_and_every_point_has_its_own_file():
@@ -99,9 +99,77 @@ def test_seeds_are_the_same_for_every_backend():
     ("[p\n", "cannot read"),
     ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nrecipe = 'mine'\n", "the only recipe"),
     ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nrecipe = 'published'\nsettings = { T = 3 }\n", "without settings"),
+    ("[p]\n[[p.timing]]\ntask = 'fc_mnist'\nvariants = 'compiled'\n", "variants must be one of all, eager"),
+    ("[p]\n[p.parity]\ntasks = ['fc_mnist']\ncompiled_tasks = ['lif_layer']\n", "compiled_tasks must be among"),
+    ("[p]\n[p.parity]\ntasks = 'all'\ncompiled_tasks = ['nope']\n", "unknown task 'nope'"),
 ])
 def test_a_bad_profile_is_named_in_one_line(tmp_path, text, needle):
     path = tmp_path / "p.toml"
     path.write_text(text)
     with pytest.raises(UsageError, match=needle):
         get_profile("p", path)
+
+
+def _without_compiled(pts):
+    return [p for p in pts if not is_compiled_variant(p.backend)]
+
+
+def _as_eager(p) -> tuple:
+    """A compiled variant's point as its eager backend's would read."""
+    eager = p.backend.removesuffix(":compile")
+    return (p.part, p.key.replace(p.backend.replace(":", "-"), eager), p.task, p.estimate_s,
+            tuple(eager if a == p.backend else a for a in p.args))
+
+
+def test_a_row_of_eager_variants_leaves_the_compiled_ones_out(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text("[p]\n[[p.timing]]\ntask = 'lif_layer'\n"
+                    "[[p.timing]]\ntask = 'fc_mnist'\nvariants = 'eager'\n"
+                    "[[p.train]]\ntask = 'synthetic'\nvariants = 'eager'\n"
+                    "[p.parity]\ntasks = ['fc_mnist', 'synthetic']\ncompiled_tasks = ['fc_mnist']\n")
+    profile = get_profile("p", path)
+    pts = points(profile, ["stbp", "stbp:compile"], list(PARTS))
+    got = {(p.part, p.task, p.backend) for p in pts if p.part != "parity"}
+    assert got == {("timing", "lif_layer", "stbp"), ("timing", "lif_layer", "stbp:compile"),
+                   ("timing", "fc_mnist", "stbp"), ("train", "synthetic", "stbp")}
+    parity = {p.backend: p.args[p.args.index("--task") + 1] for p in pts if p.part == "parity"}
+    assert parity == {"stbp": "fc_mnist,synthetic", "stbp:compile": "fc_mnist"}
+
+
+def test_smoke_runs_the_compiled_variants_on_its_smallest_points_only():
+    smoke = get_profile("smoke")
+    names = smoke.backend_names(backends.installable_names())
+    compiled = [n for n in names if is_compiled_variant(n)]
+    assert len(compiled) >= 6
+    pts = points(smoke, names, list(PARTS))
+    eager_counts = {len([p for p in pts if p.backend == n]) for n in names if n not in compiled}
+    assert len(eager_counts) == 1  # every eager backend keeps every point
+    for name in compiled:
+        mine = [p for p in pts if p.backend == name]
+        assert sorted((p.part, p.task) for p in mine) == [("parity", None), ("timing", "lif_layer"),
+                                                         ("train", "synthetic")], name
+        # the smallest lif_layer point, synthetic's first seed
+        timing = next(p for p in mine if p.part == "timing")
+        smallest = min((p for p in pts if p.part == "timing" and p.task == "lif_layer"
+                        and p.backend == name.removesuffix(":compile")),
+                       key=lambda p: int(p.args[p.args.index("--neurons") + 1]))
+        assert _as_eager(timing) == _as_eager(smallest)
+        train = next(p for p in mine if p.part == "train")
+        assert train.args[train.args.index("--seed") + 1] == "0"
+        parity = next(p for p in mine if p.part == "parity")
+        assert parity.args[parity.args.index("--task") + 1] == "lif_layer,fc_mnist"
+    # the compiled variants cost the smoke profile 3 points each, not every point of a backend
+    assert len(pts) - len(_without_compiled(pts)) == 3 * len(compiled)
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_the_comparison_profiles_run_the_compiled_variants_on_the_eager_points(name):
+    profile = get_profile(name)
+    names = profile.backend_names(backends.installable_names())
+    pts = points(profile, names, list(PARTS))
+    compiled = [n for n in names if is_compiled_variant(n)]
+    assert compiled
+    for variant in compiled:
+        eager = variant.removesuffix(":compile")
+        assert [_as_eager(p) for p in pts if p.backend == variant] == \
+            [_as_eager(p) for p in pts if p.backend == eager], variant

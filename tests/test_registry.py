@@ -69,3 +69,13 @@ def test_registry_colours_are_distinct():
     close = [(a, b, round(distance(COLOURED[a], COLOURED[b]), 1))
              for a, b in itertools.combinations(COLOURED, 2) if distance(COLOURED[a], COLOURED[b]) < MIN_DISTANCE]
     assert not close, f"colours too close to tell apart (delta E < {MIN_DISTANCE}): {close}"
+
+
+@pytest.mark.parametrize("name", [n for n in backends.names() if backends.availability(n)[0]])
+def test_a_backend_is_named_a_compiled_variant_exactly_when_it_compiles(name):
+    """The profiles tell a compiled variant by its name (they import no backend): the name
+    and the class must agree."""
+    from tasks.profiles import is_compiled_variant
+
+    compiles = getattr(backends.load(name), "compile_mode", None) is not None
+    assert is_compiled_variant(name) == compiles, name
