@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import contextvars
+import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ from torch import nn
 
 from tasks import cpu
 from tasks.data import Batch
+from tasks.idx import cache_dir
 from tasks.errors import BackendUnavailable, DeviceUnavailable
 from tasks.specs import TaskSpec
 from tasks.weights import trainable_names
@@ -204,6 +206,12 @@ def cpu_device_info() -> dict[str, Any]:
 # step that fails to compile, or of which nothing compiles, is unavailable.
 COMPILE_BACKEND = "inductor"
 COMPILE_DYNAMIC = None
+
+# Inductor's on-disk caches (FX graphs, AOTAutograd, the C++ it built) in one place that
+# every run of this user shares -- the suite's processes, its Slurm jobs, asv -- so that a
+# second run finds its points compiled; set before torch._inductor is imported (which
+# fixes its default, a folder under /tmp), a TORCHINDUCTOR_CACHE_DIR given is kept.
+INDUCTOR_CACHE_DIR = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
 
 
 def compiler_missing(device: str) -> str | None:

@@ -207,3 +207,28 @@ def test_an_internal_error_of_dynamo_while_tracing_is_a_failure_to_compile():
     with pytest.raises(RuntimeError) as ran:
         torch.zeros(2) @ torch.zeros(3)
     assert not torch_common._failed_compiling(ran.value)
+
+
+def test_inductor_caches_in_the_users_spikebench_cache_unless_told_otherwise(tmp_path):
+    """Every process of a run (the suite's points, Slurm jobs, asv) finds the same inductor
+    cache, so a second run is warm; an explicit TORCHINDUCTOR_CACHE_DIR wins."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, subprocess_env
+
+    probe = ("import backends.torch_common, torch._inductor.config; "
+             "from torch._inductor.runtime.cache_dir_utils import cache_dir; print(cache_dir())")
+
+    def cache_of(**env) -> str:
+        run_env = subprocess_env(**env)
+        if "TORCHINDUCTOR_CACHE_DIR" not in env:  # not the one this process's import set
+            run_env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=run_env,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.strip().splitlines()[-1]
+
+    assert cache_of(XDG_CACHE_HOME=str(tmp_path / "xdg")) == str(tmp_path / "xdg" / "spikebench" / "inductor")
+    assert cache_of(XDG_CACHE_HOME=str(tmp_path / "xdg"), TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "mine")) == \
+        str(tmp_path / "mine")
