@@ -32,6 +32,9 @@ class BackendEntry:
     # Environment variables that must be set before the framework is imported
     # (the variant then needs a process of its own).
     env: dict[str, str] = field(default_factory=dict)
+    # For a compiled variant: the eager backend whose networks it compiles (the report
+    # sets their steps side by side: what compiling gained).
+    compiles: str = ""
     # Set for a framework that cannot be a backend at all (it cannot be
     # installed): why, shown wherever availability is asked; such an entry has
     # no backend folder, no target and no extra.
@@ -64,6 +67,7 @@ REGISTRY: dict[str, BackendEntry] = {
             "our STBP/tdBN code in plain PyTorch, network, loss and Adam under torch.compile (inductor)",
             "stbp",
             "#00A3FE",
+            compiles="stbp",
         ),
         BackendEntry(
             "snntorch",
@@ -80,6 +84,7 @@ REGISTRY: dict[str, BackendEntry] = {
             "snnTorch, network, loss and Adam under torch.compile (inductor)",
             "snntorch",
             "#D4AD54",
+            compiles="snntorch",
         ),
         BackendEntry(
             "spikingjelly",
@@ -107,6 +112,7 @@ REGISTRY: dict[str, BackendEntry] = {
             "spikingjelly",
             "#00664A",
             env={"SJ_LIF_CUDA_IMPLEMENTATION": "torch"},
+            compiles="spikingjelly:torch",
         ),
         BackendEntry(
             "brainstate",
@@ -141,6 +147,7 @@ REGISTRY: dict[str, BackendEntry] = {
             "Norse, network, loss and Adam under torch.compile (inductor)",
             "norse",
             "#AE652C",
+            compiles="norse",
         ),
         BackendEntry(
             "sinabs",
@@ -157,6 +164,7 @@ REGISTRY: dict[str, BackendEntry] = {
             "Sinabs 3, network, loss and Adam under torch.compile (inductor)",
             "sinabs",
             "#C0897F",
+            compiles="sinabs",
         ),
         BackendEntry(
             "rockpool",
@@ -173,6 +181,7 @@ REGISTRY: dict[str, BackendEntry] = {
             "Rockpool's Torch modules, network, loss and Adam under torch.compile (inductor)",
             "rockpool",
             "#E61B80",
+            compiles="rockpool",
         ),
         BackendEntry(
             "lava-dl",

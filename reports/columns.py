@@ -43,14 +43,16 @@ def training_columns(target: float | None) -> list[Column]:
             catalogue_column("firing_rate_mean")]
 
 
-def measurement_columns(trainable: bool = True, dtype: str = "cuda") -> list[Column]:
+def measurement_columns(trainable: bool = True, dtype: str = "cuda", compile_time: bool = False) -> list[Column]:
     """The measured step (train step, or forward + backward for a task that is
     not trained), inference, and the memory of the step: the device allocator's
-    peak on CUDA, the host memory the step needs on the CPU."""
+    peak on CUDA, the host memory the step needs on the CPU; and compile time
+    where a record of the table has it (compiled variants, JAX's jit)."""
     step = "train_step" if trainable else "forward_backward"
     if dtype == "cuda":
         memory = "peak_device_memory" if trainable else "peak_device_memory_forward_backward"
     else:
         memory = f"{step}_host_memory"
     return [catalogue_column(f"{step}_time"), catalogue_column(f"{step}_throughput"),
-            catalogue_column("inference_time"), catalogue_column(memory)]
+            catalogue_column("inference_time"), catalogue_column(memory)] + \
+        ([catalogue_column("compile_time")] if compile_time else [])

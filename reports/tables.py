@@ -336,7 +336,9 @@ def build_table(setting: Setting, group: TrainingGroup | None, sweep: Sweep | No
             target = None
     train_columns = training_columns(target)
     trainable = getattr(TASKS.get(setting.task), "trainable", True)
-    meas_columns = measurement_columns(trainable, setting.dtype)
+    compiled = any(row.measurement is not None and row.measurement.result.metric("compile_time") is not None
+                   for row in rows)
+    meas_columns = measurement_columns(trainable, setting.dtype, compile_time=compiled)
     _fill_cells(rows, train_columns, "train")
     _fill_cells(rows, meas_columns, "meas")
     caption = "Comparison"

@@ -1,10 +1,12 @@
 """The verdict at the top of the report: per task and setting, who is fastest and
-by how much, who needs the least memory per added time step, and any accuracy
-flag, each with its conditions (device, precision, size).
+by how much, who needs the least memory per added time step, any accuracy flag
+and what compiling gained, each with its conditions (device, precision, size).
 
 Only what a framework controls is ranked (tasks/catalogue.py): the measured
 step time and the memory of the step.  Accuracy gets no winner, only a flag
-when one backend's mean lies outside every other backend's seed runs.
+when one backend's mean lies outside every other backend's seed runs.  Where a
+compiled variant was measured beside the eager backend it compiles, the row
+says what compiling gained that framework (its eager step over the compiled).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import backends as registry  # compiled variants' eager backends only: no framework is imported
 from tasks.catalogue import CATALOGUE
 from tasks.result import Timing
 from tasks.specs import TASKS
@@ -40,6 +43,7 @@ class VerdictRow:
     fastest: Finding | None = None
     memory: Finding | None = None
     accuracy: Finding | None = None
+    compiling: Finding | None = None  # what compiling gained each framework with a compiled variant
 
 
 def step_metric(task: str) -> str:
@@ -119,6 +123,31 @@ def least_memory(setting: Setting, sweep: Sweep) -> Finding | None:
                    f"slope of the {what} over T = {', '.join(str(T) for T in sweep.values)}")
 
 
+def compiling_gain(setting: Setting, sweep: Sweep, value: int | None) -> Finding | None:
+    """For each compiled variant measured beside the eager backend it compiles: the eager
+    step over the compiled one (above 1: compiling made it faster), and its compile time."""
+    if value is None:
+        return None
+    metric = step_metric(setting.task)
+    values = _values(sweep, value, metric)
+    gains, sources = [], []
+    for name, (t_compiled, src, _) in values.items():
+        eager = registry.REGISTRY[name].compiles if name in registry.REGISTRY else ""
+        if eager in values:
+            t_eager, eager_src, _ = values[eager]
+            loaded = sweep.points[(name, value)]
+            spent = loaded.result.metric("compile_time")
+            compiling = f", compiling {human(spent, 's')}" if spent is not None else ""
+            gains.append(f"{eager} ×{t_eager / t_compiled:.2f} ({human(t_eager, 's')} → "
+                         f"{human(t_compiled, 's')}{compiling})")
+            sources += [eager_src, src]
+    if not gains:
+        return None
+    return Finding(None, "", "; ".join(gains),
+                   f"eager step ÷ compiled step ({CATALOGUE[metric].label.lower()}; above 1: faster compiled); "
+                   f"at {sweep.label(value)}", sources)
+
+
 def seed_counts(per_backend: dict[str, list[float]], each: str) -> str:
     """``3 seed(s) <each>``, and, where backends finished different numbers, which had fewer."""
     counts = {b: len(v) for b, v in per_backend.items()}
@@ -168,9 +197,10 @@ def verdict(settings: list[Setting]) -> list[VerdictRow]:
             if sweep is not None:
                 row.fastest = fastest(setting, sweep, value)
                 row.memory = least_memory(setting, sweep)
+                row.compiling = compiling_gain(setting, sweep, value)
             if i == 0:
                 row.accuracy = accuracy_finding(setting)
-            if row.fastest or row.memory or row.accuracy:
+            if row.fastest or row.memory or row.accuracy or row.compiling:
                 rows.append(row)
     return rows
 

@@ -72,10 +72,16 @@ def test_registry_colours_are_distinct():
 
 
 @pytest.mark.parametrize("name", [n for n in backends.names() if backends.availability(n)[0]])
-def test_a_backend_is_named_a_compiled_variant_exactly_when_it_compiles(name):
-    """The profiles tell a compiled variant by its name (they import no backend): the name
-    and the class must agree."""
+def test_a_compiled_variant_is_named_so_and_names_the_eager_backend_it_compiles(name):
+    """The profiles tell a compiled variant by its name (they import no backend) and the report
+    sets it beside the backend in ``compiles``: name, entry and class must agree."""
     from tasks.profiles import is_compiled_variant
 
-    compiles = getattr(backends.load(name), "compile_mode", None) is not None
-    assert is_compiled_variant(name) == compiles, name
+    cls = backends.load(name)
+    compiles = getattr(cls, "compile_mode", None) is not None
+    entry = backends.entry(name)
+    assert is_compiled_variant(name) == compiles == bool(entry.compiles), name
+    if compiles:
+        eager = backends.load(entry.compiles)
+        assert issubclass(cls, eager) and getattr(eager, "compile_mode", None) is None, name
+        assert cls.__mro__[1] is eager, f"{name} compiles {cls.__mro__[1].__name__}, not {entry.compiles}"

@@ -251,3 +251,28 @@ def test_a_failed_record_without_a_message_says_so():
     failure = _failure(Loaded(_result(status="error", message=""), "runs/a.json"))
     assert (failure.status, failure.message, failure.source) == ("error", "(no message recorded)", "runs/a.json")
     assert _failure(Loaded(_result(status="oom", message="out of memory"), "b.json")).message == "out of memory"
+
+
+def test_compile_time_is_a_column_where_a_record_has_it_and_the_verdict_says_what_compiling_gained(tmp_path):
+    from tasks.result import Timing
+    from tasks.specs import get_spec
+
+    for backend, step, compile_time in (("snntorch", 0.040, None), ("snntorch:compile", 0.010, 38.0)):
+        for T in (5, 25):
+            spec = get_spec("fc_mnist", T=T, batch_size=16)
+            r = Result(task="fc_mnist", backend=backend, kind="measurement", framework="snntorch",
+                       variant=backend.partition(":")[2] or None, started_at="2026-12-01T00:00:00")
+            r.config = {"task": spec.to_dict(), "run": {"device": "cpu", "precision": "fp32"}}
+            r.device = {"type": "cpu", "name": "Test CPU"}
+            r.timings["train_step"] = Timing(samples=[step] * 10)
+            r.set_metric("train_step_time", step)
+            if compile_time is not None:
+                r.set_metric("compile_time", compile_time)
+            r.save(tmp_path / "res" / f"{backend.replace(':', '-')}-T{T}.json")
+    page = parse(build_report(tmp_path / "res", tmp_path / "r.html").read_text())
+    (table,) = comparison_tables(page)
+    assert column_units(table)["compile_time"] == "s"
+    assert row(table, "snntorch:compile").find("td", data_metric="compile_time").find("span", cls="v").own_text()
+    assert "—" in row(table, "snntorch").find("td", data_metric="compile_time").text()
+    verdict = page.find("table", data_table="verdict")
+    assert "What compiling gained" in verdict.text() and "snntorch ×4.00" in verdict.text()

@@ -13,7 +13,7 @@ from tasks.result import Result, Timing
 from tasks.specs import get_spec
 
 
-def _point(out: Path, backend: str, T: int, step: list[float], memory: float) -> None:
+def _point(out: Path, backend: str, T: int, step: list[float], memory: float, compile_time: float | None = None) -> None:
     spec = get_spec("fc_mnist", T=T, batch_size=16)
     r = Result(task="fc_mnist", backend=backend, kind="measurement", framework=backend, started_at="2026-12-01T00:00:00")
     r.config = {"task": spec.to_dict(), "run": {"device": "cpu", "precision": "fp32"}}
@@ -21,7 +21,9 @@ def _point(out: Path, backend: str, T: int, step: list[float], memory: float) ->
     r.timings["train_step"] = Timing(samples=step)
     r.set_metric("train_step_time", r.timings["train_step"].median)
     r.set_metric("train_step_host_memory", memory)
-    r.save(out / f"{backend}-T{T}.json")
+    if compile_time is not None:
+        r.set_metric("compile_time", compile_time)
+    r.save(out / f"{backend.replace(':', '-')}-T{T}.json")
 
 
 def _train(out: Path, backend: str, seed: int, accuracy: float) -> None:
@@ -47,6 +49,28 @@ def test_the_fastest_step_and_the_least_memory_per_time_step(tmp_path):
     assert "do not overlap" in row.fastest.detail and "T = 25" in row.fastest.detail
     assert row.memory.backend == "fast" and "3.00× less than slow" in row.memory.text
     assert "Test CPU" in row.conditions and "fp32" in row.conditions
+
+
+def test_what_compiling_gained_each_framework_with_a_compiled_variant(tmp_path):
+    for T in (5, 25):
+        _point(tmp_path, "snntorch", T, [0.040] * 10, 1.0)
+        _point(tmp_path, "snntorch:compile", T, [0.010] * 10, 1.0, compile_time=38.0)
+        _point(tmp_path, "spikingjelly:torch", T, [0.020] * 10, 1.0)
+        _point(tmp_path, "spikingjelly:compile", T, [0.040] * 10, 1.0)  # slower compiled: said so
+        _point(tmp_path, "norse:compile", T, [0.010] * 10, 1.0)  # no eager norse measured: nothing to say
+    (row,) = rows(tmp_path)
+    assert row.compiling.backend is None
+    parts = row.compiling.text.split("; ")
+    assert parts[0].startswith("snntorch ×4.00 (") and "compiling 38" in parts[0]
+    assert parts[1].startswith("spikingjelly:torch ×0.50 (") and "compiling" not in parts[1]
+    assert len(parts) == 2 and "T = 25" in row.compiling.detail and len(row.compiling.sources) == 4
+
+
+def test_no_compiled_variant_no_compiling_finding(tmp_path):
+    _point(tmp_path, "a", 25, [0.010] * 10, 1.0)
+    _point(tmp_path, "b", 25, [0.020] * 10, 1.0)
+    (row,) = rows(tmp_path)
+    assert row.compiling is None
 
 
 def test_overlapping_repeats_are_a_tie_not_a_win(tmp_path):
