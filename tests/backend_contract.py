@@ -1,6 +1,6 @@
 """The contract every registered backend keeps, checked on each task it runs
-(``python -m tests.backend_contract NAME`` prints its broken promises and the tasks
-it turned out unavailable for as JSON).
+(``python -m tests.backend_contract NAME [TASK,...]`` prints its broken promises and
+the tasks it turned out unavailable for as JSON).
 
 Run in a process of its own per backend (a variant sets environment
 variables before its framework is imported), at the parity cases' small sizes:
@@ -76,13 +76,16 @@ def check(name: str, task: str) -> list[str]:
     return broken
 
 
-def main(name: str) -> dict[str, dict]:
-    """{"broken": {task: [broken promises]}, "unavailable": {task: why}}: a task the
-    backend turns out not to run (a compiled variant whose step does not compile)
-    is unavailable, with its reason, not broken."""
+def main(name: str, tasks: list[str] | None = None) -> dict[str, dict]:
+    """{"broken": {task: [broken promises]}, "unavailable": {task: why}} over the tasks
+    it runs (of ``tasks`` when given): a task the backend turns out not to run (a
+    compiled variant whose step does not compile) is unavailable, with its reason,
+    not broken."""
     cls = load_backend(name)
     broken, unavailable = {}, {}
     for task in cls.capabilities().tasks:
+        if tasks is not None and task not in tasks:
+            continue
         try:
             broken[task] = check(name, task)
         except BackendUnavailable as exc:
@@ -91,4 +94,4 @@ def main(name: str) -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1])))
+    print(json.dumps(main(sys.argv[1], sys.argv[2].split(",") if len(sys.argv) > 2 else None)))
