@@ -6,7 +6,7 @@ registering); the others for the backends, tasks or precisions their tables list
 * fp64 parity with the reference on every task it runs (:data:`PARITY_ELSEWHERE` lists the
   pairs whose parity a backend's own test file checks another way, and why; :data:`PARITY_FAILS`
   those known to fail);
-* a compiled variant (``:compile``) both on :data:`COMPILED_CHECKED`'s tasks only, a task
+* a compiled variant (``:compile``) both on :func:`compiled_checked`'s tasks only, a task
   whose step does not compile skipped with the reason;
 * no host read in a PyTorch network's forward and backward (:data:`HOST_READS_CHECKED`);
 * a PyTorch backend's ``forward_backward`` leaves ``gradients()``'s gradients and takes no
@@ -59,12 +59,19 @@ PARITY_ELSEWHERE = {
 # the cpu and gpu profiles' parity (python -m tasks.parity) check every task.
 COMPILED_CHECKED = get_profile("smoke").parity_compiled_tasks
 
+
+def compiled_checked(name: str) -> tuple[str, ...]:
+    """The tasks a compiled variant is checked on here: :data:`COMPILED_CHECKED`'s it runs, or
+    else the first it runs (rockpool runs synthetic alone)."""
+    runs = backends.load(name).capabilities().tasks
+    return tuple(t for t in COMPILED_CHECKED if t in runs) or tuple(runs[:1])
+
+
 # (backend, task) -> why its parity is known to fail (docs/performance.md, "Compiled variants"):
 # a strict xfail, so that the entry goes once it passes
 PARITY_FAILS = {
-    ("spikingjelly:compile", "lif_layer"): "the library's Sigmoid fires at the threshold (spikingjelly's documented "
-                                           "difference); compiled, 2 of 11 520 spikes differ, then the gradients "
-                                           "raise IndexError: not looked into yet",
+    ("spikingjelly:compile", "lif_layer"): "2 of 11 520 spikes differ from the reference (membrane 0.18 off after "
+                                           "the flipped reset, gradients 1.6e-3): not looked into yet",
 }
 
 # backend -> the tasks whose PyTorch network is checked for host reads
@@ -104,7 +111,7 @@ def _available(name: str) -> None:
 @pytest.mark.parametrize("registered_backend", backends.names())
 def test_the_backend_keeps_the_contract(registered_backend):
     _available(registered_backend)
-    tasks = [",".join(COMPILED_CHECKED)] if is_compiled_variant(registered_backend) else []
+    tasks = [",".join(compiled_checked(registered_backend))] if is_compiled_variant(registered_backend) else []
     proc = subprocess.run([sys.executable, "-m", "tests.backend_contract", registered_backend, *tasks],
                           capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -123,10 +130,10 @@ def test_parity_with_the_reference_in_float64(registered_backend, task, request)
     a compiled variant's step that does not compile is unavailable, with its reason."""
     if (registered_backend, task) in PARITY_ELSEWHERE:
         pytest.skip(PARITY_ELSEWHERE[registered_backend, task])
-    if is_compiled_variant(registered_backend) and task not in COMPILED_CHECKED:
-        pytest.skip(f"a compiled variant is checked here on {', '.join(COMPILED_CHECKED)}; "
-                    f"the cpu profile's parity checks {task}")
     _available(registered_backend)
+    if is_compiled_variant(registered_backend) and task not in compiled_checked(registered_backend):
+        pytest.skip(f"a compiled variant is checked here on {', '.join(compiled_checked(registered_backend))}; "
+                    f"the cpu profile's parity checks {task}")
     if task not in backends.load(registered_backend).capabilities().tasks:
         pytest.skip(f"{registered_backend} does not run {task}")
     if (registered_backend, task) in PARITY_FAILS:
