@@ -16,7 +16,7 @@ registering); the others for the backends, tasks or precisions their tables list
 * a JAX backend's compiled functions (:data:`JAX_BACKENDS`): each task's components named,
   Adam as torch's with a traced learning rate, forward_backward's gradients left on the device,
   staged and partial batches, and tdBN's weights and running statistics, on the small cases of
-  tests/jax_cases.py.
+  tests/jax_cases.py;
 * a train step moves tdBN's running statistics as the reference does (:data:`TDBN_RUNNING_CHECKED`).
 
 Each parametrisation names its backend in ``registered_backend``: ``pytest
