@@ -4,8 +4,11 @@ needs the least memory per added time step, and any accuracy flag, each with its
 conditions (device, precision, size).
 
 Only what a framework controls is ranked (tasks/catalogue.py): the measured
-step time and the memory of the step.  Accuracy gets no winner, only a flag
-when one backend's mean lies outside every other backend's seed runs.
+step time and the memory of the step.  The time to the target is the training
+runs' headline: the soonest is named, with the seeds behind it, but its table
+column carries no best mark (unsynchronised runs, one per seed).  Accuracy gets
+no winner, only a flag when one backend's mean lies outside every other
+backend's seed runs.
 """
 
 from __future__ import annotations
