@@ -24,7 +24,7 @@ PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 PARTS = ("timing", "parity", "train")  # the order a whole run takes them in
 # the settings a profile may give: the task-spec fields the command line overrides
 SETTINGS = ("T", "epochs", "steps", "batch_size", "lr", "dataset", "limit_train", "limit_test", "width",
-            "surrogate_center", "neurons")
+            "surrogate_center", "neurons", "eval_every_steps")
 TIMING_MEASURES = ("throughput", "memory")
 # what a point's job asks a cluster for, unless its profile's [P.cluster] table says otherwise
 CLUSTER_DEFAULTS = {"cpus_per_task": 2, "gpus_per_task": 0, "mem_gb": 8.0, "time_margin": 3.0, "min_minutes": 10.0}
