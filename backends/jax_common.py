@@ -17,7 +17,10 @@ folders; what is the same logic is here once:
 * the score kinds of the spec (tasks/taskspec.py) in ``jax.numpy``;
 * the arithmetic of tdBN (:class:`TdBNMath`), time folded into the batch
   (:func:`fold`), and the DSRN's forward pass and basic block, on modules the
-  backend builds with its own library.
+  backend builds with its own library;
+* a task's entry in a backend's network table (:class:`TaskNetwork`: its network
+  and how its neuron and surrogate are built), which the backend's capabilities
+  list (:func:`task_components`), so a task is one entry per backend.
 
 Precision policy (as in :mod:`backends.torch_common`):
 
@@ -57,6 +60,26 @@ SCORES: dict[str, Callable[[Any, Any], Any]] = {
     "spike_count": lambda readout, spikes: jnp.sum(spikes, axis=0),
     "time_mean": lambda readout, spikes: jnp.mean(readout, axis=0),
 }
+
+
+@dataclass(frozen=True)
+class TaskNetwork:
+    """One task's entry in a JAX backend's ``ARCHITECTURES``: the network class built for it, and
+    how each part of it is built (``"neuron"``, ``"surrogate"``, and ``"readout"`` where it is not
+    a spiking layer: "library: ..." or "custom: ..., because ...")."""
+
+    network: type
+    components: dict[str, str]
+
+
+def task_components(architectures: dict[str, TaskNetwork]) -> dict[str, str]:
+    """The ``"<part>:<task>"`` components of every task of ``architectures``: each task's neuron
+    and readout, then each task's surrogate (the order the capability table reads in)."""
+    out = {}
+    for task, entry in architectures.items():
+        out.update({f"{part}:{task}": text for part, text in entry.components.items() if part != "surrogate"})
+    out.update({f"surrogate:{task}": entry.components["surrogate"] for task, entry in architectures.items()})
+    return out
 
 
 def version(module) -> str:

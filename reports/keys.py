@@ -94,6 +94,10 @@ def describe_config(cfg: dict[str, Any], kind: str, data: dict[str, Any] | None 
             facts.append(f"{cfg['steps']} steps")
         elif cfg.get("epochs"):
             facts.append(f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''}")
+        if cfg.get("lr"):
+            facts.append(f"Adam lr {cfg['lr']:g}")
+        if cfg.get("eval_every_steps"):
+            facts.append(f"evaluated every {cfg['eval_every_steps']} steps")
         if cfg.get("dataset"):
             facts.append(DATASET_NAMES.get(cfg["dataset"], str(cfg["dataset"])))
         data = data or {}

@@ -149,8 +149,52 @@ def _aggregate(values: list[float], how: str) -> float:
 
 
 def _how(column: Column) -> str:
-    """Checks (accuracy, firing rate) are averaged over seeds; timings take the median."""
+    """Checks (accuracy, firing rate) and the time to the target are averaged over seeds (± their standard
+    deviation); the other timings take the median."""
+    if column.key == "time_to_accuracy":
+        return "mean"
     return "mean" if not column.ranked and column.unit in (FRACTION, RATE_UNIT) else "median"
+
+
+@dataclass(frozen=True)
+class TimeToTarget:
+    """A backend's time to the accuracy target over its finished seeds."""
+
+    times: list[float]  # of the seeds that reached the target, in seconds
+    seeds: int  # finished seeds
+    best_accuracy: float | None  # the best test accuracy any seed was evaluated at
+    extent: str  # how long the runs trained: "3 epochs", "3000 steps"
+
+    @property
+    def reached(self) -> int:
+        return len(self.times)
+
+    @property
+    def seed_text(self) -> str:
+        return f"{self.reached} of {self.seeds} seed{'s' if self.seeds != 1 else ''} reached the target"
+
+    @property
+    def not_reached_text(self) -> str:
+        return f"not reached in {self.extent}"
+
+    @property
+    def best_text(self) -> str:
+        return f"best {human(self.best_accuracy, FRACTION)}" if self.best_accuracy is not None else ""
+
+
+def time_to_target(runs: list[Loaded]) -> TimeToTarget:
+    """The time to the target of ``runs`` (one backend's finished seeds), how many reached it, and, for a
+    run that did not, the best accuracy it was evaluated at and how long it trained."""
+    results = [l.result for l in runs]
+    times = [v for r in results if (v := r.metric("time_to_accuracy")) is not None]
+    evaluated = [y for r in results for y in getattr(r.curves.get("test_accuracy"), "y", []) if y is not None]
+    evaluated += [v for r in results if (v := r.metric("accuracy")) is not None]
+    by_step = any(getattr(r.curves.get("test_accuracy"), "x_name", "") == "step" for r in results)
+    counts = [v for r in results if (v := r.metric("steps" if by_step else "epochs")) is not None]
+    amount = int(max(counts)) if counts else 0
+    what = "step" if by_step else "epoch"
+    extent = f"{amount} {what}{'s' if amount != 1 else ''}" if counts else "these runs"
+    return TimeToTarget(times, len(results), max(evaluated) if evaluated else None, extent)
 
 
 def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
@@ -198,10 +242,14 @@ def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
             r = runs[0].result
             got = per_backend[row.backend]
             metric = r.metrics.get(column.key)
-            if not got and (metric is None or metric.value is None):
-                has_target = column.key == "time_to_accuracy" and column.key in r.metrics and accuracy_target(r) is not None
-                cell = Cell(column.key, None, "not reached" if has_target else "—", column.unit,
-                            title=_missing_title(r, column), missing=True)
+            has_target = column.key == "time_to_accuracy" and column.key in r.metrics and accuracy_target(r) is not None
+            if not got and has_target:
+                tt = time_to_target(runs)
+                cell = Cell(column.key, None, tt.not_reached_text, column.unit, sub=tt.best_text,
+                            title=f"{_missing_title(r, column)}: {tt.seed_text}; "
+                                  f"{tt.best_text or 'no evaluation recorded'}", missing=True)
+            elif not got and (metric is None or metric.value is None):
+                cell = Cell(column.key, None, "—", column.unit, title=_missing_title(r, column), missing=True)
             elif not got:  # not comparable: shown with its own unit, never ranked
                 cell = Cell(column.key, metric.value, human(metric.value, metric.unit), metric.unit,
                             title=f"recorded in {metric.unit!r}, not {column.unit!r}: not compared")
@@ -223,6 +271,15 @@ def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
                         cell.sub = f"{len(got)} seeds, {scaled(min(got), column.scale)}–{scaled(max(got), column.scale)}"
                 elif column.timing:
                     cell.sub, cell.title = _timing_detail(r, column, v)
+                if has_target:  # how many seeds reached the target, beside their mean
+                    tt = time_to_target(runs)
+                    spread = f"± {scaled(float(np.std(got, ddof=1)), column.scale)} · " if len(got) > 1 else ""
+                    cell.sub = spread + tt.seed_text
+                    missed = [l for l in runs if l.result.metric("time_to_accuracy") is None]
+                    if missed:
+                        other = time_to_target(missed)
+                        seeds = ", ".join(str(l.result.seed) for l in missed)
+                        cell.title += f"; seed {seeds}: {other.not_reached_text} ({other.best_text})"
                 if column.key == "accuracy":
                     ties = float(np.mean([l.result.metric("tie_rate") or 0.0 for l in runs]))
                     if ties:

@@ -1,12 +1,16 @@
-"""The verdict at the top of the report: per task and setting, who is fastest and
-by how much, who needs the least memory per added time step, any accuracy flag
-and what compiling gained, each with its conditions (device, precision, size).
+"""The verdict at the top of the report: per task and setting, who reached the
+accuracy target soonest (and who did not), who is fastest and by how much, who
+needs the least memory per added time step, any accuracy flag and what compiling
+gained, each with its conditions (device, precision, size).
 
 Only what a framework controls is ranked (tasks/catalogue.py): the measured
-step time and the memory of the step.  Accuracy gets no winner, only a flag
-when one backend's mean lies outside every other backend's seed runs.  Where a
-compiled variant was measured beside the eager backend it compiles, the row
-says what compiling gained that framework (its eager step over the compiled).
+step time and the memory of the step.  The time to the target is the training
+runs' headline: the soonest is named, with the seeds behind it, but its table
+column carries no best mark (unsynchronised runs, one per seed).  Accuracy gets
+no winner, only a flag when one backend's mean lies outside every other
+backend's seed runs.  Where a compiled variant was measured beside the eager
+backend it compiles, the row says what compiling gained that framework (its
+eager step over the compiled).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from tasks.specs import TASKS
 from .columns import catalogue_column
 from .format import human
 from .groups import Setting, Sweep, reference_value
-from .keys import backend_color, describe_config
-from .tables import accuracy_flag
+from .keys import accuracy_target, backend_color, describe_config
+from .tables import accuracy_flag, time_to_target
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Finding:
 class VerdictRow:
     task: str
     conditions: str
+    target: Finding | None = None  # the headline of the training runs: time to the accuracy target
     fastest: Finding | None = None
     memory: Finding | None = None
     accuracy: Finding | None = None
@@ -160,7 +165,7 @@ def seed_counts(per_backend: dict[str, list[float]], each: str) -> str:
 def accuracy_finding(setting: Setting) -> Finding | None:
     if not setting.trainings:
         return None
-    group = max(setting.trainings, key=lambda g: sum(len(g.finished(b)) for b in g.seed_runs))
+    group = _fullest(setting)
     column = catalogue_column("accuracy")
     per_backend = {b: [l.result.metric("accuracy") for l in group.finished(b) if l.result.metric("accuracy") is not None]
                    for b in group.seed_runs}
@@ -178,6 +183,47 @@ def accuracy_finding(setting: Setting) -> Finding | None:
     return Finding(None, "", f"no flag: {len(per_backend)} backends, {human(min(everything), 'fraction')} to "
                               f"{human(max(everything), 'fraction')} over {seeds}",
                    ", ".join(describe_config(group.config, "training", {})))
+
+
+def _fullest(setting: Setting):
+    """The training group with the most finished runs."""
+    return max(setting.trainings, key=lambda g: sum(len(g.finished(b)) for b in g.seed_runs))
+
+
+def target_finding(setting: Setting) -> Finding | None:
+    """Who reached the accuracy target soonest (mean over the seeds that reached it), how many seeds
+    reached it, and which backends did not, with their best accuracy."""
+    if not setting.trainings:
+        return None
+    group = _fullest(setting)
+    runs = {b: group.finished(b) for b in group.seed_runs}
+    runs = {b: v for b, v in runs.items() if v}
+    target = next((accuracy_target(v[0].result) for v in runs.values()), None)
+    if target is None:
+        return None
+    times = {b: time_to_target(v) for b, v in runs.items()}
+    reached = sorted(((float(np.mean(t.times)), b) for b, t in times.items() if t.times))
+    missed = sorted(b for b, t in times.items() if not t.times)
+    partly = sorted(f"{b} ({t.reached} of {t.seeds})" for b, t in times.items() if 0 < t.reached < t.seeds)
+    goal = human(target, "fraction")
+    notes = []
+    by_extent: dict[str, list[str]] = {}
+    for b in missed:
+        by_extent.setdefault(times[b].not_reached_text, []).append(f"{b} ({times[b].best_text})")
+    notes += [f"{extent}: {', '.join(names)}" for extent, names in by_extent.items()]
+    if partly:
+        notes.append("some seeds only: " + ", ".join(partly))
+    if not reached:
+        return Finding(None, "", f"no backend reached {goal}", "; ".join(notes))
+    (t_best, best), everyone = reached[0], len(reached) == len(times) and not partly
+    text = f"{best}: {goal} in {human(t_best, 's')} ({times[best].seed_text})"
+    if len(reached) > 1:
+        t_second, second = reached[1]
+        text += f", {t_second / t_best:.2f}× sooner than {second}"
+    every = "every backend reached it on every seed" if everyone else \
+        f"{len(reached)} of {len(times)} backends reached it"
+    return Finding(best, backend_color(best), text, "; ".join([every] + notes),
+                   [l.path for l in runs[best]])
 
 
 def verdict(settings: list[Setting]) -> list[VerdictRow]:
@@ -199,8 +245,9 @@ def verdict(settings: list[Setting]) -> list[VerdictRow]:
                 row.memory = least_memory(setting, sweep)
                 row.compiling = compiling_gain(setting, sweep, value)
             if i == 0:
+                row.target = target_finding(setting)
                 row.accuracy = accuracy_finding(setting)
-            if row.fastest or row.memory or row.accuracy or row.compiling:
+            if row.target or row.fastest or row.memory or row.accuracy or row.compiling:
                 rows.append(row)
     return rows
 

@@ -52,9 +52,11 @@ CATALOGUE: dict[str, MetricInfo] = {m.name: m for m in (
     _m("final_train_loss", "loss", "lower", "Final loss", "Loss of the last training step.", False),
     # ---- training runs: timed once per seed, unsynchronised, data path included
     _m("time_to_accuracy", "s", "lower", "Time to accuracy",
-       "Training wall time (evaluation excluded) until the test accuracy first reached the task's target; "
-       "median over seeds. One unsynchronised run per seed, data path included: shown, not ranked "
-       "(the measured step times are).", False),
+       "Wall time from the run's start until the test accuracy first reached the task's target: the "
+       "framework's import, loading the data set, building the network, every compile and jit, the data path "
+       "of each batch, training, and the evaluations up to the one that reached it (every backend evaluates "
+       "at the same steps). Mean over the seeds that reached it, ± the standard deviation, and how many did. "
+       "One unsynchronised run per seed: shown, not ranked (the measured step times are).", False),
     _m("train_throughput", "samples/s", "higher", "Training throughput",
        "Training samples over the training wall time of the whole run (data path included, one "
        "synchronisation per step); median over seeds. Shown, not ranked (the measured step times are).", False),

@@ -33,6 +33,7 @@ OVERRIDES = {
     "width": "width",
     "surrogate_center": "surrogate_center",
     "neurons": "neurons",
+    "eval_every_steps": "eval_every_steps",
 }
 
 
@@ -58,6 +59,8 @@ def add_task_arguments(p: argparse.ArgumentParser, several_T: bool = False) -> N
     g.add_argument("--dataset", choices=DATASETS)
     g.add_argument("--limit-train", type=int, metavar="N", help="use the first N training images")
     g.add_argument("--limit-test", type=int, metavar="N", help="use the first N test (and validation) images")
+    g.add_argument("--eval-every-steps", type=int, metavar="N",
+                   help="evaluate every N optimiser steps instead of after each epoch")
     g.add_argument("--width", type=float, metavar="F", help="channel multiplier of dsrn_tdbn (for CPU tests)")
     g.add_argument("--surrogate-center", choices=SURROGATE_CENTERS, help="dsrn_tdbn: centre of the rectangular window")
     if several_T:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -47,6 +48,9 @@ class TaskData:
     """The batches of one task: ``train_batches(epoch)`` and ``eval_batches(split)``."""
 
     splits: tuple[str, ...] = ("test",)
+    # seconds make_data took (reading the data set from disk, or drawing the fixed batch): a training
+    # run handed data made before it counts them in its time to accuracy
+    load_seconds: float = 0.0
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec
@@ -188,13 +192,16 @@ def check_batch_fits(spec: TaskSpec, batch: int) -> None:
 def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> TaskData:
     """The data pipeline of ``spec``; a data set, size or limit it cannot run
     with raises :class:`UsageError` or :class:`DataError` (exit 2)."""
+    t0 = time.perf_counter()
     pipeline = spec.workload.DATA
     if generated(spec):
         check_batch_fits(spec, spec.batch_size)
         try:
-            return pipeline(spec)
+            data = pipeline(spec)
         except MemoryError:  # fits the machine, not what this process may have
             raise _too_large(spec, spec.batch_size, "more than this process could allocate") from None
+        data.load_seconds = time.perf_counter() - t0
+        return data
     dataset = load_dataset(spec.dataset, data_dir, allow_download=allow_download)  # type: ignore[attr-defined]
     data = pipeline(spec, dataset)  # indices only: batches are made as they are read
     check_batch_fits(spec, min(spec.batch_size, max(len(data.train_index), len(data.test_index))))
@@ -204,6 +211,7 @@ def make_data(spec: TaskSpec, data_dir: str | os.PathLike | None = None, allow_d
             f"{spec.name}: {len(data.train_index)} training images of {dataset.name} make no batch of "
             f"{spec.batch_size}, so no training step could be taken; lower --batch-size or raise --limit-train"
         )
+    data.load_seconds = time.perf_counter() - t0
     return data
 
 

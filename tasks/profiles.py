@@ -24,7 +24,7 @@ PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 PARTS = ("timing", "parity", "train")  # the order a whole run takes them in
 # the settings a profile may give: the task-spec fields the command line overrides
 SETTINGS = ("T", "epochs", "steps", "batch_size", "lr", "dataset", "limit_train", "limit_test", "width",
-            "surrogate_center", "neurons")
+            "surrogate_center", "neurons", "eval_every_steps")
 TIMING_MEASURES = ("throughput", "memory")
 # which of the profile's backends a training or timing row runs: "all", or "eager" (every
 # one but the compiled variants, whose compiling a small profile pays once per point)

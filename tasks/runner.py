@@ -253,7 +253,9 @@ def execute(
     result.versions.update(safe_versions(cls))
     result.capabilities = cls.capabilities().to_dict()
     if data is None:
-        data = make_data(spec, config.data_dir, config.allow_download)
+        data = make_data(spec, config.data_dir, config.allow_download)  # timed in the setup
+    else:  # made before the run: its loading is still part of what the run needed
+        result.wall_times["data"] = data.load_seconds
     result.data = data.describe()
 
     backend = None
@@ -353,6 +355,10 @@ def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: R
     target = spec.accuracy_target(getattr(spec, "dataset", None))
     patience = getattr(spec, "patience", None)
     every = spec.eval_every_steps
+    # the time to accuracy counts from the run's start: the framework's import, the data's loading and
+    # the network's building (the setup), then training with every compile and the evaluations up to the
+    # one that reached the target
+    started = time.perf_counter() - result.wall_times.get("setup", 0.0) - result.wall_times.get("data", 0.0)
     state = {"train_time": 0.0, "eval_time": 0.0, "time_to_accuracy": None, "last_test": None}
 
     def evaluate_point(x: int, step: int) -> None:
@@ -371,7 +377,7 @@ def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: R
                     scalars.add(f"firing_rate/{layer}", rate, step)
                 reached = target is not None and summary["accuracy"] >= target
                 if reached and state["time_to_accuracy"] is None:
-                    state["time_to_accuracy"] = state["train_time"]
+                    state["time_to_accuracy"] = time.perf_counter() - started
         state["eval_time"] += time.perf_counter() - t0
 
     best_val, best_epoch, best_weights, bad_epochs = math.inf, -1, None, 0
@@ -457,7 +463,8 @@ def _train(spec: TaskSpec, config: RunConfig, backend, data: TaskData, result: R
     m("peak_device_memory", backend.peak_memory_bytes(), "allocator peak over the whole run")
     result.extra["peak_memory_scope"] = getattr(backend, "peak_memory_scope", "window")
     m("time_to_accuracy", time_to_accuracy,
-      f"training wall time until test accuracy first reached {target}" if target is not None else "no target")
+      f"wall time from the run's start until the test accuracy first reached {target}" if target is not None
+      else "no target")
     if best_epoch > 0:
         m("best_val_loss", best_val)
         m("best_epoch", best_epoch)

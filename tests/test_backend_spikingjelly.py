@@ -1,4 +1,5 @@
-"""The spikingjelly backend (SpikingJelly 2.x, activation_based, multi-step): CPU only, tiny shapes."""
+"""The spikingjelly backend (SpikingJelly 2.x, activation_based, multi-step): CPU only, tiny shapes (parity,
+the end-to-end run against stbp's and the state reset at every forward: tests/test_backend_contract.py)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,10 @@ from spikingjelly.activation_based import surrogate  # noqa: E402
 import backends as registry  # noqa: E402
 from tasks import parity, reference  # noqa: E402
 from tasks.data import make_data  # noqa: E402
-from tasks.idx import write_idx  # noqa: E402
-from tasks.runner import RunConfig, run  # noqa: E402
 from tasks.specs import get_spec  # noqa: E402
 from tasks.weights import initial_weights, trainable_names  # noqa: E402
 
 TASK_NAMES = ("synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn", "lif_layer")
-TRAINED = tuple(t for t in TASK_NAMES if get_spec(t).trainable)  # lif_layer is measured, never trained
 
 
 @pytest.fixture(scope="module")
@@ -344,43 +342,3 @@ def test_bf16_train_steps(sj):
         backend = sj.SpikingJellyBackend(case.spec, case.weights, device="cpu", precision="bf16")
         losses = [backend.train_step(b) for b in case.batches[:2]]
         assert np.isfinite(losses).all(), task
-
-
-# ---------------------------------------------------------------- end to end
-def _tiny_idx(directory, n_train=96, n_test=40):
-    rng = np.random.default_rng(0)
-    labels = {"train": rng.integers(0, 10, n_train), "t10k": rng.integers(0, 10, n_test)}
-    for split, y in labels.items():
-        # a bright square whose position depends on the label: learnable
-        x = (rng.random((len(y), 28, 28)) * 60).astype(np.uint8)
-        for i, c in enumerate(y):
-            r, q = divmod(int(c), 5)
-            x[i, 4 + 10 * r: 12 + 10 * r, 2 + 5 * q: 6 + 5 * q] = 255
-        write_idx(directory / f"{split}-images-idx3-ubyte", x)
-        write_idx(directory / f"{split}-labels-idx1-ubyte", y.astype(np.uint8))
-    return directory
-
-
-END_TO_END = {
-    "synthetic": {"T": 30, "batch_size": 16, "steps": 4, "eval_every_steps": 2},
-    "fc_mnist": {"T": 4, "batch_size": 16},
-    "fc_mnist_poisson": {"T": 6, "batch_size": 16, "epochs": 1},
-    "dsrn_tdbn": {"T": 2, "batch_size": 16, "width": 1 / 32, "epochs": 2, "validation_size": 16},
-}
-
-
-@pytest.mark.parametrize("task", TRAINED)
-@pytest.mark.parametrize("name", ("spikingjelly", "spikingjelly:torch"))
-def test_end_to_end(tmp_path, task, name):
-    extra = {} if task == "synthetic" else {"dataset": "mnist"}
-    spec = get_spec(task, **extra).with_overrides(**END_TO_END[task])
-    data_dir = _tiny_idx(tmp_path)
-    data = make_data(spec, data_dir=data_dir, allow_download=False)
-    result = run(spec, RunConfig(backend=name, data_dir=str(data_dir), allow_download=False, progress=False), data=data)
-    assert result.status == "ok", result.message + result.extra.get("traceback", "")
-    assert result.framework == "spikingjelly"
-    assert result.device["spikingjelly_lif"]
-    assert np.isfinite(result.metric("final_train_loss"))
-    assert 0.0 <= result.metric("accuracy") <= 1.0
-    assert [layer.name for layer in result.layers] == spec.layer_names()
-    assert result.capabilities["components"]["lif kernel:cpu"].startswith("torch-reference")

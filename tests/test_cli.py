@@ -60,3 +60,14 @@ def test_every_override_is_a_flag_of_the_task_arguments():
     flags = {a.dest for a in parser()._actions}
     assert set(cli.OVERRIDES) <= flags
     assert cli.EXIT_CODES["ok"] == 0 and len(set(cli.EXIT_CODES.values())) == len(cli.EXIT_CODES)
+
+
+def test_the_evaluation_cadence_is_a_setting_a_profile_row_and_a_child_pass_on():
+    from tasks.profiles import SETTINGS
+    from tasks.specs import get_spec
+
+    args = parser().parse_args(["--eval-every-steps", "50"])
+    assert cli.spec_overrides(args) == {"eval_every_steps": 50}
+    assert "--eval-every-steps" in cli.forwarded_arguments(args)
+    assert get_spec("fc_mnist", **cli.spec_overrides(args)).eval_every_steps == 50
+    assert "eval_every_steps" in SETTINGS

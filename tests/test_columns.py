@@ -22,11 +22,11 @@ def test_the_unit_label_is_the_display_scales_once_chosen():
     assert column.unit_label == "MiB"
 
 
-def test_training_columns_name_the_accuracy_target():
+def test_training_columns_lead_with_the_time_to_the_named_target():
     keys = [c.key for c in training_columns(0.97)]
-    assert keys == ["accuracy", "time_to_accuracy", "train_throughput", "peak_device_memory", "firing_rate_mean"]
-    assert training_columns(0.97)[1].label == "Time to 97\u00a0%"
-    assert training_columns(None)[1].label == CATALOGUE["time_to_accuracy"].label
+    assert keys == ["time_to_accuracy", "accuracy", "train_throughput", "peak_device_memory", "firing_rate_mean"]
+    assert training_columns(0.97)[0].label == "Time to 97\u00a0%"
+    assert training_columns(None)[0].label == CATALOGUE["time_to_accuracy"].label
 
 
 def test_measurement_columns_follow_the_step_and_the_device():

@@ -41,10 +41,10 @@ def test_configurations_compare_by_their_structural_fields():
 
 def test_a_setting_is_described_in_short_facts():
     cfg = {"T": 25, "batch_size": 128, "width": 0.5, "epochs": 1, "dataset": "fashion-mnist", "seed": 3,
-           "surrogate_center": "zero"}
+           "surrogate_center": "zero", "lr": 5e-4, "eval_every_steps": 200}
     assert keys.describe_config(cfg, "training", {"train_samples": 55000, "val_samples": 5000}) == [
-        "T = 25", "batch 128", "width × 0.5", "1 epoch", "Fashion-MNIST", "55,000 training / 5,000 validation samples",
-        "seed 3", "surrogate centred on zero"]
+        "T = 25", "batch 128", "width × 0.5", "1 epoch", "Adam lr 0.0005", "evaluated every 200 steps", "Fashion-MNIST",
+        "55,000 training / 5,000 validation samples", "seed 3", "surrogate centred on zero"]
     assert keys.describe_config({"T": 10, "neurons": 4096, "seed": 3, "steps": 5}, "measurement") == ["T = 10", "N = 4,096"]
     assert keys.describe_config({"limit_train": 64}, "training")[-1] == "first 64 training / all test images"
     assert keys.describe_device("cuda", "H100") == "CUDA GPU · H100"

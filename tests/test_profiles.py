@@ -7,6 +7,7 @@ import pytest
 import backends
 from tasks.errors import UsageError
 from tasks.profiles import PARTS, get_profile, is_compiled_variant, load_profiles, points
+from tasks.specs import get_spec
 
 
 def test_the_shipped_profiles_are_valid_and_every_point_has_its_own_file():
@@ -30,15 +31,43 @@ def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
     timed = {p.task for p in pts if p.part == "timing"}
     assert trained == {"synthetic", "fc_mnist", "fc_mnist_poisson", "dsrn_tdbn"}
     assert timed == trained | {"lif_layer"}
-    assert all(len(r.seeds) >= 3 for r in cpu.train)  # accuracy is a mean over seeds
+    # accuracy is a mean over seeds; the DSRN has one on a CPU: three do not fit the budget (docs/tasks.md)
+    assert all(len(r.seeds) >= 3 for r in cpu.train if r.task != "dsrn_tdbn")
+    assert next(r for r in cpu.train if r.task == "dsrn_tdbn").seeds == (0,)
     fc = next(r for r in cpu.train if r.task == "fc_mnist")
-    assert "limit_train" not in fc.settings and fc.settings.get("epochs") == 1  # the full data set, one epoch
+    assert "limit_train" not in fc.settings  # the full data set
     assert next(r for r in cpu.train if r.task == "synthetic").settings == {}  # the full recipe
     T_rows = {r.task: r.Ts for r in cpu.timing}
     assert len(T_rows["fc_mnist"]) >= 3 and len(T_rows["dsrn_tdbn"]) >= 3  # memory versus T
     assert next(r for r in cpu.timing if r.task == "lif_layer").neurons == (512, 2048)
-    assert cpu.budget_minutes_per_backend <= 24  # four hours for the ten backends of today
+    # five hours for the sixteen backends the registry is growing to (ten, and six compiled variants)
+    assert cpu.budget_minutes(16) <= 300
     assert sum(p.estimate_s for p in pts) <= cpu.budget_minutes(len(names)) * 60
+
+
+FASHION_MNIST_TRAIN = 60_000  # training images of Fashion-MNIST (its idx files)
+
+
+def evaluations(spec) -> int:
+    """How many times the runner evaluates a training run of ``spec`` (tasks/runner.py's cadence:
+    every ``eval_every_steps`` steps and at an epoch's end where that is not one of them; else each epoch)."""
+    if spec.steps is not None:
+        per_epoch = spec.steps
+    else:
+        images = FASHION_MNIST_TRAIN - getattr(spec, "validation_size", 0)
+        per_epoch = min(images, spec.limit_train or images) // spec.batch_size
+    every = spec.eval_every_steps
+    if not every:
+        return spec.epochs
+    return sum(1 for step in range(1, per_epoch * spec.epochs + 1)
+               if step % every == 0 or (step % per_epoch == 0 and step % every))
+
+
+def test_every_cpu_training_curve_has_at_least_five_points():
+    cpu = get_profile("cpu")
+    for row in cpu.train:
+        spec = get_spec(row.task, **cpu.task_settings(row.task, row.settings))
+        assert evaluations(spec) >= 5, row.task
 
 
 def estimate_by_backend(pts) -> dict[str, float]:

@@ -20,6 +20,9 @@ import pytest
 from tasks.result import Result
 from tests.conftest import ROOT, subprocess_env
 
+# one worker runs them all: they share the one cluster, whose two CPUs a second worker's jobs would wait for
+pytestmark = pytest.mark.xdist_group("slurm")
+
 
 def _slurm_missing() -> str | None:
     if not all(shutil.which(c) for c in ("sbatch", "squeue", "scontrol", "scancel")):

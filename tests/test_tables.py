@@ -122,7 +122,8 @@ def test_a_missing_metric_is_a_dash_not_a_zero(page):
     assert td.find("span", cls="v").own_text() == "—"
     assert "not in this result" in td.attrs["title"]
     tta = row(comparison_tables(root, FC_BF16)[0], "spikingjelly").find("td", data_metric="time_to_accuracy")
-    assert tta.find("span", cls="v").own_text() == "not reached"
+    assert tta.find("span", cls="v").own_text() == "not reached in 3 epochs"  # how long it trained
+    assert tta.find("span", cls="sub").own_text().startswith("best ")  # and the best it got to
 
 
 def test_precisions_are_never_compared_with_each_other(page):

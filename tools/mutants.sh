@@ -33,6 +33,8 @@ git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t 
   echo "source_paths="; echo "    tasks/"; echo "    reports/"
   echo "only_mutate="; for f in "${files[@]}"; do echo "    $f"; done
   echo "also_copy="; echo "    backends/"; echo "    results/"; echo "    docs/"; echo "    README.md"
+  # one process: mutmut reads its statistics from the pytest it runs (pyproject's addopts start xdist workers)
+  echo "pytest_add_cli_args="; echo "    -n"; echo "    0"
   # the tests of the referee that run in seconds (the backends' own parity tests take minutes)
   echo "pytest_add_cli_args_test_selection="
   for t in tests/test_parity.py tests/test_hostmem.py tests/test_metrics.py tests/test_result.py tests/test_weights.py \

@@ -43,8 +43,8 @@ from tasks.data import Batch
 from tasks.specs import TaskSpec
 
 from ..base import Capabilities
-from ..jax_common import SCORES, JaxBackend, StagedBatch, eval_result, from_module, to_numpy, version
-from .networks import NetworkOutput, Settings, build_network
+from ..jax_common import SCORES, JaxBackend, StagedBatch, eval_result, from_module, task_components, to_numpy, version
+from .networks import ARCHITECTURES, NetworkOutput, Settings, build_network
 
 
 def _ce_summed_over_time(readout, labels, n_classes):
@@ -145,28 +145,7 @@ class BrainstateBackend(JaxBackend):
     def capabilities(cls) -> Capabilities:
         return Capabilities(
             components={
-                "neuron:synthetic": "library: brainpy.state.LIF (soft reset, V_reset 0, R 1, exponential Euler; "
-                                    "the reset spike is recomputed from the previous membrane with its surrogate "
-                                    "gradient) fed by brainpy.state.Expon (tau 10); dimensionless, dt = 1",
-                "readout:synthetic": "library: brainstate.nn.Linear + brainpy.state.Expon (tau 10), not spiking",
-                "neuron:fc_mnist": "custom: brainpy.state.Neuron subclass SubtractiveResetLeaky, because "
-                                   "brainpy.state.LIF resets before the leak (beta (V - V_th S)) and keeps the reset's "
-                                   "gradient, while the spec subtracts V_th H(U[t-1] - V_th) after it, detached",
-                "neuron:fc_mnist_poisson": "custom: brainpy.state.Neuron subclass DecayInputHardResetLIF, because "
-                                           "brainpy.state.LIF integrates with exponential Euler and its hard reset "
-                                           "multiplies the spike by a detached membrane (spec: Euler H = V + (X - V)/tau, "
-                                           "V = H (1 - S) with gradient through H and S)",
-                "neuron:lif_layer": "custom: DecayInputHardResetLIF of fc_mnist_poisson (same reasons), one layer "
-                                    "after a bias-free brainstate.nn.Linear(N, N)",
-                "neuron:dsrn_tdbn": "custom: brainpy.state.Neuron subclass STBPNeuron (multiplicative reset "
-                                    "tau U (1 - S), not detached), because no brainpy.state neuron has this update",
-                "surrogate:synthetic": "library: braintools.surrogate.ReluGrad(alpha=0.3, width=1.0)",
-                "surrogate:fc_mnist": "library: braintools.surrogate.Arctan(alpha=2.0) = 1/(1+(pi x)^2)",
-                "surrogate:fc_mnist_poisson": "library: braintools.surrogate.Sigmoid(alpha=4.0)",
-                "surrogate:lif_layer": "library: braintools.surrogate.Sigmoid(alpha=4.0)",
-                "surrogate:dsrn_tdbn": "custom: braintools.surrogate.Surrogate subclass RectangularSpike, because "
-                                      "braintools' PiecewiseLeakyRelu(c=0, w=a) has a closed window |x| <= a and "
-                                      "cannot be centred on U = 0 (--surrogate-center zero is supported)",
+                **task_components(ARCHITECTURES),
                 "heaviside": "custom: every surrogate above is subclassed so the forward is H(x) = [x > 0]; "
                              "braintools' Heaviside primitive fires at x >= 0 (the surrogate gradient is the "
                              "library's, unchanged)",

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
-from ..jax_common import dsrn_forward, residual_block
+from ..jax_common import TaskNetwork, dsrn_forward, residual_block
 from . import components as C
 
 
@@ -293,16 +293,56 @@ class DSRN(brainstate.nn.Module):
         return NetworkOutput(readout, rec.spikes, rec.membranes)
 
 
-ARCHITECTURES = {
-    SyntheticSpec.name: SyntheticNet,
-    FCMnistSpec.name: FCNet,
-    FCPoissonSpec.name: FCNet,
-    DSRNSpec.name: DSRN,
-    LIFLayerSpec.name: LIFLayerNet,
+# each task: its network, and how its neuron and surrogate are built (the backend's capabilities list them)
+ARCHITECTURES: dict[str, TaskNetwork] = {
+    SyntheticSpec.name: TaskNetwork(SyntheticNet, {
+        "neuron": (
+            "library: brainpy.state.LIF (soft reset, V_reset 0, R 1, exponential Euler; "
+            "the reset spike is recomputed from the previous membrane with its surrogate "
+            "gradient) fed by brainpy.state.Expon (tau 10); dimensionless, dt = 1"
+        ),
+        "readout": "library: brainstate.nn.Linear + brainpy.state.Expon (tau 10), not spiking",
+        "surrogate": "library: braintools.surrogate.ReluGrad(alpha=0.3, width=1.0)",
+    }),
+    FCMnistSpec.name: TaskNetwork(FCNet, {
+        "neuron": (
+            "custom: brainpy.state.Neuron subclass SubtractiveResetLeaky, because "
+            "brainpy.state.LIF resets before the leak (beta (V - V_th S)) and keeps the reset's "
+            "gradient, while the spec subtracts V_th H(U[t-1] - V_th) after it, detached"
+        ),
+        "surrogate": "library: braintools.surrogate.Arctan(alpha=2.0) = 1/(1+(pi x)^2)",
+    }),
+    FCPoissonSpec.name: TaskNetwork(FCNet, {
+        "neuron": (
+            "custom: brainpy.state.Neuron subclass DecayInputHardResetLIF, because "
+            "brainpy.state.LIF integrates with exponential Euler and its hard reset "
+            "multiplies the spike by a detached membrane (spec: Euler H = V + (X - V)/tau, "
+            "V = H (1 - S) with gradient through H and S)"
+        ),
+        "surrogate": "library: braintools.surrogate.Sigmoid(alpha=4.0)",
+    }),
+    LIFLayerSpec.name: TaskNetwork(LIFLayerNet, {
+        "neuron": (
+            "custom: DecayInputHardResetLIF of fc_mnist_poisson (same reasons), one layer "
+            "after a bias-free brainstate.nn.Linear(N, N)"
+        ),
+        "surrogate": "library: braintools.surrogate.Sigmoid(alpha=4.0)",
+    }),
+    DSRNSpec.name: TaskNetwork(DSRN, {
+        "neuron": (
+            "custom: brainpy.state.Neuron subclass STBPNeuron (multiplicative reset "
+            "tau U (1 - S), not detached), because no brainpy.state neuron has this update"
+        ),
+        "surrogate": (
+            "custom: braintools.surrogate.Surrogate subclass RectangularSpike, because "
+            "braintools' PiecewiseLeakyRelu(c=0, w=a) has a closed window |x| <= a and "
+            "cannot be centred on U = 0 (--surrogate-center zero is supported)"
+        ),
+    }),
 }
 
 
 def build_network(spec: TaskSpec, settings: Settings):
     if spec.name in ARCHITECTURES:
-        return ARCHITECTURES[spec.name](spec, settings)
+        return ARCHITECTURES[spec.name].network(spec, settings)
     raise TypeError(f"brainstate has no network for {type(spec).__name__}")

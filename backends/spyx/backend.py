@@ -46,8 +46,8 @@ from tasks.specs import TaskSpec
 from tasks.weights import BUFFER_SUFFIXES
 
 from ..base import Capabilities
-from ..jax_common import SCORES, JaxBackend, StagedBatch, eval_result, from_module, to_numpy, version
-from .networks import READOUTS, Settings, build_network
+from ..jax_common import SCORES, JaxBackend, StagedBatch, eval_result, from_module, task_components, to_numpy, version
+from .networks import ARCHITECTURES, READOUTS, Settings, build_network
 
 
 # ----------------------------------------------------------------- losses (the score kinds: jax_common.SCORES)
@@ -147,37 +147,7 @@ class SpyxBackend(JaxBackend):
     def capabilities(cls) -> Capabilities:
         return Capabilities(
             components={
-                "neuron:synthetic": "library: spyx.nn.CuBaLIF(alpha=a_syn, beta=a_mem, threshold 1) is the "
-                                    "exponential synapse + soft reset (subtract V_th S[t-1], surrogate kept, "
-                                    "then V = a_mem V' + I); custom glue: its input is scaled by (1 - a_mem) "
-                                    "(its I is then (1 - a_mem) times the spec's current), and the spike of "
-                                    "the updated membrane is read with the same axon (SpikeOfUpdate), because "
-                                    "Spyx neurons return the spike of the previous membrane",
-                "readout:synthetic": "library: flax.nnx.Linear + spyx.nn.LI(beta=a_syn), not spiking",
-                "neuron:fc_mnist": "library: spyx.nn.LIF(beta=0.95, threshold 1) computes U = beta U + X - V_th "
-                                   "H(U[t-1] - V_th) exactly; custom: its axon is a Heaviside with zero surrogate "
-                                   "(spyx.axn.custom), because the spec detaches the reset, and the output spike "
-                                   "H(U[t] - V_th) is read from the updated membrane (SpikeOfUpdate)",
-                "neuron:fc_mnist_poisson": "custom: HardResetLIF, an nnx.Module in Spyx's neuron style "
-                                           "(initial_state, (x, V) -> (out, V)), because no Spyx neuron has a "
-                                           "hard reset (H = V + (X - V)/tau, V = H (1 - S), gradient kept)",
-                "neuron:lif_layer": "custom: HardResetLIF of fc_mnist_poisson (same reason), after a bias-free "
-                                    "flax.nnx.Linear(N, N)",
-                "neuron:dsrn_tdbn": "custom: STBPNeuron in Spyx's neuron style, because no Spyx neuron has the "
-                                    "multiplicative reset U = tau U (1 - S[t-1]) + X (gradient kept)",
-                "surrogate:synthetic": "custom: spyx.axn.custom(bwd = 0.3 max(0, 1 - |x|)), because "
-                                       "spyx.axn.triangular(k) = max(0, 1 - |k x|) has height 1",
-                "surrogate:fc_mnist": "custom: spyx.axn.custom(bwd = 1/(1 + (pi x)^2)), because "
-                                      "spyx.axn.arctan(k) = 1/(pi (1 + (k pi x)^2)): no k gives the spec's "
-                                      "(k = 1 is the spec's shape at 1/pi of its height; the default k = 2 is "
-                                      "narrower as well)",
-                "surrogate:fc_mnist_poisson": "library: spyx.axn.tanh(k=2) = 4/(e^-2x + e^2x)^2 = 1/cosh^2(2x), "
-                                              "which is the spec's sigmoid surrogate 4 s(4x)(1 - s(4x))",
-                "surrogate:lif_layer": "library: spyx.axn.tanh(k=2) (= the sigmoid surrogate at alpha 4)",
-                "surrogate:dsrn_tdbn": "library: spyx.axn.boxcar(width=2a, height=1/(2a)) (open window "
-                                       "|U - V_th| < a); custom only for --surrogate-center zero "
-                                       "(spyx.axn.custom: the window on U = 0, which the boxcar, centred on 0 "
-                                       "of U - V_th, cannot express)",
+                **task_components(ARCHITECTURES),
                 "heaviside": "library: spyx.axn.heaviside, [x > 0] (the spec's H), the forward of every axon",
                 "tdbn": "custom: nnx.Module TdBN (nnx.Param lambda/beta, nnx.BatchStat running statistics), "
                         "because JAX, Flax and Spyx have no tdBN (nnx.BatchNorm has no alpha V_th scale and keeps "

@@ -26,7 +26,7 @@ from flax import nnx
 
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
 
-from ..jax_common import TdBNMath, dsrn_forward, residual_block
+from ..jax_common import TaskNetwork, TdBNMath, dsrn_forward, residual_block
 from .neurons import NEURONS, run
 
 
@@ -268,19 +268,74 @@ class DSRN(nnx.Module):
         return rec.out
 
 
-# the architecture of each task (fc_mnist and fc_mnist_poisson share one)
-ARCHITECTURES: dict[str, type[nnx.Module]] = {
-    SyntheticSpec.name: SyntheticNet,
-    FCMnistSpec.name: FCNet,
-    FCPoissonSpec.name: FCNet,
-    DSRNSpec.name: DSRN,
-    LIFLayerSpec.name: LIFLayerNet,
+# each task: its network (fc_mnist and fc_mnist_poisson share one), and how its neuron and surrogate
+# are built (the backend's capabilities list them)
+ARCHITECTURES: dict[str, TaskNetwork] = {
+    SyntheticSpec.name: TaskNetwork(SyntheticNet, {
+        "neuron": (
+            "library: spyx.nn.CuBaLIF(alpha=a_syn, beta=a_mem, threshold 1) is the "
+            "exponential synapse + soft reset (subtract V_th S[t-1], surrogate kept, "
+            "then V = a_mem V' + I); custom glue: its input is scaled by (1 - a_mem) "
+            "(its I is then (1 - a_mem) times the spec's current), and the spike of "
+            "the updated membrane is read with the same axon (SpikeOfUpdate), because "
+            "Spyx neurons return the spike of the previous membrane"
+        ),
+        "readout": "library: flax.nnx.Linear + spyx.nn.LI(beta=a_syn), not spiking",
+        "surrogate": (
+            "custom: spyx.axn.custom(bwd = 0.3 max(0, 1 - |x|)), because "
+            "spyx.axn.triangular(k) = max(0, 1 - |k x|) has height 1"
+        ),
+    }),
+    FCMnistSpec.name: TaskNetwork(FCNet, {
+        "neuron": (
+            "library: spyx.nn.LIF(beta=0.95, threshold 1) computes U = beta U + X - V_th "
+            "H(U[t-1] - V_th) exactly; custom: its axon is a Heaviside with zero surrogate "
+            "(spyx.axn.custom), because the spec detaches the reset, and the output spike "
+            "H(U[t] - V_th) is read from the updated membrane (SpikeOfUpdate)"
+        ),
+        "surrogate": (
+            "custom: spyx.axn.custom(bwd = 1/(1 + (pi x)^2)), because "
+            "spyx.axn.arctan(k) = 1/(pi (1 + (k pi x)^2)): no k gives the spec's "
+            "(k = 1 is the spec's shape at 1/pi of its height; the default k = 2 is "
+            "narrower as well)"
+        ),
+    }),
+    FCPoissonSpec.name: TaskNetwork(FCNet, {
+        "neuron": (
+            "custom: HardResetLIF, an nnx.Module in Spyx's neuron style "
+            "(initial_state, (x, V) -> (out, V)), because no Spyx neuron has a "
+            "hard reset (H = V + (X - V)/tau, V = H (1 - S), gradient kept)"
+        ),
+        "surrogate": (
+            "library: spyx.axn.tanh(k=2) = 4/(e^-2x + e^2x)^2 = 1/cosh^2(2x), "
+            "which is the spec's sigmoid surrogate 4 s(4x)(1 - s(4x))"
+        ),
+    }),
+    LIFLayerSpec.name: TaskNetwork(LIFLayerNet, {
+        "neuron": (
+            "custom: HardResetLIF of fc_mnist_poisson (same reason), after a bias-free "
+            "flax.nnx.Linear(N, N)"
+        ),
+        "surrogate": "library: spyx.axn.tanh(k=2) (= the sigmoid surrogate at alpha 4)",
+    }),
+    DSRNSpec.name: TaskNetwork(DSRN, {
+        "neuron": (
+            "custom: STBPNeuron in Spyx's neuron style, because no Spyx neuron has the "
+            "multiplicative reset U = tau U (1 - S[t-1]) + X (gradient kept)"
+        ),
+        "surrogate": (
+            "library: spyx.axn.boxcar(width=2a, height=1/(2a)) (open window "
+            "|U - V_th| < a); custom only for --surrogate-center zero "
+            "(spyx.axn.custom: the window on U = 0, which the boxcar, centred on 0 "
+            "of U - V_th, cannot express)"
+        ),
+    }),
 }
 
 
 def build_network(spec: TaskSpec, settings: Settings) -> nnx.Module:
     try:
-        architecture = ARCHITECTURES[spec.name]
+        architecture = ARCHITECTURES[spec.name].network
     except KeyError:
         raise TypeError(f"spyx has no network for task {spec.name}") from None
     return architecture(spec, settings)

@@ -36,7 +36,9 @@ class FCPoissonSpec(ImageTaskSpec):
     tau: float = 100.0
     v_th: float = 1.0
     surrogate_alpha: float = 4.0  # sigmoid
-    accuracy_targets: tuple[tuple[str, float], ...] = (("mnist", 0.90), ("fashion-mnist", 0.78))
+    # Fashion-MNIST's from a reference run of the cpu profile's recipe (docs/tasks.md, "The cpu profile's
+    # training runs"): reached within its two epochs with a margin, where 78 % took four at 5x the rate
+    accuracy_targets: tuple[tuple[str, float], ...] = (("mnist", 0.90), ("fashion-mnist", 0.65))
     published: ClassVar["Published | None"] = Published(
         "mnist", 0.92, "SpikingJelly's single-layer tutorial, about 92 % after 100 epochs", (("epochs", 100),))
 
