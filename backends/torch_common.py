@@ -250,17 +250,22 @@ def _break_reason(text: str) -> str:
 
 def _failed_compiling(exc: BaseException) -> bool:
     """Whether ``exc`` is torch.compile failing to compile (dynamo's and inductor's
-    errors, the recompilation limit, or an internal assertion raised while dynamo
-    traced), not an error of the compiled code as it ran (out of memory, ...)."""
+    errors, the recompilation limit, or an internal error raised while dynamo
+    traced or built its guards), not an error of the compiled code as it ran (out
+    of memory, ...)."""
     from torch._dynamo.exc import FailOnRecompileLimitHit, TorchDynamoException
 
     if isinstance(exc, (TorchDynamoException, FailOnRecompileLimitHit)):
         return True
+    frames = []
     tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename.replace("\\", "/"))
         tb = tb.tb_next
-    where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
-    return "/torch/_dynamo/" in where
+    # raised in dynamo, or anywhere below its compiling of a frame (the guards it builds
+    # run generated code: an IndexError there is spikingjelly's on lif_layer)
+    return bool(frames) and ("/torch/_dynamo/" in frames[-1]
+                             or any(f.endswith("/torch/_dynamo/convert_frame.py") for f in frames))
 
 
 class CompiledFunction:

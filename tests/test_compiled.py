@@ -232,3 +232,18 @@ def test_inductor_caches_in_the_users_spikebench_cache_unless_told_otherwise(tmp
     assert cache_of(XDG_CACHE_HOME=str(tmp_path / "xdg")) == str(tmp_path / "xdg" / "spikebench" / "inductor")
     assert cache_of(XDG_CACHE_HOME=str(tmp_path / "xdg"), TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "mine")) == \
         str(tmp_path / "mine")
+
+
+def test_an_error_raised_below_dynamo_compiling_a_frame_is_a_failure_to_compile():
+    """Dynamo's guards run generated code: an error there (spikingjelly:compile's IndexError)
+    is dynamo failing to compile, not the step's error; the same error elsewhere is not."""
+    compiling = {}
+    exec(compile("def compile_frame(build):\n    return build()\n", "/venv/torch/_dynamo/convert_frame.py", "exec"),
+         compiling)
+    exec(compile("def guard():\n    return [][0]\n", "<string>", "exec"), compiling)
+    with pytest.raises(IndexError) as below:
+        compiling["compile_frame"](compiling["guard"])
+    with pytest.raises(IndexError) as elsewhere:
+        compiling["guard"]()
+    assert torch_common._failed_compiling(below.value)
+    assert not torch_common._failed_compiling(elsewhere.value)
