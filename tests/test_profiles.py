@@ -175,18 +175,17 @@ def test_smoke_runs_the_compiled_variants_on_its_smallest_points_only():
     assert len(eager_counts) == 1  # every eager backend keeps every point
     for name in compiled:
         mine = [p for p in pts if p.backend == name]
-        assert sorted((p.part, p.task) for p in mine) == [("parity", None), ("timing", "lif_layer"),
-                                                         ("train", "synthetic")], name
-        # the smallest lif_layer point, synthetic's first seed
+        assert sorted((p.part, p.task) for p in mine) == [("parity", None), ("timing", "fc_mnist"),
+                                                         ("train", "fc_mnist")], name
+        # fc_mnist's smallest parity case, and a timing point and a training run of the same shapes
         timing = next(p for p in mine if p.part == "timing")
-        smallest = min((p for p in pts if p.part == "timing" and p.task == "lif_layer"
-                        and p.backend == name.removesuffix(":compile")),
-                       key=lambda p: int(p.args[p.args.index("--neurons") + 1]))
-        assert _as_eager(timing) == _as_eager(smallest)
         train = next(p for p in mine if p.part == "train")
+        assert timing.args[timing.args.index("--T") + 1] == train.args[train.args.index("--T") + 1] == "4"
+        assert (timing.args[timing.args.index("--batch-size") + 1]
+                == train.args[train.args.index("--batch-size") + 1] == "16")
         assert train.args[train.args.index("--seed") + 1] == "0"
         parity = next(p for p in mine if p.part == "parity")
-        assert parity.args[parity.args.index("--task") + 1] == "lif_layer,fc_mnist"
+        assert parity.args[parity.args.index("--task") + 1] == "fc_mnist"
     # the compiled variants cost the smoke profile 3 points each, not every point of a backend
     assert len(pts) - len(_without_compiled(pts)) == 3 * len(compiled)
 
