@@ -83,6 +83,8 @@ def resolve_backends(text: str) -> list[str]:
 
     if text == "all":
         return registry.names()
+    if text == "eager":  # all but the compiled variants, each of which compiles for tens of seconds first
+        return [n for n in registry.names() if not registry.entry(n).compiles]
     # a name given twice is run once: two runs would write one file
     names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     if not names:

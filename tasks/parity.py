@@ -278,7 +278,7 @@ def _run_child(task_names: list[str], name: str, seed: int) -> list[ParityRow]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m tasks.parity", description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="all", help=f"a task, a comma list or 'all' ({', '.join(TASKS)})")
-    p.add_argument("--backend", default="all", help="a backend, a comma list or 'all'")
+    p.add_argument("--backend", default="all", help="a backend, a comma list, 'eager' (all but the compiled variants) or 'all'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (for the report)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run spikebench tasks on one or more backends and compare them.",
     )
     p.add_argument("--task", default="synthetic", help=f"one of: {', '.join(TRAINABLE_TASKS)} (default synthetic)")
-    p.add_argument("--backend", default="all", help="a backend, a comma list, or 'all' (default: all available)")
+    p.add_argument("--backend", default="eager",
+                   help="a backend, a comma list, 'eager' (the default: every backend but the compiled variants, "
+                        "which compile for tens of seconds before their first step) or 'all'")
     p.add_argument("--out", help="result file (.json, one backend) or directory (default results/<timestamp>/)")
     p.add_argument("--list", action="store_true", help="list tasks and backends (and whether each is available)")
     add_task_arguments(p)
@@ -220,7 +222,7 @@ def _main(args: argparse.Namespace) -> int:
         )
     names = resolve_backends(args.backend)
     paths = output_paths(args.out, spec.name, names)
-    explicit = args.backend != "all"
+    explicit = args.backend not in ("all", "eager")
 
     if len(names) == 1:
         name = names[0]

@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--task")
     what.add_argument("--nir", metavar="GRAPH", help="a NIR graph, through every framework's reader (docs/nir.md)")
-    p.add_argument("--backend", default="all", help="a backend, a comma list or 'all'")
+    p.add_argument("--backend", default="all", help="a backend, a comma list, 'eager' (all but the compiled variants) or 'all'")
     p.add_argument("--out", help="directory for the points (default results/sweeps/<task>-<device>-<precision>; "
                                  "with --nir, results/sweeps/nir-<graph>-cpu-fp32)")
     add_task_arguments(p, several_T=True)

@@ -13,7 +13,18 @@ import backends
 from tasks.result import Result
 from tasks.run import QUICK_STEPS, argv_is_default, build_parser, main
 from tasks.specs import get_spec
+from tasks.cli import resolve_backends
 from tests.conftest import ROOT, subprocess_env, write_dataset
+
+# what the default job runs: every backend but the compiled variants
+EAGER = resolve_backends("eager")
+
+
+def test_eager_is_every_backend_but_the_compiled_variants_and_the_default():
+    compiled = [n for n in backends.names() if backends.entry(n).compiles]
+    assert compiled and all(n.endswith(":compile") for n in compiled)
+    assert EAGER == [n for n in backends.names() if n not in compiled] and resolve_backends("all") == backends.names()
+    assert build_parser().parse_args([]).backend == "eager"
 
 
 def cli(*args, env=None, timeout=600):
@@ -121,11 +132,11 @@ def test_several_backends_run_in_their_own_processes(tmp_path):
     proc = cli("--task", "synthetic", "--steps", "5", "--T", "20", "--out", str(out), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.name for p in out.iterdir())
-    assert files == sorted(f"synthetic-{n.replace(':', '-')}.json" for n in backends.names())
+    assert files == sorted(f"synthetic-{n.replace(':', '-')}.json" for n in EAGER)
     statuses = {Result.load(out / f).backend: Result.load(out / f).status for f in files}
     assert statuses["stbp"] == "ok"
     assert set(statuses.values()) <= {"ok", "unavailable"}
-    for name in backends.names():
+    for name in EAGER:
         assert name in proc.stdout
 
 
@@ -219,14 +230,15 @@ def test_result_json_is_standard_json(data_root, tmp_path, capsys):
 
 @pytest.mark.parametrize("task", list(TINY))
 def test_every_task_runs_on_every_backend(task, data_root, tmp_path):
-    """Each task x backend (and variant) end to end through the command line, at tiny size."""
+    """Each task x eager backend (and variant) end to end through the command line, at tiny size
+    (the compiled variants: tests/test_backend_contract.py, on the task smoke checks them on)."""
     out = tmp_path / task
     extra = ["--epochs", "1"] if task in ("fc_mnist_poisson", "dsrn_tdbn") else []
-    proc = cli("--task", task, "--backend", "all", "--data-dir", str(data_root), "--out", str(out),
+    proc = cli("--task", task, "--backend", "eager", "--data-dir", str(data_root), "--out", str(out),
                "--no-progress", *TINY[task], *extra)
     assert proc.returncode == 0, proc.stderr
     results = {Result.load(p).backend: Result.load(p) for p in out.glob("*.json")}
-    assert set(results) == set(backends.names())
+    assert set(results) == set(EAGER)
     for name, r in results.items():
         if r.status == "unavailable" and backends.entry(name).unavailable_reason:
             # a framework that cannot be installed at all (no backend): its reason, also in CI
