@@ -123,6 +123,7 @@ def test_a_killed_sweep_point_records_nothing_and_is_redone(tmp_path, capsys, mo
 def test_only_a_finished_point_counts_as_done(tmp_path, status, done):
     from types import SimpleNamespace
 
+    from tasks.cli import OVERRIDES
     from tasks.orchestrate import is_done
     from tasks.runner import RunConfig, failed_result
 
@@ -130,8 +131,7 @@ def test_only_a_finished_point_counts_as_done(tmp_path, status, done):
     failed_result(spec, RunConfig("stbp"), status, "recorded by the point's process", kind="measurement").save(path)
     args = SimpleNamespace(task="lif_layer", neurons="8", precision="fp32", device="cpu", repeats=10, warmup=0,
                            epoch_steps=None, data_dir=None, no_download=False, no_progress=True,
-                           **{k: None for k in ("T", "epochs", "steps", "batch_size", "lr", "seed", "dataset",
-                                                "limit_train", "limit_test", "width", "surrogate_center")})
+                           **{k: None for k in OVERRIDES if k != "neurons"})
     point = sweep_module.measure_point(args, spec, "stbp", ["throughput"])
     assert tmp_path / point.key == path
     # an unavailable framework (no capabilities recorded) may be installed since: asked again
