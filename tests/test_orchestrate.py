@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tasks.cli import OVERRIDES
 from tasks.orchestrate import FolderLock, Progress, child_command, is_done
 from tasks.profiles import Point, get_profile, points
 from tasks.result import Metric, Result, Timing
@@ -33,10 +34,10 @@ def suite_point() -> Point:
 def sweep_point(pt: Point) -> Point:
     """The same measurement as ``tasks.sweep`` would ask for it."""
     spec = get_spec("lif_layer", **LAYER)
-    args = SimpleNamespace(task="lif_layer", T="20", neurons="64", precision="fp32", device="cpu", repeats=10,
-                           warmup=3, epoch_steps=None, data_dir=None, no_download=False, no_progress=True,
-                           epochs=None, steps=None, batch_size=4, lr=None, seed=None, dataset=None,
-                           limit_train=None, limit_test=None, width=None, surrogate_center=None)
+    args = SimpleNamespace(precision="fp32", device="cpu", repeats=10, warmup=3, epoch_steps=None, data_dir=None,
+                           no_download=False, no_progress=True,
+                           **{**{k: None for k in OVERRIDES}, "task": "lif_layer", "T": "20", "neurons": "64",
+                              "batch_size": 4})
     return measure_point(args, spec, "stbp", list(pt.measures))
 
 
