@@ -185,7 +185,20 @@ def test_membrane_is_the_charge_before_reset(sj):
     backend.evaluate(case.batches[0])
     for node in (backend.model.lif1, backend.model.lif2):
         assert not node.store_v_seq and node.v_seq is None and node.h_seq is None
-        assert isinstance(node.v, float)  # reset_net after the pass: no state kept
+        assert isinstance(node.v, float)  # reset after the pass: no state kept
+
+
+def test_a_forward_leaves_no_trace_in_reset_nets_process_wide_cache(sj):
+    """Every forward resets the network's own nodes, not through ``functional.reset_net``'s
+    cache: torch.compile guards on that weak dictionary's contents, which other networks'
+    lifetimes change, so the compiled variant recompiled (or failed building its guards)
+    depending on what the process had run before."""
+    net_config = pytest.importorskip("spikingjelly.activation_based.functional.net_config")
+    case = parity.parity_case("fc_mnist")
+    backend = sj.SpikingJellyBackend(case.spec, case.weights, device="cpu", precision="fp32")
+    backend.evaluate(case.batches[0])
+    backend.train_step(case.batches[0])
+    assert backend.model not in net_config._RESET_MODULE_CACHE
 
 
 def test_lif_equals_hard_reset_reference(sj):

@@ -143,7 +143,7 @@ def _common_components() -> dict[str, str]:
             "custom hook: LIFNode's v_seq is post-reset, so with record=True the layer runs with store_v_seq and "
             "H[t] is recomputed from V[t-1] and X[t] by LIFNode's charge equation; without record nothing changes"
         ),
-        "state": "functional.reset_net before and after every forward pass",
+        "state": "reset() of every MemoryModule before and after every forward pass (functional.reset_net without its module cache)",
     }
 
 

@@ -5,13 +5,14 @@ state_dict keys are the shared names (tdBN's ``weight`` is stored scaled; the
 backend converts it).  Linear layers and convolutions are SpikingJelly's
 ``layer.Linear`` / ``layer.Conv2d`` in multi-step mode (T folded into the
 batch), tdBN is ``layer.ThresholdDependentBatchNorm2d`` (statistics over T, B,
-H, W), and every forward starts and ends with ``functional.reset_net``.
+H, W), and every forward starts and ends by resetting every ``MemoryModule``
+(``functional.reset_net``'s work, without its process-wide cache).
 """
 
 from __future__ import annotations
 
 import torch
-from spikingjelly.activation_based import functional, layer, surrogate
+from spikingjelly.activation_based import base, layer, surrogate
 from torch import nn
 
 from tasks.specs import DSRNSpec, FCMnistSpec, FCPoissonSpec, LIFLayerSpec, SyntheticSpec, TaskSpec
@@ -62,8 +63,17 @@ def stbp_tau(decay: float) -> float:
 class _Network(nn.Module):
     """Resets every stateful module around a forward pass; collects spikes and membranes."""
 
+    def reset_states(self) -> None:
+        """``functional.reset_net`` without its module cache: that cache is one process-wide
+        weak dictionary, and torch.compile guards on what it holds, which changes as other
+        networks are collected -- a compiled variant then recompiles, or fails building its
+        guards, depending on what else the process ran."""
+        for module in self.modules():
+            if isinstance(module, base.MemoryModule):
+                module.reset()
+
     def forward(self, x: torch.Tensor, static: bool = False, record: bool = False) -> NetworkOutput:
-        functional.reset_net(self)
+        self.reset_states()
         self._spikes: dict[str, torch.Tensor] = {}
         self._membranes: dict[str, torch.Tensor] | None = {} if record else None
         try:
@@ -71,7 +81,7 @@ class _Network(nn.Module):
             return NetworkOutput(readout=readout, spikes=self._spikes, membranes=self._membranes)
         finally:
             self._spikes, self._membranes = {}, None
-            functional.reset_net(self)  # drop the last states, so they do not count towards memory
+            self.reset_states()  # drop the last states, so they do not count towards memory
 
     def fire(self, name: str, node: nn.Module, x: torch.Tensor, record: bool, keep_membrane: bool = False):
         """Run spiking layer ``name``; returns its spikes (and membrane with ``keep_membrane``)."""
