@@ -392,6 +392,13 @@ class TorchBackend(Backend):
         # a step that does not compile must fail, never run eagerly in silence
         torch._dynamo.config.suppress_errors = False
         torch._dynamo.config.fail_on_recompile_limit_hit = True
+        # dynamo keeps a code object's graphs for the whole process and counts its
+        # recompilations against one limit, and every variant's network is one code
+        # object (``_network_outputs``): variants and tasks built one after another in a
+        # process (a notebook, a test worker) would add up to that limit.  A compiled
+        # backend starts from empty caches, as in the suite's process per point (inductor's
+        # on-disk cache stays); one built before it recompiles if it is called again.
+        torch._dynamo.reset()
         # the learning rate as a tensor: a float is a constant of the compiled
         # Adam step, and each new value (a schedule) would recompile it
         for group in self.optimizer.param_groups:

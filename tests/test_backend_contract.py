@@ -266,19 +266,6 @@ def test_a_train_step_moves_tdbn_running_statistics_as_the_reference(registered_
         np.testing.assert_allclose(got[name], value, rtol=1e-12, atol=1e-14, err_msg=name)
 
 
-@pytest.fixture(autouse=True)
-def fresh_dynamo(request):
-    """A compiled variant's test starts from dynamo's empty caches: its recompilation limit counts
-    a code object's compiles per process, and a worker that checked other compiled variants before
-    would otherwise meet it here (and turn the variant unavailable midway through a test)."""
-    name = getattr(request.node, "callspec", None) and request.node.callspec.params.get("registered_backend")
-    if name and is_compiled_variant(name):
-        import torch._dynamo
-
-        torch._dynamo.reset()
-    yield
-
-
 @pytest.fixture(scope="module")
 def stbp_runs():
     """stbp's end-to-end result of each task, run once for every backend compared with it."""

@@ -159,6 +159,16 @@ def test_every_pytorch_framework_has_a_compiled_variant_in_its_hue():
             assert caps.compile["mode"] == "default" and caps.compile["fullgraph"] is False
 
 
+def test_compiled_backends_built_one_after_another_do_not_add_up_to_the_recompile_limit(aot_eager):
+    """Every task's network is a new set of guards on the one code object all variants
+    run; without a fresh start per backend the third task here would pass the limit."""
+    compiled = torch_common.compiled_variant(STBPBackend)
+    with torch._dynamo.config.patch(recompile_limit=2):
+        for task in ("synthetic", "fc_mnist", "fc_mnist_poisson"):
+            case = parity_case(task)
+            compiled(case.spec, case.weights, precision="fp64").forward_backward(case.batches[0])
+
+
 def test_a_new_T_recompiles_and_a_new_batch_size_once(aot_eager):
     """What torch.compile's dynamic=None (the variants' recorded choice) does to a
     time-major network: the loop over T is unrolled, so every new T is a new graph;
