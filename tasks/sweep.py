@@ -109,7 +109,8 @@ def table(results: dict[tuple, Result | str], names: list[str], points: list[tup
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> OneLineParser:
+    """``python -m tasks.sweep``'s command line."""
     p = OneLineParser(prog="python -m tasks.sweep", description="Measure a task over backends and time steps.")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--task")
@@ -121,7 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_run_arguments(p)
     add_measure_arguments(p)
     add_executor_arguments(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         measures = check_measure_arguments(args)
         if args.nir:

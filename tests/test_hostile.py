@@ -121,17 +121,13 @@ def test_a_killed_sweep_point_records_nothing_and_is_redone(tmp_path, capsys, mo
 @pytest.mark.parametrize("status,done", [("oom", True), ("diverged", True), ("unavailable", False),
                                          ("error", False)])
 def test_only_a_finished_point_counts_as_done(tmp_path, status, done):
-    from types import SimpleNamespace
-
-    from tasks.cli import OVERRIDES
     from tasks.orchestrate import is_done
     from tasks.runner import RunConfig, failed_result
 
     spec, path = _layer_point(tmp_path)
     failed_result(spec, RunConfig("stbp"), status, "recorded by the point's process", kind="measurement").save(path)
-    args = SimpleNamespace(task="lif_layer", neurons="8", precision="fp32", device="cpu", repeats=10, warmup=0,
-                           epoch_steps=None, data_dir=None, no_download=False, no_progress=True,
-                           **{k: None for k in OVERRIDES if k != "neurons"})
+    args = sweep_module.parser().parse_args(["--task", "lif_layer", "--neurons", "8", "--repeats", "10",
+                                             "--warmup", "0", "--no-progress"])
     point = sweep_module.measure_point(args, spec, "stbp", ["throughput"])
     assert tmp_path / point.key == path
     # an unavailable framework (no capabilities recorded) may be installed since: asked again

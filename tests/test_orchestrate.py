@@ -8,17 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import pytest
 
-from tasks.cli import OVERRIDES
 from tasks.orchestrate import FolderLock, Progress, child_command, is_done
 from tasks.profiles import Point, get_profile, points
 from tasks.result import Metric, Result, Timing
 from tasks.runner import RunConfig, failed_result
 from tasks.specs import TASKS, get_spec
-from tasks.sweep import measure_point
+from tasks.sweep import measure_point, parser
 from tests.conftest import ROOT, subprocess_env
 
 SMOKE = get_profile("smoke")
@@ -34,10 +32,8 @@ def suite_point() -> Point:
 def sweep_point(pt: Point) -> Point:
     """The same measurement as ``tasks.sweep`` would ask for it."""
     spec = get_spec("lif_layer", **LAYER)
-    args = SimpleNamespace(precision="fp32", device="cpu", repeats=10, warmup=3, epoch_steps=None, data_dir=None,
-                           no_download=False, no_progress=True,
-                           **{**{k: None for k in OVERRIDES}, "task": "lif_layer", "T": "20", "neurons": "64",
-                              "batch_size": 4})
+    args = parser().parse_args(["--task", "lif_layer", "--T", "20", "--neurons", "64", "--batch-size", "4",
+                                "--repeats", "10", "--warmup", "3", "--no-progress"])
     return measure_point(args, spec, "stbp", list(pt.measures))
 
 
