@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.catalogue import FRACTION, RATE_UNIT
+from tasks.metrics import TRAINED_TIE_RATE
 from tasks.result import Result, Timing
 from tasks.specs import TASKS, get_spec
 
@@ -51,6 +52,7 @@ class Cell:
     sources: list[str] = field(default_factory=list)  # several: the value aggregates them over seeds
     aggregate: str = ""  # "mean" | "median" over ``sources``
     flag: str = ""  # a suspected defect (an accuracy outside the others' seed spread)
+    caution: str = ""  # why the value is not what its column promises (an untrained network's accuracy)
     group: str = "train"  # "train" (training runs) or "meas" (measurement points): ranked separately
 
 
@@ -284,6 +286,7 @@ def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
                     ties = float(np.mean([l.result.metric("tie_rate") or 0.0 for l in runs]))
                     if ties:
                         cell.sub = (cell.sub + " · " if cell.sub else "") + f"ties {ties * 100:.1f} %"
+                    cell.caution = tie_caution(ties)
                     cell.flag = accuracy_flag(row.backend, per_backend, column)
                 if is_best.get(row.backend, False):
                     cell.best = True
@@ -296,6 +299,16 @@ def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
             cell.source = runs[0].path
             cell.group = which
             (row.train_cells if which == "train" else row.meas_cells).append(cell)
+
+
+def tie_caution(ties: float) -> str:
+    """Why an accuracy whose test images tie this often (mean over the seeds) is not a trained
+    network's; "" where they tie less than a trained readout does."""
+    if ties <= TRAINED_TIE_RATE:
+        return ""
+    return (f"{ties * 100:.0f} % of the test images tied at the top (a trained network's readout: under "
+            f"{TRAINED_TIE_RATE * 100:.0f} %): this accuracy is mostly random tie-breaking, "
+            f"a check that the backends agree, not a trained network's")
 
 
 MIN_SEEDS_FOR_FLAG = 3  # values of the other backends needed to speak of their spread

@@ -21,6 +21,7 @@ import numpy as np
 
 import backends as registry  # compiled variants' eager backends only: no framework is imported
 from tasks.catalogue import CATALOGUE
+from tasks.metrics import TRAINED_TIE_RATE
 from tasks.result import Timing
 from tasks.specs import TASKS
 
@@ -176,12 +177,17 @@ def accuracy_finding(setting: Setting) -> Finding | None:
     flags = [(b, f) for b, f in flags if f]
     everything = [v for vs in per_backend.values() for v in vs]
     seeds = seed_counts(per_backend, "each")
+    ties = [l.result.metric("tie_rate") or 0.0 for b in per_backend for l in group.finished(b)]
+    low, high = f"{min(ties) * 100:.0f}", f"{max(ties) * 100:.0f}"
+    untrained = (f"; ⚠ {low if low == high else f'{low}–{high}'} % of the test images tied: not trained "
+                 f"networks (a trained readout ties under {TRAINED_TIE_RATE * 100:.0f} %)"
+                 if max(ties) > TRAINED_TIE_RATE else "")
     if flags:
         b, text = flags[0]
         more = f" (and {len(flags) - 1} more)" if len(flags) > 1 else ""
-        return Finding(b, backend_color(b), f"⚠ {b}: {text}{more}", seed_counts(per_backend, "per backend"))
+        return Finding(b, backend_color(b), f"⚠ {b}: {text}{more}{untrained}", seed_counts(per_backend, "per backend"))
     return Finding(None, "", f"no flag: {len(per_backend)} backends, {human(min(everything), 'fraction')} to "
-                              f"{human(max(everything), 'fraction')} over {seeds}",
+                              f"{human(max(everything), 'fraction')} over {seeds}{untrained}",
                    ", ".join(describe_config(group.config, "training", {})))
 
 

@@ -13,6 +13,11 @@ import numpy as np
 
 from .specs import TaskSpec
 
+# A trained network's readout ties on fewer test images than this (docs/tasks.md, the cpu
+# profile's training runs); above it, the tie-aware accuracy is mostly the 1/k of random
+# tie-breaking: a check that the backends agree, not a trained network's accuracy.
+TRAINED_TIE_RATE = 0.15
+
 
 def accuracy_with_ties(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """``accuracy`` (ties count 1/k), ``tie_rate`` and ``accuracy_first_index``."""

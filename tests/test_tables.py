@@ -277,3 +277,21 @@ def test_compile_time_is_a_column_where_a_record_has_it_and_the_verdict_says_wha
     assert "—" in row(table, "snntorch").find("td", data_metric="compile_time").text()
     verdict = page.find("table", data_table="verdict")
     assert "What compiling gained" in verdict.text() and "snntorch ×4.00" in verdict.text()
+
+
+@pytest.mark.parametrize("ties, cautioned", [(0.10, False), (0.15, False), (0.60, True)])
+def test_an_accuracy_whose_test_images_mostly_tie_is_marked_not_a_trained_networks(tmp_path, ties, cautioned):
+    from tasks.specs import get_spec
+
+    for backend in ("a", "b"):
+        r = Result(task="fc_mnist", backend=backend, seed=0, framework=backend, started_at="2026-12-01T00:00:00")
+        r.config = {"task": get_spec("fc_mnist").to_dict(), "run": {"device": "cpu", "precision": "fp32"}}
+        r.device = {"type": "cpu", "name": "Test CPU"}
+        r.set_metric("accuracy", 0.5)
+        r.set_metric("tie_rate", ties)
+        r.save(tmp_path / "res" / f"train-{backend}-s0.json")
+    (table,) = comparison_tables(parse(build_report(tmp_path / "res", tmp_path / "r.html").read_text()))
+    caution = row(table, "a").find("td", data_metric="accuracy").find("span", cls="caution")
+    assert (caution is not None) == cautioned
+    if cautioned:
+        assert caution.attrs["title"].startswith("60 % of the test images tied") and "under 15 %" in caution.attrs["title"]

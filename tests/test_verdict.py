@@ -26,12 +26,14 @@ def _point(out: Path, backend: str, T: int, step: list[float], memory: float, co
     r.save(out / f"{backend.replace(':', '-')}-T{T}.json")
 
 
-def _train(out: Path, backend: str, seed: int, accuracy: float) -> None:
+def _train(out: Path, backend: str, seed: int, accuracy: float, tie_rate: float | None = None) -> None:
     spec = get_spec("fc_mnist", seed=seed)
     r = Result(task="fc_mnist", backend=backend, seed=seed, framework=backend, started_at="2026-12-01T00:00:00")
     r.config = {"task": spec.to_dict(), "run": {"device": "cpu", "precision": "fp32"}}
     r.device = {"type": "cpu", "name": "Test CPU"}
     r.set_metric("accuracy", accuracy)
+    if tie_rate is not None:
+        r.set_metric("tie_rate", tie_rate)
     r.save(out / f"train-{backend}-s{seed}.json")
 
 
@@ -101,3 +103,14 @@ def test_a_backend_with_fewer_seeds_than_the_others_is_not_flagged():
     others = {"a": [0.80, 0.82, 0.84], "b": [0.81, 0.83, 0.85]}
     assert accuracy_flag("c", {**others, "c": [0.70]}, column) == ""  # one run: not a mean over the seeds
     assert "below every other backend's seed run" in accuracy_flag("c", {**others, "c": [0.70, 0.71, 0.72]}, column)
+
+
+@pytest.mark.parametrize("ties, says", [((0.05, 0.10), ""), ((0.83, 0.83), "83 %"), ((0.79, 0.92), "79–92 %")])
+def test_the_accuracy_finding_says_when_the_networks_did_not_train(tmp_path, ties, says):
+    for backend, tie_rate in zip(("a", "b"), ties):
+        _train(tmp_path, backend, 0, 0.30, tie_rate=tie_rate)
+    (row,) = rows(tmp_path)
+    assert row.accuracy.text.startswith("no flag")
+    assert ("of the test images tied" in row.accuracy.text) == bool(says)
+    if says:
+        assert f"⚠ {says} of the test images tied: not trained networks (a trained readout ties under 15 %)" in row.accuracy.text
