@@ -287,6 +287,8 @@ def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
                     if ties:
                         cell.sub = (cell.sub + " · " if cell.sub else "") + f"ties {ties * 100:.1f} %"
                     cell.caution = tie_caution(ties)
+                if column.key == "compile_time":
+                    cell.sub = inductor_cache_text(r)
                     cell.flag = accuracy_flag(row.backend, per_backend, column)
                 if is_best.get(row.backend, False):
                     cell.best = True
@@ -299,6 +301,19 @@ def _fill_cells(rows: list[Row], columns: list[Column], which: str) -> None:
             cell.source = runs[0].path
             cell.group = which
             (row.train_cells if which == "train" else row.meas_cells).append(cell)
+
+
+def inductor_cache_text(result: Result) -> str:
+    """What inductor's on-disk cache gave a compiled point's compile time: "cold cache" (every
+    graph compiled anew), "warm cache" (every one found there) or how many it found; "" where
+    the record does not say (JAX's jit, a record written before it was counted)."""
+    cache = (result.extra.get("compile") or {}).get("inductor_cache") or {}
+    hit, miss = cache.get("hit", 0), cache.get("miss", 0)
+    if hit + miss == 0:
+        return ""
+    if not hit or not miss:
+        return "warm cache" if hit else "cold cache"
+    return f"cache: {hit} of {hit + miss} graphs found"
 
 
 def tie_caution(ties: float) -> str:

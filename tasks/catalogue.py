@@ -89,7 +89,8 @@ CATALOGUE: dict[str, MetricInfo] = {m.name: m for m in (
     _m("compile_time", "s", "lower", "Compile time",
        "What compiling costs a point: over the calls it measures (inference, forward + backward, train step), "
        "each one's first call less its median. torch.compile variants (inductor; its on-disk cache, when warm, "
-       "shortens it) and JAX's jit; not recorded for eager backends.", True),
+       "shortens it: the record counts the graphs found there and compiled anew) and JAX's jit; not recorded "
+       "for eager backends.", True),
     _m("host_peak_rss", "bytes", "lower", "Process peak RSS",
        "The measuring process's peak resident memory, framework, data and compilation included.", False),
     _m("peak_device_memory_inference", "bytes", "lower", "Inference peak device memory",

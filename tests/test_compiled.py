@@ -257,3 +257,19 @@ def test_an_error_raised_below_dynamo_compiling_a_frame_is_a_failure_to_compile(
         compiling["guard"]()
     assert torch_common._failed_compiling(below.value)
     assert not torch_common._failed_compiling(elsewhere.value)
+
+
+def test_a_record_says_how_much_inductors_on_disk_cache_gave_its_compile_time(tmp_path, monkeypatch):
+    # a warm cache shortens the compile time several-fold: the count says which kind a figure is
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    case = parity_case("fc_mnist")
+    compiled = torch_common.compiled_variant(STBPBackend)
+    counts = []
+    for _ in range(2):
+        backend = compiled(case.spec, case.weights, precision="fp64")
+        assert backend.compile_info()["inductor_cache"] == {"hit": 0, "miss": 0}  # nothing compiled yet
+        backend.gradients(case.batches[0])
+        counts.append(backend.compile_info()["inductor_cache"])
+    cold, warm = counts
+    assert cold["hit"] == 0 and cold["miss"] >= 1  # an empty cache: every graph compiled anew
+    assert warm == {"hit": cold["miss"], "miss": 0}  # the same shapes again: every graph found there

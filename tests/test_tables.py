@@ -269,11 +269,13 @@ def test_compile_time_is_a_column_where_a_record_has_it_and_the_verdict_says_wha
             r.set_metric("train_step_time", step)
             if compile_time is not None:
                 r.set_metric("compile_time", compile_time)
+                r.extra["compile"] = {"inductor_cache": {"hit": 2, "miss": 1}}
             r.save(tmp_path / "res" / f"{backend.replace(':', '-')}-T{T}.json")
     page = parse(build_report(tmp_path / "res", tmp_path / "r.html").read_text())
     (table,) = comparison_tables(page)
     assert column_units(table)["compile_time"] == "s"
-    assert row(table, "snntorch:compile").find("td", data_metric="compile_time").find("span", cls="v").own_text()
+    cell = row(table, "snntorch:compile").find("td", data_metric="compile_time")
+    assert cell.find("span", cls="v").own_text() and cell.find("span", cls="sub").own_text() == "cache: 2 of 3 graphs found"
     assert "—" in row(table, "snntorch").find("td", data_metric="compile_time").text()
     verdict = page.find("table", data_table="verdict")
     assert "What compiling gained" in verdict.text() and "snntorch ×4.00" in verdict.text()
@@ -295,3 +297,16 @@ def test_an_accuracy_whose_test_images_mostly_tie_is_marked_not_a_trained_networ
     assert (caution is not None) == cautioned
     if cautioned:
         assert caution.attrs["title"].startswith("60 % of the test images tied") and "under 15 %" in caution.attrs["title"]
+
+
+@pytest.mark.parametrize("cache, text", [
+    ({"hit": 0, "miss": 3}, "cold cache"), ({"hit": 3, "miss": 0}, "warm cache"),
+    ({"hit": 1, "miss": 2}, "cache: 1 of 3 graphs found"), ({"hit": 0, "miss": 0}, ""), (None, ""),
+])
+def test_a_compile_time_says_what_inductors_cache_gave_it(cache, text):
+    from reports.tables import inductor_cache_text
+
+    r = _result()
+    if cache is not None:
+        r.extra["compile"] = {"inductor_cache": cache}
+    assert inductor_cache_text(r) == text
