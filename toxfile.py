@@ -28,10 +28,11 @@ FOUNDATION = ["tests/test_specs.py", "tests/test_workloads.py", "tests/test_data
 
 
 def environments() -> dict[str, list[backends.BackendEntry]]:
-    """extra -> the registered backends it installs (an entry that cannot be installed has none)."""
+    """extra -> the registered backends it installs that run on the CPU (an entry that cannot be
+    installed has none; the CUDA-graph variants run on CUDA only)."""
     out: dict[str, list[backends.BackendEntry]] = {}
     for entry in backends.REGISTRY.values():
-        if entry.extra and not entry.unavailable_reason:
+        if entry.extra and not entry.unavailable_reason and "cpu" in entry.devices:
             out.setdefault(entry.extra, []).append(entry)
     return out
 

@@ -35,6 +35,9 @@ class BackendEntry:
     # For a compiled variant: the eager backend whose networks it compiles (the report
     # sets their steps side by side: what compiling gained).
     compiles: str = ""
+    # The devices it can run on at all, known without importing it (a profile for
+    # another device leaves it out): CUDA graphs exist on CUDA only.
+    devices: tuple[str, ...] = ("cpu", "cuda")
     # Set for a framework that cannot be a backend at all (it cannot be
     # installed): why, shown wherever availability is asked; such an entry has
     # no backend folder, no target and no extra.
@@ -70,6 +73,16 @@ REGISTRY: dict[str, BackendEntry] = {
             compiles="stbp",
         ),
         BackendEntry(
+            "stbp:cudagraphs",
+            "backends.stbp.backend:STBPCudaGraphsBackend",
+            ("torch",),
+            "our STBP/tdBN code in plain PyTorch under torch.compile with CUDA graphs (CUDA only)",
+            "stbp",
+            "#00314C",
+            compiles="stbp",
+            devices=("cuda",),
+        ),
+        BackendEntry(
             "snntorch",
             "backends.snntorch.backend:SnnTorchBackend",
             ("torch", "snntorch"),
@@ -85,6 +98,16 @@ REGISTRY: dict[str, BackendEntry] = {
             "snntorch",
             "#D4AD54",
             compiles="snntorch",
+        ),
+        BackendEntry(
+            "snntorch:cudagraphs",
+            "backends.snntorch.backend:SnnTorchCudaGraphsBackend",
+            ("torch", "snntorch"),
+            "snnTorch under torch.compile with CUDA graphs (CUDA only)",
+            "snntorch",
+            "#805800",
+            compiles="snntorch",
+            devices=("cuda",),
         ),
         BackendEntry(
             "spikingjelly",
@@ -113,6 +136,17 @@ REGISTRY: dict[str, BackendEntry] = {
             "#00664A",
             env={"SJ_LIF_CUDA_IMPLEMENTATION": "torch"},
             compiles="spikingjelly:torch",
+        ),
+        BackendEntry(
+            "spikingjelly:cudagraphs",
+            "backends.spikingjelly.backend:SpikingJellyTorchCudaGraphsBackend",
+            ("torch", "spikingjelly"),
+            "SpikingJelly 2.x, its pure-PyTorch LIF kernel, under torch.compile with CUDA graphs (CUDA only)",
+            "spikingjelly",
+            "#003829",
+            env={"SJ_LIF_CUDA_IMPLEMENTATION": "torch"},
+            compiles="spikingjelly:torch",
+            devices=("cuda",),
         ),
         BackendEntry(
             "brainstate",
@@ -150,6 +184,16 @@ REGISTRY: dict[str, BackendEntry] = {
             compiles="norse",
         ),
         BackendEntry(
+            "norse:cudagraphs",
+            "backends.norse.backend:NorseCudaGraphsBackend",
+            ("torch", "norse"),
+            "Norse under torch.compile with CUDA graphs (CUDA only)",
+            "norse",
+            "#703200",
+            compiles="norse",
+            devices=("cuda",),
+        ),
+        BackendEntry(
             "sinabs",
             "backends.sinabs.backend:SinabsBackend",
             ("torch", "sinabs"),
@@ -165,6 +209,16 @@ REGISTRY: dict[str, BackendEntry] = {
             "sinabs",
             "#C0897F",
             compiles="sinabs",
+        ),
+        BackendEntry(
+            "sinabs:cudagraphs",
+            "backends.sinabs.backend:SinabsCudaGraphsBackend",
+            ("torch", "sinabs"),
+            "Sinabs 3 under torch.compile with CUDA graphs (CUDA only)",
+            "sinabs",
+            "#492D27",
+            compiles="sinabs",
+            devices=("cuda",),
         ),
         BackendEntry(
             "rockpool",
@@ -203,10 +257,12 @@ def names() -> list[str]:
     return list(REGISTRY)
 
 
-def installable_names() -> list[str]:
-    """The registered backends, less those that cannot be installed at all (a
-    profile's "all": a point of a framework that cannot exist measures nothing)."""
-    return [name for name, e in REGISTRY.items() if not e.unavailable_reason]
+def installable_names(device: str | None = None) -> list[str]:
+    """The registered backends, less those that cannot be installed at all and, given a
+    ``device``, those that cannot run on it (a profile's "all": a point of a framework
+    that cannot exist, or not there, measures nothing)."""
+    return [name for name, e in REGISTRY.items()
+            if not e.unavailable_reason and (device is None or device in e.devices)]
 
 
 def entry(name: str) -> BackendEntry:

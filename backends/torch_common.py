@@ -206,6 +206,9 @@ def cpu_device_info() -> dict[str, Any]:
 # step that fails to compile, or of which nothing compiles, is unavailable.
 COMPILE_BACKEND = "inductor"
 COMPILE_DYNAMIC = None
+# The mode of the CUDA-graph variants (":cudagraphs", CUDA only): inductor's code, each
+# graph captured once and replayed, which saves the launch of every kernel of a step.
+CUDA_GRAPHS_MODE = "reduce-overhead"
 
 # Inductor's on-disk caches (FX graphs, AOTAutograd, the C++ it built) in one place that
 # every run of this user shares -- the suite's processes, its Slurm jobs, asv -- so that a
@@ -245,6 +248,14 @@ def _inductor_cache_counts() -> Counter:
 
     inductor = counters["inductor"]
     return Counter(hit=inductor["fxgraph_cache_hit"], miss=inductor["fxgraph_cache_miss"])
+
+
+def _cudagraph_skips() -> int:
+    """Graphs inductor compiled but ran without CUDA graphs so far in this process (a CPU
+    tensor among the inputs, a mutated input, dynamic shapes, ...)."""
+    from torch._dynamo.utils import counters
+
+    return counters["inductor"]["cudagraph_skips"]
 
 
 def _break_reason(text: str) -> str:
@@ -291,6 +302,7 @@ class CompiledFunction:
 
     def __init__(self, fn, name: str, mode: str, describe=None):
         self.name = name
+        self.mode = mode
         self.fn = torch.compile(fn, backend=COMPILE_BACKEND, mode=mode, dynamic=COMPILE_DYNAMIC, fullgraph=False)
         self.describe = describe or (lambda *args: name)
         self.graphs = 0
@@ -299,6 +311,7 @@ class CompiledFunction:
 
     def __call__(self, *args):
         breaks0, graphs0, reasons0 = _dynamo_counts()
+        skips0 = _cudagraph_skips()
         try:
             out = self.fn(*args)
         except Exception as exc:
@@ -306,6 +319,11 @@ class CompiledFunction:
                 said = " ".join(" ".join(line.split()) for line in str(exc).strip().splitlines()[:2])[:300]
                 raise BackendUnavailable(f"torch.compile of the {self.name} failed: {type(exc).__name__}: {said}") from None
             raise
+        if self.mode == CUDA_GRAPHS_MODE and _cudagraph_skips() > skips0:
+            # inductor ran the graph without CUDA graphs: the row would be the :compile variant's
+            raise BackendUnavailable(
+                f"torch.compile of the {self.name} ({self.describe(*args)}) ran {_cudagraph_skips() - skips0} "
+                f"graph(s) without CUDA graphs (inductor's reasons: TORCH_LOGS=perf_hints)")
         breaks1, graphs1, reasons1 = _dynamo_counts()
         if graphs1 == graphs0 and breaks1 == breaks0:
             return out  # nothing new was compiled: the cached graphs ran
@@ -328,7 +346,7 @@ class CompiledFunction:
 
 
 def compiled_capabilities(caps: Capabilities, mode: str, device_note: str = "") -> Capabilities:
-    """``caps`` of an eager backend, as its compiled variant's."""
+    """``caps`` of an eager backend, as its compiled variant's (CUDA graphs: on CUDA only)."""
     compile_table = {
         "compiler": f"torch.compile, backend {COMPILE_BACKEND}",
         "mode": mode,
@@ -343,8 +361,14 @@ def compiled_capabilities(caps: Capabilities, mode: str, device_note: str = "") 
                          "count and every reason; Adam's own breaks (PyTorch breaks the graph around every "
                          "optimizer step on purpose) are counted apart"),
     }
+    devices = caps.devices
+    if mode == CUDA_GRAPHS_MODE:
+        devices = tuple(d for d in caps.devices if d == "cuda")
+        compile_table["cuda_graphs"] = ("every graph captured and replayed as a CUDA graph (inductor's cudagraph "
+                                        "trees); a graph inductor runs without one makes the point unavailable, "
+                                        "as a graph break would not; a new step begins at each forward")
     return Capabilities(
-        tasks=caps.tasks, devices=caps.devices, precisions=caps.precisions, components=dict(caps.components),
+        tasks=caps.tasks, devices=devices, precisions=caps.precisions, components=dict(caps.components),
         differences=dict(caps.differences), parity_tolerances={k: dict(v) for k, v in caps.parity_tolerances.items()},
         notes=f"Under torch.compile ({COMPILE_BACKEND}, mode {mode}): " + caps.notes + device_note,
         compile=compile_table,
@@ -352,8 +376,9 @@ def compiled_capabilities(caps: Capabilities, mode: str, device_note: str = "") 
 
 
 def compiled_variant(eager: type, mode: str = "default", variant: str = "compile") -> type:
-    """The variant of PyTorch backend ``eager`` whose steps run under ``torch.compile``."""
-    name = f"{eager.__name__.removesuffix('Backend')}Compiled{'' if mode == 'default' else 'CudaGraphs'}Backend"
+    """The variant of PyTorch backend ``eager`` whose steps run under ``torch.compile``
+    (``mode`` :data:`CUDA_GRAPHS_MODE`: with CUDA graphs, variant ``cudagraphs``)."""
+    name = f"{eager.__name__.removesuffix('Backend')}{'Compiled' if mode == 'default' else 'CudaGraphs'}Backend"
 
     def capabilities(cls) -> Capabilities:
         return compiled_capabilities(eager.capabilities(), mode)
@@ -412,8 +437,10 @@ class TorchBackend(Backend):
         self._inductor_cache_at_start = _inductor_cache_counts()
         # the learning rate as a tensor: a float is a constant of the compiled
         # Adam step, and each new value (a schedule) would recompile it
+        # (on the device under CUDA graphs: a CPU tensor among a graph's inputs keeps it out of one)
+        lr_device = self.torch_device if self.compile_mode == CUDA_GRAPHS_MODE else None
         for group in self.optimizer.param_groups:
-            group["lr"] = torch.tensor(group["lr"], dtype=torch.float64)
+            group["lr"] = torch.tensor(group["lr"], dtype=torch.float64, device=lr_device)
         self._network = CompiledFunction(self._network_outputs, "network and loss", self.compile_mode,
                                          self._call_kind)
         self._compiled_step = CompiledFunction(self._optimizer_step, "Adam step", self.compile_mode)
@@ -490,6 +517,10 @@ class TorchBackend(Backend):
 
     def _forward(self, batch: Batch | StagedBatch, record: bool) -> tuple[NetworkOutput, torch.Tensor, torch.Tensor]:
         x, y = self._inputs(batch)
+        if self.compile_mode == CUDA_GRAPHS_MODE:
+            # a forward begins a step: the CUDA graphs' outputs of the last one may be overwritten
+            # (every caller reads its outputs before its next forward)
+            torch.compiler.cudagraph_mark_step_begin()
         readout, spikes, membranes, loss, scores = self._network(x, y, batch.static, record)
         return NetworkOutput(readout=readout, spikes=spikes, membranes=membranes), loss, scores
 

@@ -11,7 +11,8 @@ The step suites take the profile's timing rows (task x T, and lif_layer x N);
 a backend x task x T combination the profile does not list is skipped in
 ``setup`` (``NotImplementedError``), as numpy's suites skip: so is a compiled
 variant on a row of eager variants (``variants = "eager"``), which would
-otherwise compile there.  The training suite takes each task's first training
+otherwise compile there; a point a row of compiled variants lists as well
+(``variants = "compiled"``) is one point, run by both rows' backends.  The training suite takes each task's first training
 row at its first seed, on that row's backends.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import backends
 from tasks.profiles import Profile, get_profile, row_backends
@@ -48,7 +49,19 @@ DEVICE = PROFILE.device
 PRECISION = os.environ.get("SPIKEBENCH_ASV_PRECISION", PROFILE.precisions[0])
 if PRECISION not in PROFILE.precisions:
     raise ValueError(f"SPIKEBENCH_ASV_PRECISION={PRECISION} is not a precision of profile {PROFILE.name}")
-BACKENDS = PROFILE.backend_names(backends.installable_names())
+BACKENDS = PROFILE.backend_names(backends.installable_names(DEVICE))
+
+def _add(points: dict, key, point: StepPoint) -> None:
+    """A point two rows list (one of the eager variants, one of the compiled ones) is one
+    point, run by both rows' backends."""
+    old = points.get(key)
+    if old is None:
+        points[key] = point
+    elif old.settings != point.settings:
+        raise ValueError(f"profile {PROFILE.name}: two timing rows give {key} different settings")
+    else:
+        points[key] = replace(old, backends=old.backends + tuple(b for b in point.backends if b not in old.backends))
+
 
 # task x T of the trained tasks' timing rows
 STEP_POINTS: dict[tuple[str, int], StepPoint] = {}
@@ -60,10 +73,10 @@ for row in PROFILE.timing:
     if row.task == "lif_layer":
         for n in row.neurons or (get_spec("lif_layer", **settings).neurons,):
             spec = get_spec("lif_layer", **settings, neurons=n)
-            LAYER_POINTS[n] = StepPoint(row.task, spec.T, {**settings, "neurons": n}, names)
+            _add(LAYER_POINTS, n, StepPoint(row.task, spec.T, {**settings, "neurons": n}, names))
         continue
     for T in row.Ts or (get_spec(row.task, **settings).T,):
-        STEP_POINTS[(row.task, T)] = StepPoint(row.task, T, {**settings, "T": T}, names)
+        _add(STEP_POINTS, (row.task, T), StepPoint(row.task, T, {**settings, "T": T}, names))
 
 STEP_TASKS = sorted({t for t, _ in STEP_POINTS}, key=lambda t: list(dict.fromkeys(r.task for r in PROFILE.timing)).index(t))
 STEP_TS = sorted({T for _, T in STEP_POINTS})

@@ -26,22 +26,24 @@ PARTS = ("timing", "parity", "train")  # the order a whole run takes them in
 SETTINGS = ("T", "epochs", "steps", "batch_size", "lr", "dataset", "limit_train", "limit_test", "width",
             "surrogate_center", "neurons", "eval_every_steps")
 TIMING_MEASURES = ("throughput", "memory")
-# which of the profile's backends a training or timing row runs: "all", or "eager" (every
-# one but the compiled variants, whose compiling a small profile pays once per point)
-VARIANTS = ("all", "eager")
-# a compiled variant's registry name ends so (backends/__init__.py; tests/test_registry.py checks it)
-COMPILED_SUFFIX = ":compile"
+# which of the profile's backends a training or timing row runs: "all", "eager" (every one
+# but the compiled variants, whose compiling a profile pays once per point) or "compiled"
+# (those alone: their own points, where compiling every point of the eager ones costs too much)
+VARIANTS = ("all", "eager", "compiled")
+# a compiled variant's registry name ends so (backends/__init__.py; tests/test_registry.py checks
+# it): torch.compile's default mode, or its CUDA graphs (CUDA only)
+COMPILED_SUFFIXES = (":compile", ":cudagraphs")
 # what a point's job asks a cluster for, unless its profile's [P.cluster] table says otherwise
 CLUSTER_DEFAULTS = {"cpus_per_task": 2, "gpus_per_task": 0, "mem_gb": 8.0, "time_margin": 3.0, "min_minutes": 10.0}
 
 
 def is_compiled_variant(backend: str) -> bool:
-    return backend.endswith(COMPILED_SUFFIX)
+    return backend.endswith(COMPILED_SUFFIXES)
 
 
 def row_backends(variants: str, names: list[str]) -> list[str]:
-    """The backends of ``names`` a row of ``variants`` ("all" or "eager") runs."""
-    return [n for n in names if variants == "all" or not is_compiled_variant(n)]
+    """The backends of ``names`` a row of ``variants`` ("all", "eager" or "compiled") runs."""
+    return [n for n in names if variants == "all" or (variants == "compiled") == is_compiled_variant(n)]
 
 
 @dataclass(frozen=True)

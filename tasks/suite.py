@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = [x for x in parts if x not in PARTS]
         if bad or not parts:
             raise UsageError(f"unknown part {', '.join(bad) or '(none)'}; parts: {', '.join(PARTS)}")
-        names = profile.backend_names(registry.installable_names())
+        names = profile.backend_names(registry.installable_names(profile.device))
         if args.backend:
             names = resolve_backends(args.backend)
         out = Path(args.out) if args.out else default_out(profile)

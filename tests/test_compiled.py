@@ -7,6 +7,7 @@ contract checks."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -150,6 +151,12 @@ def test_every_pytorch_framework_has_a_compiled_variant_in_its_hue():
     compiled = [n for n in backends.names() if n.endswith(":compile")]
     assert sorted(compiled) == sorted(["stbp:compile", "snntorch:compile", "spikingjelly:compile", "norse:compile",
                                        "sinabs:compile", "rockpool:compile"])
+    # CUDA graphs where the training step compiles (rockpool's passes the recompilation limit)
+    graphs = [n for n in backends.names() if n.endswith(":cudagraphs")]
+    assert sorted(graphs) == sorted(n.replace(":compile", ":cudagraphs") for n in compiled if n != "rockpool:compile")
+    for name in graphs:
+        assert backends.entry(name).compiles == backends.entry(name.replace(":cudagraphs", ":compile")).compiles
+        assert backends.entry(name).devices == ("cuda",) and name not in backends.installable_names("cpu")
     colours = [backends.entry(n).color for n in backends.names() if backends.entry(n).color]
     assert len(colours) == len(set(colours))
     assert backends.entry("spikingjelly:compile").env == backends.entry("spikingjelly:torch").env
@@ -273,3 +280,22 @@ def test_a_record_says_how_much_inductors_on_disk_cache_gave_its_compile_time(tm
     cold, warm = counts
     assert cold["hit"] == 0 and cold["miss"] >= 1  # an empty cache: every graph compiled anew
     assert warm == {"hit": cold["miss"], "miss": 0}  # the same shapes again: every graph found there
+
+
+def test_a_cuda_graph_variant_runs_on_cuda_only_and_a_graph_run_without_one_is_unavailable():
+    graphs = torch_common.compiled_variant(STBPBackend, mode=torch_common.CUDA_GRAPHS_MODE, variant="cudagraphs")
+    assert graphs.__name__ == "STBPCudaGraphsBackend" and graphs.capabilities().devices == ("cuda",)
+    assert graphs.capabilities().compile["mode"] == "reduce-overhead"
+    assert graphs.capabilities().refusal("fc_mnist", "cpu", "fp32") == "does not run on cpu"
+    # let onto the CPU, inductor runs its graphs without CUDA graphs: never this variant's row
+
+    class OnTheCPU(graphs):
+        @classmethod
+        def capabilities(cls):
+            return dataclasses.replace(graphs.capabilities(), devices=("cpu",))
+
+    case = parity_case("fc_mnist")
+    backend = OnTheCPU(case.spec, case.weights, precision="fp64")
+    with pytest.raises(BackendUnavailable, match=r"network and loss \(training, gradients\) ran 1 graph\(s\) "
+                                                 r"without CUDA graphs"):
+        backend.gradients(case.batches[0])

@@ -24,8 +24,11 @@ def test_the_shipped_profiles_are_valid_and_every_point_has_its_own_file():
 
 def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
     cpu = get_profile("cpu")
-    names = cpu.backend_names(backends.installable_names())
-    assert names == [n for n in backends.names() if not backends.entry(n).unavailable_reason]  # every backend
+    names = cpu.backend_names(backends.installable_names(cpu.device))
+    # every backend that runs on a CPU (not the CUDA-graph variants)
+    assert names == [n for n in backends.names() if not backends.entry(n).unavailable_reason
+                     and "cpu" in backends.entry(n).devices]
+    assert not [n for n in names if n.endswith(":cudagraphs")]
     pts = points(cpu, names, list(PARTS))
     trained = {p.task for p in pts if p.part == "train"}
     timed = {p.task for p in pts if p.part == "timing"}
@@ -37,8 +40,8 @@ def test_the_cpu_profile_covers_what_the_comparison_needs_within_its_budget():
     fc = next(r for r in cpu.train if r.task == "fc_mnist")
     assert "limit_train" not in fc.settings  # the full data set
     assert next(r for r in cpu.train if r.task == "synthetic").settings == {}  # the full recipe
-    T_rows = {r.task: r.Ts for r in cpu.timing}
-    assert len(T_rows["fc_mnist"]) >= 3 and len(T_rows["dsrn_tdbn"]) >= 3  # memory versus T
+    eager_Ts = {r.task: r.Ts for r in cpu.timing if r.variants == "eager"}
+    assert len(eager_Ts["fc_mnist"]) >= 3 and len(eager_Ts["dsrn_tdbn"]) >= 3  # memory versus T
     assert next(r for r in cpu.timing if r.task == "lif_layer").neurons == (512, 2048)
     # five hours for the sixteen backends the registry is growing to (ten, and six compiled variants)
     assert cpu.budget_minutes(16) <= 300
@@ -80,23 +83,25 @@ def estimate_by_backend(pts) -> dict[str, float]:
 @pytest.mark.parametrize("name", list(load_profiles()))
 def test_every_backend_s_points_fit_the_profile_s_budget_per_backend(name):
     profile = get_profile(name)
-    seconds = estimate_by_backend(points(profile, backends.installable_names(), list(PARTS)))
+    seconds = estimate_by_backend(points(profile, backends.installable_names(profile.device), list(PARTS)))
     assert max(seconds.values()) <= profile.budget_minutes_per_backend * 60, seconds
 
 
 def test_a_profile_grows_with_the_registry_without_an_edited_cap(register_backend):
     cpu = get_profile("cpu")
-    today = cpu.backend_names(backends.installable_names())
+    today = cpu.backend_names(backends.installable_names(cpu.device))
     before = points(cpu, today, list(PARTS))
     extra = [f"newcomer{i}" for i in range(6)]
     for name in extra:  # registered as a new framework would be, with a fake backend behind it
         register_backend(name, "tests.fake_backends:NaNAfterThreeSteps")
-    names = cpu.backend_names(backends.installable_names())
+    names = cpu.backend_names(backends.installable_names(cpu.device))
     assert names == today + extra
     pts = points(cpu, names, list(PARTS))
     seconds = estimate_by_backend(pts)
-    # each newcomer gets the same points as every other backend, within the same budget a backend
-    assert set(seconds) == set(names) and len(set(seconds.values())) == 1
+    # each newcomer gets the same points as every other eager backend (the compiled variants their
+    # own), within the same budget a backend
+    assert set(seconds) == set(names)
+    assert len({v for b, v in seconds.items() if not is_compiled_variant(b)}) == 1
     assert max(seconds.values()) <= cpu.budget_minutes_per_backend * 60
     assert sum(seconds.values()) <= cpu.budget_minutes(len(names)) * 60
     assert cpu.budget_minutes(len(names)) > cpu.budget_minutes(len(today))  # the budget grew, no cap was edited
@@ -128,7 +133,7 @@ def test_seeds_are_the_same_for_every_backend():
     ("[p\n", "cannot read"),
     ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nrecipe = 'mine'\n", "the only recipe"),
     ("[p]\n[[p.train]]\ntask = 'fc_mnist'\nrecipe = 'published'\nsettings = { T = 3 }\n", "without settings"),
-    ("[p]\n[[p.timing]]\ntask = 'fc_mnist'\nvariants = 'compiled'\n", "variants must be one of all, eager"),
+    ("[p]\n[[p.timing]]\ntask = 'fc_mnist'\nvariants = 'fused'\n", "variants must be one of all, eager, compiled"),
     ("[p]\n[p.parity]\ntasks = ['fc_mnist']\ncompiled_tasks = ['lif_layer']\n", "compiled_tasks must be among"),
     ("[p]\n[p.parity]\ntasks = 'all'\ncompiled_tasks = ['nope']\n", "unknown task 'nope'"),
 ])
@@ -143,31 +148,37 @@ def _without_compiled(pts):
     return [p for p in pts if not is_compiled_variant(p.backend)]
 
 
+def _eager_of(variant: str) -> str:
+    return variant.rsplit(":", 1)[0]  # stbp:compile, stbp:cudagraphs -> stbp
+
+
 def _as_eager(p) -> tuple:
     """A compiled variant's point as its eager backend's would read."""
-    eager = p.backend.removesuffix(":compile")
+    eager = _eager_of(p.backend)
     return (p.part, p.key.replace(p.backend.replace(":", "-"), eager), p.task, p.estimate_s,
             tuple(eager if a == p.backend else a for a in p.args))
 
 
-def test_a_row_of_eager_variants_leaves_the_compiled_ones_out(tmp_path):
+def test_a_row_of_eager_variants_leaves_the_compiled_ones_out_and_one_of_compiled_variants_the_rest(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text("[p]\n[[p.timing]]\ntask = 'lif_layer'\n"
                     "[[p.timing]]\ntask = 'fc_mnist'\nvariants = 'eager'\n"
+                    "[[p.timing]]\ntask = 'synthetic'\nvariants = 'compiled'\n"
                     "[[p.train]]\ntask = 'synthetic'\nvariants = 'eager'\n"
                     "[p.parity]\ntasks = ['fc_mnist', 'synthetic']\ncompiled_tasks = ['fc_mnist']\n")
     profile = get_profile("p", path)
     pts = points(profile, ["stbp", "stbp:compile"], list(PARTS))
     got = {(p.part, p.task, p.backend) for p in pts if p.part != "parity"}
     assert got == {("timing", "lif_layer", "stbp"), ("timing", "lif_layer", "stbp:compile"),
-                   ("timing", "fc_mnist", "stbp"), ("train", "synthetic", "stbp")}
+                   ("timing", "fc_mnist", "stbp"), ("timing", "synthetic", "stbp:compile"),
+                   ("train", "synthetic", "stbp")}
     parity = {p.backend: p.args[p.args.index("--task") + 1] for p in pts if p.part == "parity"}
     assert parity == {"stbp": "fc_mnist,synthetic", "stbp:compile": "fc_mnist"}
 
 
 def test_smoke_runs_the_compiled_variants_on_its_smallest_points_only():
     smoke = get_profile("smoke")
-    names = smoke.backend_names(backends.installable_names())
+    names = smoke.backend_names(backends.installable_names(smoke.device))
     compiled = [n for n in names if is_compiled_variant(n)]
     assert len(compiled) >= 6
     pts = points(smoke, names, list(PARTS))
@@ -190,14 +201,51 @@ def test_smoke_runs_the_compiled_variants_on_its_smallest_points_only():
     assert len(pts) - len(_without_compiled(pts)) == 3 * len(compiled)
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu"])
-def test_the_comparison_profiles_run_the_compiled_variants_on_the_eager_points(name):
-    profile = get_profile(name)
-    names = profile.backend_names(backends.installable_names())
-    pts = points(profile, names, list(PARTS))
+def test_the_cpu_profile_compiles_the_short_loops_beside_the_same_eager_points():
+    cpu = get_profile("cpu")
+    names = cpu.backend_names(backends.installable_names(cpu.device))
+    pts = points(cpu, names, list(PARTS))
     compiled = [n for n in names if is_compiled_variant(n)]
     assert compiled
     for variant in compiled:
-        eager = variant.removesuffix(":compile")
+        mine = [p for p in pts if p.backend == variant]
+        timed = sorted((p.task, int(p.args[p.args.index("--T") + 1])) for p in mine if p.part == "timing")
+        assert timed == [("dsrn_tdbn", 1), ("dsrn_tdbn", 2), ("fc_mnist", 10), ("fc_mnist", 25)], variant
+        assert sorted((p.task, p.args[p.args.index("--seed") + 1]) for p in mine if p.part == "train") == \
+            [("fc_mnist", s) for s in ("0", "1", "2")], variant
+        # each beside its eager backend's point of the same task, T and settings: compared side by side
+        eager = {_as_eager(p)[1:3] + _as_eager(p)[4:] for p in pts if p.backend == _eager_of(variant)}
+        for p in mine:
+            if p.part != "parity":
+                assert _as_eager(p)[1:3] + _as_eager(p)[4:] in eager, p.key
+
+
+def test_a_point_an_eager_row_and_a_compiled_row_both_list_is_one_point_in_asv(monkeypatch):
+    import importlib
+
+    from benchmarks import config
+
+    monkeypatch.setenv("SPIKEBENCH_ASV_PROFILE", "cpu")
+    try:
+        cpu = importlib.reload(config)
+        both = cpu.STEP_POINTS[("fc_mnist", 25)].backends
+        assert "stbp" in both and "stbp:compile" in both
+        assert "stbp:compile" not in cpu.STEP_POINTS[("fc_mnist", 50)].backends
+        assert "stbp" in cpu.STEP_POINTS[("fc_mnist", 50)].backends
+    finally:
+        monkeypatch.delenv("SPIKEBENCH_ASV_PROFILE")
+        importlib.reload(config)
+
+
+@pytest.mark.parametrize("name", ["gpu"])
+def test_the_comparison_profiles_run_the_compiled_variants_on_the_eager_points(name):
+    profile = get_profile(name)
+    names = profile.backend_names(backends.installable_names(profile.device))
+    pts = points(profile, names, list(PARTS))
+    compiled = [n for n in names if is_compiled_variant(n)]
+    assert compiled
+    assert {n.split(":")[1] for n in compiled} == {"compile", "cudagraphs"}  # the gpu edition has both
+    for variant in compiled:
+        eager = _eager_of(variant)
         assert [_as_eager(p) for p in pts if p.backend == variant] == \
             [_as_eager(p) for p in pts if p.backend == eager], variant

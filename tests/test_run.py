@@ -22,7 +22,7 @@ EAGER = resolve_backends("eager")
 
 def test_eager_is_every_backend_but_the_compiled_variants_and_the_default():
     compiled = [n for n in backends.names() if backends.entry(n).compiles]
-    assert compiled and all(n.endswith(":compile") for n in compiled)
+    assert compiled and all(n.endswith((":compile", ":cudagraphs")) for n in compiled)
     assert EAGER == [n for n in backends.names() if n not in compiled] and resolve_backends("all") == backends.names()
     assert build_parser().parse_args([]).backend == "eager"
 

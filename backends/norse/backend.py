@@ -7,7 +7,7 @@ import norse
 from torch import nn
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend, compiled_variant
+from ..torch_common import CUDA_GRAPHS_MODE, TorchBackend, compiled_variant
 from ..torch_networks import build_network
 from .networks import NORSE
 
@@ -109,3 +109,4 @@ class NorseBackend(TorchBackend):
 
 # ``norse:compile``: the same steps under torch.compile
 NorseCompiledBackend = compiled_variant(NorseBackend)
+NorseCudaGraphsBackend = compiled_variant(NorseBackend, mode=CUDA_GRAPHS_MODE, variant="cudagraphs")

@@ -9,7 +9,7 @@ import sinabs
 from torch import nn
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend, compiled_variant
+from ..torch_common import CUDA_GRAPHS_MODE, TorchBackend, compiled_variant
 from ..torch_networks import build_network
 from .networks import SINABS
 
@@ -119,3 +119,4 @@ class SinabsBackend(TorchBackend):
 
 # ``sinabs:compile``: the same steps under torch.compile
 SinabsCompiledBackend = compiled_variant(SinabsBackend)
+SinabsCudaGraphsBackend = compiled_variant(SinabsBackend, mode=CUDA_GRAPHS_MODE, variant="cudagraphs")

@@ -9,7 +9,7 @@ from torch import nn
 
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend, compiled_variant
+from ..torch_common import CUDA_GRAPHS_MODE, TorchBackend, compiled_variant
 from ..torch_networks import build_network
 from .blocks import SnnTorchBlocks
 
@@ -110,3 +110,4 @@ class SnnTorchBackend(TorchBackend):
 
 # ``snntorch:compile``: the same steps under torch.compile
 SnnTorchCompiledBackend = compiled_variant(SnnTorchBackend)
+SnnTorchCudaGraphsBackend = compiled_variant(SnnTorchBackend, mode=CUDA_GRAPHS_MODE, variant="cudagraphs")

@@ -27,7 +27,7 @@ from torch import nn
 
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend, compiled_variant
+from ..torch_common import CUDA_GRAPHS_MODE, TorchBackend, compiled_variant
 from .networks import build_network, lif_surrogate, tdbn_scales
 
 ENV = "SJ_LIF_CUDA_IMPLEMENTATION"
@@ -347,3 +347,5 @@ class SpikingJellyTorchBackend(SpikingJellyBackend):
 
 # ``spikingjelly:compile``: the same steps under torch.compile (on its pure-PyTorch LIF kernel)
 SpikingJellyTorchCompiledBackend = compiled_variant(SpikingJellyTorchBackend)
+SpikingJellyTorchCudaGraphsBackend = compiled_variant(SpikingJellyTorchBackend, mode=CUDA_GRAPHS_MODE,
+                                                      variant="cudagraphs")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..base import Capabilities
-from ..torch_common import TorchBackend, compiled_variant
+from ..torch_common import CUDA_GRAPHS_MODE, TorchBackend, compiled_variant
 from ..torch_networks import build_network
 from .networks import CLEAR
 
@@ -34,3 +34,4 @@ class STBPBackend(TorchBackend):
 
 # ``stbp:compile``: the same steps under torch.compile
 STBPCompiledBackend = compiled_variant(STBPBackend)
+STBPCudaGraphsBackend = compiled_variant(STBPBackend, mode=CUDA_GRAPHS_MODE, variant="cudagraphs")

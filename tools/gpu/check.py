@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile(argv[0])
     out = Path(argv[1])
     parts = argv[2].split(",") if len(argv) == 3 else list(PARTS)
-    names = profile.backend_names(registry.installable_names())
+    names = profile.backend_names(registry.installable_names(profile.device))
     by_backend: dict[str, Counter] = {name: Counter() for name in names}
     bad = []
     for pt in points(profile, names, [p for p in PARTS if p in parts]):
