@@ -178,10 +178,11 @@ def accuracy_finding(setting: Setting) -> Finding | None:
     everything = [v for vs in per_backend.values() for v in vs]
     seeds = seed_counts(per_backend, "each")
     ties = [l.result.metric("tie_rate") or 0.0 for b in per_backend for l in group.finished(b)]
-    low, high = f"{min(ties) * 100:.0f}", f"{max(ties) * 100:.0f}"
-    untrained = (f"; ⚠ {low if low == high else f'{low}–{high}'} % of the test images tied: not trained "
-                 f"networks (a trained readout ties under {TRAINED_TIE_RATE * 100:.0f} %)"
-                 if max(ties) > TRAINED_TIE_RATE else "")
+    above = [t for t in ties if t > TRAINED_TIE_RATE]
+    low, high = (f"{min(above) * 100:.0f}", f"{max(above) * 100:.0f}") if above else ("", "")
+    untrained = (f"; ⚠ {len(above)} of {len(ties)} runs not trained networks: "
+                 f"{low if low == high else f'{low}–{high}'} % of their test images tied "
+                 f"(a trained readout: under {TRAINED_TIE_RATE * 100:.0f} %)" if above else "")
     if flags:
         b, text = flags[0]
         more = f" (and {len(flags) - 1} more)" if len(flags) > 1 else ""
