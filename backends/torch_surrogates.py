@@ -22,6 +22,16 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x > 0).to(x.dtype)
 
 
+def spike(function: type[Function], x: torch.Tensor, *params: float) -> torch.Tensor:
+    """H(x), through the spike ``function`` (its surrogate gradient) only where a gradient
+    is taken; without one the Heaviside alone, the same values (compiled, a ``Function``
+    that saves ``x`` for a backward that never comes breaks dynamo's graph at every neuron
+    of an evaluation, and the pieces' recompilations pass its limit on the DSRN)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return function.apply(x, *params)
+    return heaviside(x)
+
+
 def _spike_function(name: str, doc: str, grad_of):
     """A ``Function`` class: H(x) forward, ``grad_of(grad, x, *params)`` backward.
 

@@ -39,6 +39,34 @@ def test_surrogate_derivatives_are_the_specified_formulas():
     np.testing.assert_allclose(surrogate_grad(TriangleSpike, 0.3, 1.0), 0.3 * np.maximum(0, 1 - np.abs(x)))
 
 
+def test_a_spike_takes_its_surrogate_where_a_gradient_is_taken_and_the_heaviside_alone_elsewhere():
+    from backends.torch_surrogates import spike
+
+    x = torch.tensor(X, dtype=torch.float64, requires_grad=True)
+    y = spike(RectangularSpike, x, 0.5, 0.0)
+    assert y.grad_fn is not None and torch.equal(y.detach(), (x > 0).double())
+    with torch.no_grad():  # an evaluation: the same values, no Function saving x for a backward
+        y = spike(RectangularSpike, x, 0.5, 0.0)
+    assert y.grad_fn is None and torch.equal(y, (x > 0).double())
+    y = spike(ArctanSpike, x.detach(), 2.0)  # nothing upstream needs a gradient
+    assert y.grad_fn is None and torch.equal(y, (x > 0).double())
+
+
+def test_compiled_evaluation_without_gradients_is_one_graph(monkeypatch):
+    """A compiled evaluation of every spiking layer is one graph, not one a neuron (the
+    DSRN's 19 pieces, recompiled past dynamo's limit in parity)."""
+    from backends import torch_common
+    from backends.stbp.backend import STBPBackend
+    from tasks.parity import parity_case
+
+    monkeypatch.setattr(torch_common, "COMPILE_BACKEND", "aot_eager")
+    case = parity_case("dsrn_tdbn")
+    backend = torch_common.compiled_variant(STBPBackend)(case.spec, case.weights, precision="fp64")
+    backend.evaluate(case.batches[0])
+    info = backend.compile_info()
+    assert info["network"]["graph_breaks_by_call"] == {"evaluation, no gradients": 0}, info["network"]
+
+
 def test_reset_gradient_rules():
     """fc_mnist's reset carries no gradient; dsrn_tdbn's multiplicative reset does."""
     inp = torch.tensor([[1.5], [0.2], [0.0]], dtype=torch.float64, requires_grad=True)

@@ -51,7 +51,7 @@ from norse.torch.functional.filter import exp_filter_step
 from norse.torch.functional.reset import reset_subtract, reset_value
 from torch import nn
 
-from ..torch_surrogates import ArctanSpike, RectangularSpike
+from ..torch_surrogates import ArctanSpike, RectangularSpike, spike
 
 Pair = tuple[torch.Tensor, "torch.Tensor | None"]
 
@@ -61,12 +61,12 @@ DT = 1.0  # every task is written in steps of dt = 1
 # ----------------------------------------------------------------- surrogates
 def atan(alpha: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """fc_mnist's arctangent surrogate, h(x) = (alpha/2) / (1 + (pi alpha x / 2)^2): Norse has none."""
-    return lambda x: ArctanSpike.apply(x, alpha)
+    return lambda x: spike(ArctanSpike, x, alpha)
 
 
 def rectangle(a: float, center: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """dsrn_tdbn's rectangle, h = 1/(2a) where |x - center| < a (x = U - V_th; center 0 or -V_th): Norse has none."""
-    return lambda x: RectangularSpike.apply(x, a, center)
+    return lambda x: spike(RectangularSpike, x, a, center)
 
 
 # ----------------------------------------------------------------- resets

@@ -18,6 +18,7 @@ from ..torch_surrogates import (
     RectangularSpike,
     SigmoidSpike,
     TriangleSpike,
+    spike,
 )
 
 Pair = tuple[torch.Tensor, "torch.Tensor | None"]
@@ -48,7 +49,7 @@ def soft_reset_lif(current: torch.Tensor, a_mem: float, v_th: float, alpha: floa
     spikes, membranes = [], ([] if record else None)
     for i_t in current.unbind(0):
         v = a_mem * (v - v_th * s) + (1.0 - a_mem) * i_t
-        s = TriangleSpike.apply((v - v_th) / v_th, alpha, width)
+        s = spike(TriangleSpike, (v - v_th) / v_th, alpha, width)
         spikes.append(s)
         if record:
             membranes.append(v)
@@ -66,7 +67,7 @@ def subtractive_lif(inputs: torch.Tensor, beta: float, v_th: float, alpha: float
     for x_t in inputs.unbind(0):
         reset = (u.detach() > v_th).to(u.dtype)
         u = beta * u + x_t - v_th * reset
-        spikes.append(ArctanSpike.apply(u - v_th, alpha))
+        spikes.append(spike(ArctanSpike, u - v_th, alpha))
         if record:
             membranes.append(u)
     return torch.stack(spikes), _stack(membranes)
@@ -82,7 +83,7 @@ def hard_reset_lif(inputs: torch.Tensor, tau: float, v_th: float, alpha: float, 
     spikes, membranes = [], ([] if record else None)
     for x_t in inputs.unbind(0):
         h = v + (x_t - v) / tau
-        s = SigmoidSpike.apply(h - v_th, alpha)
+        s = spike(SigmoidSpike, h - v_th, alpha)
         v = h * (1.0 - s)
         spikes.append(s)
         if record:
@@ -102,7 +103,7 @@ def stbp_lif(inputs: torch.Tensor, tau: float, v_th: float, a: float, center: fl
     spikes, membranes = [], ([] if record else None)
     for x_t in inputs.unbind(0):
         u = tau * u * (1.0 - s) + x_t
-        s = RectangularSpike.apply(u - v_th, a, center)
+        s = spike(RectangularSpike, u - v_th, a, center)
         spikes.append(s)
         if record:
             membranes.append(u)
