@@ -201,18 +201,22 @@ def test_smoke_runs_the_compiled_variants_on_its_smallest_points_only():
     assert len(pts) - len(_without_compiled(pts)) == 3 * len(compiled)
 
 
-def test_the_cpu_profile_compiles_the_short_loops_beside_the_same_eager_points():
-    cpu = get_profile("cpu")
-    names = cpu.backend_names(backends.installable_names(cpu.device))
-    pts = points(cpu, names, list(PARTS))
+@pytest.mark.parametrize("name, kinds", [("cpu", {"compile"}), ("gpu", {"compile", "cudagraphs"})])
+def test_the_comparison_profiles_compile_the_short_loops_beside_the_same_eager_points(name, kinds):
+    profile = get_profile(name)
+    names = profile.backend_names(backends.installable_names(profile.device))
+    pts = points(profile, names, list(PARTS))
     compiled = [n for n in names if is_compiled_variant(n)]
-    assert compiled
+    assert {n.split(":")[1] for n in compiled} == kinds
     for variant in compiled:
         mine = [p for p in pts if p.backend == variant]
-        timed = sorted((p.task, int(p.args[p.args.index("--T") + 1])) for p in mine if p.part == "timing")
+        timed = sorted({(p.task, int(p.args[p.args.index("--T") + 1])) for p in mine if p.part == "timing"})  # each precision
         assert timed == [("dsrn_tdbn", 1), ("dsrn_tdbn", 2), ("fc_mnist", 10), ("fc_mnist", 25)], variant
         assert sorted((p.task, p.args[p.args.index("--seed") + 1]) for p in mine if p.part == "train") == \
             [("fc_mnist", s) for s in ("0", "1", "2")], variant
+        # parity, the referee of every row, on the tasks of its rows
+        parity = next(p for p in mine if p.part == "parity")
+        assert set(parity.args[parity.args.index("--task") + 1].split(",")) == {t for t, _ in timed}, variant
         # each beside its eager backend's point of the same task, T and settings: compared side by side
         eager = {_as_eager(p)[1:3] + _as_eager(p)[4:] for p in pts if p.backend == _eager_of(variant)}
         for p in mine:
@@ -235,17 +239,3 @@ def test_a_point_an_eager_row_and_a_compiled_row_both_list_is_one_point_in_asv(m
     finally:
         monkeypatch.delenv("SPIKEBENCH_ASV_PROFILE")
         importlib.reload(config)
-
-
-@pytest.mark.parametrize("name", ["gpu"])
-def test_the_comparison_profiles_run_the_compiled_variants_on_the_eager_points(name):
-    profile = get_profile(name)
-    names = profile.backend_names(backends.installable_names(profile.device))
-    pts = points(profile, names, list(PARTS))
-    compiled = [n for n in names if is_compiled_variant(n)]
-    assert compiled
-    assert {n.split(":")[1] for n in compiled} == {"compile", "cudagraphs"}  # the gpu edition has both
-    for variant in compiled:
-        eager = _eager_of(variant)
-        assert [_as_eager(p) for p in pts if p.backend == variant] == \
-            [_as_eager(p) for p in pts if p.backend == eager], variant
