@@ -89,8 +89,8 @@ def _compiled_only_on_its_checked_tasks(name: str, task: str) -> None:
 # (backend, task) -> why its parity is known to fail (docs/performance.md, "Compiled variants"):
 # a strict xfail, so that the entry goes once it passes
 PARITY_FAILS = {
-    ("spikingjelly:compile", "lif_layer"): "2 of 11 520 spikes differ from the reference (membrane 0.18 off after "
-                                           "the flipped reset, gradients 1.6e-3): not looked into yet",
+    ("spikingjelly:compile", "lif_layer"): "the library's LIFNode fires at the threshold (2 of 11 520 spikes at "
+                                           "parity's edge case), as spikingjelly's documented difference says",
 }
 
 # backend -> the tasks whose PyTorch network is checked for host reads
