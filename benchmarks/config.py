@@ -12,8 +12,9 @@ a backend x task x T combination the profile does not list is skipped in
 ``setup`` (``NotImplementedError``), as numpy's suites skip: so is a compiled
 variant on a row of eager variants (``variants = "eager"``), which would
 otherwise compile there; a point a row of compiled variants lists as well
-(``variants = "compiled"``) is one point, run by both rows' backends.  The training suite takes each task's first training
-row at its first seed, on that row's backends.
+(``variants = "compiled"``) is one point, run by both rows' backends.  The
+training suite takes each task's first training row at its first seed, on
+that row's backends.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ PRECISION = os.environ.get("SPIKEBENCH_ASV_PRECISION", PROFILE.precisions[0])
 if PRECISION not in PROFILE.precisions:
     raise ValueError(f"SPIKEBENCH_ASV_PRECISION={PRECISION} is not a precision of profile {PROFILE.name}")
 BACKENDS = PROFILE.backend_names(backends.installable_names(DEVICE))
+
 
 def _add(points: dict, key, point: StepPoint) -> None:
     """A point two rows list (one of the eager variants, one of the compiled ones) is one
