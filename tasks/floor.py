@@ -198,7 +198,8 @@ DOC_POINTS: list[tuple[str, dict]] = [
 
 
 def cpu_points() -> list[tuple[str, dict]]:
-    """The CPU table's points: the cpu profile's timing points (its sizes)."""
+    """The CPU table's points: the cpu profile's timing points (its sizes), each once (a point
+    of the compiled variants' rows is one of the eager rows' too)."""
     from .profiles import get_profile
 
     out = []
@@ -210,7 +211,8 @@ def cpu_points() -> list[tuple[str, dict]]:
                     overrides["T"] = T
                 if n is not None:
                     overrides["neurons"] = n
-                out.append((row.task, overrides))
+                if (row.task, overrides) not in out:
+                    out.append((row.task, overrides))
     return out
 
 
