@@ -178,8 +178,11 @@ def test_a_cancelled_job_and_a_killed_suite_lose_nothing_and_submit_nothing_twic
 
 def test_ctrl_c_leaves_the_jobs_running_and_cancel_cancels_them(cluster, tmp_path):
     profiles, out = profile(tmp_path, seeds=3, steps=400, timing=False), tmp_path / "out"
+    # Ctrl-C's default action in the suite even where this test runs with SIGINT ignored (a
+    # shell's background job), which Python would keep rather than raise KeyboardInterrupt
     proc = subprocess.Popen(suite_argv(profiles, out), cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: len(submitted(out)) == 3, what="the submission")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
