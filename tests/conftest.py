@@ -15,6 +15,16 @@ if str(ROOT) not in sys.path:
 
 from tasks.idx import FILES, write_idx  # noqa: E402
 
+# submitit's first import configures logging (logging.config.dictConfig), which closes every
+# handler alive; absl's (JAX imports it) then closes its stream unless that is the current
+# sys.stderr, and under capsys pytest's own capture file is not: every later test of that
+# worker errs "I/O operation on closed file".  Imported here, before any framework, it closes
+# nothing of pytest's.
+try:
+    import submitit  # noqa: E402, F401
+except ImportError:
+    pass
+
 
 def make_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Learnable 28x28 images: class k is a bright horizontal bar at row 2 + 2k, plus noise."""

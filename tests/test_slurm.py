@@ -95,6 +95,18 @@ def squeue(jobs: list[str]) -> dict[str, str]:
     return {j: states[j] for j in jobs if j in states}
 
 
+def running_points(out: Path, keys) -> list[str]:
+    """The keys among ``keys`` whose point's process is alive on this machine (the one-node
+    cluster's): its command line names its record."""
+    argvs = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argvs.append(cmdline.read_bytes().split(b"\0"))
+        except OSError:  # the process ended meanwhile
+            continue
+    return [key for key in keys if any(os.fsencode(out / key) in argv for argv in argvs)]
+
+
 def wait_for(condition, timeout: float = 120, what: str = "") -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -137,9 +149,11 @@ def test_a_cancelled_job_and_a_killed_suite_lose_nothing_and_submit_nothing_twic
     try:
         wait_for(lambda: len(submitted(out)) == 5, what="the submission")
         jobs = {key: job for job, key in submitted(out)}
-        wait_for(lambda: "RUNNING" in squeue(list(jobs.values())).values(), what="a running job")
-        victim_job = next(j for j, s in squeue(list(jobs.values())).items() if s == "RUNNING")
-        victim = next(k for k, j in jobs.items() if j == victim_job)
+        # a job whose point has started: one cancelled in submitit's start-up has its SIGTERM
+        # swallowed (submitit bypasses it) and runs its point to the end before Slurm's SIGKILL
+        wait_for(lambda: running_points(out, jobs), what="a running point")
+        victim = running_points(out, jobs)[0]
+        victim_job = jobs[victim]
         subprocess.run(["scancel", victim_job], check=True)
         # the suite reports the cancelled job with Slurm's reason, then is killed mid-run
         wait_for(lambda: "CANCELLED" in (tmp_path / "first.err").read_text(), timeout=300,
