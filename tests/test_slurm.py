@@ -107,11 +107,12 @@ def running_points(out: Path, keys) -> list[str]:
     return [key for key in keys if any(os.fsencode(out / key) in argv for argv in argvs)]
 
 
-def wait_for(condition, timeout: float = 120, what: str = "") -> None:
+def wait_for(condition, timeout: float = 120, what: str = ""):
+    """The condition's first true value."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if condition():
-            return
+        if value := condition():
+            return value
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -151,8 +152,7 @@ def test_a_cancelled_job_and_a_killed_suite_lose_nothing_and_submit_nothing_twic
         jobs = {key: job for job, key in submitted(out)}
         # a job whose point has started: one cancelled in submitit's start-up has its SIGTERM
         # swallowed (submitit bypasses it) and runs its point to the end before Slurm's SIGKILL
-        wait_for(lambda: running_points(out, jobs), what="a running point")
-        victim = running_points(out, jobs)[0]
+        victim = wait_for(lambda: running_points(out, jobs), what="a running point")[0]
         victim_job = jobs[victim]
         subprocess.run(["scancel", victim_job], check=True)
         # the suite reports the cancelled job with Slurm's reason, then is killed mid-run
