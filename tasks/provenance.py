@@ -36,15 +36,18 @@ def this_code() -> str:
     return code_fingerprint()
 
 
-def project_commit() -> str | None:
+def project_commit(root: Path = ROOT) -> str | None:
     """The git commit of the spikebench checkout, when it is one (``-dirty``
-    when tracked files have uncommitted changes)."""
+    when tracked files outside ``results/`` have uncommitted changes: the suite
+    writes its records into the checkout's own tracked ``results/``, which must
+    not mark the code that writes them as changed)."""
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if out.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no",
+             "--", ".", ":(exclude)results"],
             capture_output=True, text=True, timeout=5,
         ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
-from tasks.provenance import CODE_FOLDERS, code_fingerprint, provenance, this_code
+import pytest
+
+from tasks.provenance import CODE_FOLDERS, code_fingerprint, project_commit, provenance, this_code
 from tests.conftest import ROOT
 
 
@@ -39,3 +42,26 @@ def test_a_record_carries_the_fingerprint_and_the_commit():
     carried = provenance()
     assert carried["code_fingerprint"] == this_code()
     assert carried["spikebench_commit"] is None or len(carried["spikebench_commit"].removesuffix("-dirty")) == 40
+
+
+def test_records_written_into_the_checkout_leave_its_commit_clean(tmp_path):
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    root = copy_of_the_code(tmp_path)
+    (root / "results" / "cpu").mkdir(parents=True)
+    (root / "results" / "cpu" / "point.json").write_text("{}\n")
+
+    def run(*args: str) -> None:
+        subprocess.run([git, "-C", str(root), *args], check=True, capture_output=True)
+
+    run("init", "-q")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "code and a record")
+    clean = project_commit(root)
+    assert clean is not None and len(clean) == 40
+    (root / "results" / "cpu" / "point.json").write_text('{"status": "ok"}\n')  # the suite wrote a record
+    (root / "results" / "cpu" / "another.json").write_text("{}\n")
+    assert project_commit(root) == clean
+    (root / "docs" / "notes.md").write_text("an edited note\n")  # a tracked file outside results/
+    assert project_commit(root) == clean + "-dirty"
