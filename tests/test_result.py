@@ -5,7 +5,9 @@ import os
 
 import pytest
 
-from tasks.result import Curve, LayerStat, Result, write_atomic
+import numpy as np
+
+from tasks.result import Curve, LayerStat, Result, json_text, write_atomic
 
 
 def _sample_result():
@@ -30,6 +32,19 @@ def test_result_round_trips_through_json_with_units():
     assert data["metrics"]["time_to_accuracy"]["value"] is None
     assert data["curves"]["train_loss"]["y"] == [2.5, None]
     assert Result.from_json(text) == r
+
+
+def test_a_curve_is_one_line_and_the_rest_one_key_a_line():
+    r = _sample_result()
+    for step in range(3, 1000):
+        r.curves["train_loss"].append(step, 1.0 / step)
+    lines = r.to_json().splitlines()
+    x_line = [line for line in lines if line.lstrip().startswith('"x"')]
+    assert len(x_line) == 1 and x_line[0].endswith("998, 999],")
+    assert '  "accuracy": {' in lines and len(lines) < 100
+    nested = {"rows": [{"a": np.float32(0.5)}, {"b": np.arange(2)}], "empty": [], "none": {}, "pairs": [[1, 2]]}
+    assert json.loads(json_text(nested)) == {"rows": [{"a": 0.5}, {"b": [0, 1]}], "empty": [], "none": {},
+                                             "pairs": [[1, 2]]}
 
 
 def test_result_rejects_unknown_status_and_newer_schema():
