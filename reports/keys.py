@@ -96,6 +96,9 @@ def describe_config(cfg: dict[str, Any], kind: str, data: dict[str, Any] | None 
             facts.append(f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''}")
         if cfg.get("lr"):
             facts.append(f"Adam lr {cfg['lr']:g}")
+        every = cfg.get("lr_step_epochs", 1)
+        if cfg.get("lr_gamma", 1) != 1 and cfg.get("epochs", 1) > every:  # a step the run takes
+            facts.append(f"lr × {cfg['lr_gamma']:g} every {every} epoch{'s' if every != 1 else ''}")
         if cfg.get("eval_every_steps"):
             facts.append(f"evaluated every {cfg['eval_every_steps']} steps")
         if cfg.get("dataset"):

@@ -8,7 +8,7 @@ import statistics
 
 from tasks.catalogue import unit_of
 from tasks.profiles import normalised
-from tasks.specs import TASKS, get_spec
+from tasks.specs import TASKS, get_spec, spec_from_dict
 
 from .format import human
 from .groups import TrainingGroup
@@ -22,7 +22,12 @@ def published_note(task: str, group: TrainingGroup) -> str | None:
         return None
     recipe = normalised(get_spec(task, **published.settings(task)).to_dict())  # as records read back
     recipe.pop("seed", None)
-    if canonical(group.config) != canonical(recipe):
+    try:  # a record from before a setting existed has its default
+        ran = normalised(spec_from_dict({**group.config, "task": task}).to_dict())
+    except (TypeError, ValueError):
+        return None
+    ran.pop("seed", None)
+    if canonical(ran) != canonical(recipe):
         return None
     means = [statistics.fmean(run.result.metric("accuracy") for run in runs)
              for runs in (group.finished(b) for b in group.seed_runs)

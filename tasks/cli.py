@@ -26,6 +26,8 @@ OVERRIDES = {
     "steps": "steps",
     "batch_size": "batch_size",
     "lr": "lr",
+    "lr_gamma": "lr_gamma",
+    "lr_step_epochs": "lr_step_epochs",
     "seed": "seed",
     "dataset": "dataset",
     "limit_train": "limit_train",
@@ -55,6 +57,9 @@ def add_task_arguments(p: argparse.ArgumentParser, several_T: bool = False) -> N
     g.add_argument("--steps", type=int, help="stop after this many optimiser steps")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--lr-gamma", type=float, metavar="G",
+                   help="multiply the learning rate by G every --lr-step-epochs epochs")
+    g.add_argument("--lr-step-epochs", type=int, metavar="N", help="epochs between the learning rate's steps")
     g.add_argument("--seed", type=int, help="seed of weights, data order, augmentation and Poisson draws")
     g.add_argument("--dataset", choices=DATASETS)
     g.add_argument("--limit-train", type=int, metavar="N", help="use the first N training images")

@@ -23,8 +23,8 @@ from .specs import DATASETS, DEVICES, PRECISIONS, TASKS, get_spec
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 PARTS = ("timing", "parity", "train")  # the order a whole run takes them in
 # the settings a profile may give: the task-spec fields the command line overrides
-SETTINGS = ("T", "epochs", "steps", "batch_size", "lr", "dataset", "limit_train", "limit_test", "width",
-            "surrogate_center", "neurons", "eval_every_steps")
+SETTINGS = ("T", "epochs", "steps", "batch_size", "lr", "lr_gamma", "lr_step_epochs", "dataset", "limit_train",
+            "limit_test", "width", "surrogate_center", "neurons", "eval_every_steps")
 TIMING_MEASURES = ("throughput", "memory")
 # which of the profile's backends a training or timing row runs: "all", "eager" (every one
 # but the compiled variants, whose compiling a profile pays once per point) or "compiled"

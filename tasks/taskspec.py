@@ -145,6 +145,11 @@ class TaskSpec:
     limit_test: int | None = None
     # Evaluate every this many steps instead of at the end of each epoch.
     eval_every_steps: int | None = None
+    # A step schedule: the learning rate is multiplied by lr_gamma every
+    # lr_step_epochs epochs (the DSRN's recipe; none in the others', which a
+    # profile's training row may set: tasks/profiles.toml)
+    lr_step_epochs: int = 1
+    lr_gamma: float = 1.0
     # Target test accuracy (headline, tie-aware) per dataset, for the
     # time-to-accuracy metric.
     accuracy_targets: tuple[tuple[str, float], ...] = ()
@@ -156,8 +161,8 @@ class TaskSpec:
     # measurement point taken with other values still measures the same
     # training step (a subclass adds its own recipe fields).
     not_structural: ClassVar[frozenset[str]] = frozenset({
-        "T", "epochs", "steps", "limit_train", "limit_test", "seed", "lr", "eval_every_steps", "accuracy_targets",
-        "adam_betas", "adam_eps"})
+        "T", "epochs", "steps", "limit_train", "limit_test", "seed", "lr", "lr_step_epochs", "lr_gamma",
+        "eval_every_steps", "accuracy_targets", "adam_betas", "adam_eps"})
     # The module that defines the task (tasks/workloads/<name>.py): its data
     # pipeline, initial weights, reference passes and parity case.  Set by the
     # registry when it loads the module.
@@ -188,7 +193,9 @@ class TaskSpec:
         if self.lr > LR_MAX:
             raise UsageError(f"lr must be at most {LR_MAX:g} (Adam moves each weight by about lr a step), "
                              f"got {self.lr!r}")
-        for key in ("steps", "limit_train", "limit_test", "eval_every_steps"):
+        if not (isinstance(self.lr_gamma, (int, float)) and 0 < self.lr_gamma <= 1):
+            raise UsageError(f"lr_gamma must be in (0, 1], got {self.lr_gamma!r}")
+        for key in ("steps", "limit_train", "limit_test", "eval_every_steps", "lr_step_epochs"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise UsageError(f"{key} must be a positive integer, got {value!r}")
@@ -202,7 +209,7 @@ class TaskSpec:
 
     # ---- learning-rate schedule ------------------------------------------
     def learning_rate(self, epoch: int) -> float:
-        return self.lr
+        return self.lr * self.lr_gamma ** (epoch // self.lr_step_epochs)
 
     # ---- layout ------------------------------------------------------------
     def layers(self) -> list[LayerInfo]:

@@ -47,6 +47,12 @@ def test_a_setting_is_described_in_short_facts():
         "55,000 training / 5,000 validation samples", "seed 3", "surrogate centred on zero"]
     assert keys.describe_config({"T": 10, "neurons": 4096, "seed": 3, "steps": 5}, "measurement") == ["T = 10", "N = 4,096"]
     assert keys.describe_config({"limit_train": 64}, "training")[-1] == "first 64 training / all test images"
+    assert keys.describe_config({"epochs": 3, "lr": 1e-3, "lr_gamma": 0.5, "lr_step_epochs": 1}, "training") == [
+        "3 epochs", "Adam lr 0.001", "lr × 0.5 every 1 epoch"]
+    assert keys.describe_config({"lr": 1e-3, "lr_gamma": 1.0, "lr_step_epochs": 1}, "training") == ["Adam lr 0.001"]
+    # the DSRN's step after ten epochs, in a run of one: no step taken, none said
+    assert keys.describe_config({"epochs": 1, "lr": 1e-3, "lr_gamma": 0.1, "lr_step_epochs": 10}, "training") == [
+        "1 epoch", "Adam lr 0.001"]
     assert keys.describe_device("cuda", "H100") == "CUDA GPU · H100"
     assert keys.describe_device("cpu", None) == "CPU (model not recorded)"
 

@@ -40,6 +40,14 @@ def test_another_recipe_shows_nothing():
     assert published_note("lif_layer", group_of(run("stbp", 0, 0.5))) is None  # no publication
 
 
+def test_a_record_from_before_a_setting_existed_is_read_with_its_default():
+    old = run("stbp", 0, 0.93)
+    for key in ("lr_gamma", "lr_step_epochs"):  # the learning-rate schedule came later
+        del old.result.config["task"][key]
+    assert published_note("fc_mnist", group_of(old)).startswith("Published: 93.87 %")
+    assert published_note("fc_mnist", group_of(run("stbp", 0, 0.93, epochs=2, lr_gamma=0.5))) is None
+
+
 def test_the_report_prints_it_under_the_table(tmp_path):
     for loaded in (run("stbp", 0, 0.93), run("snntorch", 0, 0.94)):
         loaded.result.save(tmp_path / "runs" / loaded.path)

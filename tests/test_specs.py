@@ -52,10 +52,19 @@ def test_learning_rate_schedule_steps_every_ten_epochs():
     assert [d.learning_rate(e) for e in (0, 9, 10, 11)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
 
 
+def test_every_task_may_step_its_learning_rate_and_none_does_by_default():
+    assert [FCMnistSpec().learning_rate(e) for e in (0, 1, 5)] == [5e-4] * 3
+    f = get_spec("fc_mnist", lr=1e-3, lr_gamma=0.1)
+    assert [f.learning_rate(e) for e in (0, 1, 2)] == pytest.approx([1e-3, 1e-4, 1e-5])
+    p = get_spec("fc_mnist_poisson", lr_gamma=0.5, lr_step_epochs=2)
+    assert [p.learning_rate(e) for e in (0, 1, 2, 4)] == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
+
+
 @pytest.mark.parametrize(
     "override",
     [{"T": 0}, {"T": -3}, {"batch_size": 0}, {"epochs": 0}, {"lr": 0.0}, {"lr": -1e-3},
-     {"lr": float("nan")}, {"steps": 0}, {"seed": -1}, {"dataset": "cifar"}],
+     {"lr": float("nan")}, {"steps": 0}, {"seed": -1}, {"dataset": "cifar"}, {"lr_gamma": 0.0},
+     {"lr_gamma": 1.5}, {"lr_step_epochs": 0}],
 )
 def test_bad_overrides_are_usage_errors(override):
     name = "fc_mnist"

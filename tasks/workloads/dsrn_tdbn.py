@@ -78,7 +78,7 @@ class DSRNSpec(ImageTaskSpec):
     accuracy_targets: tuple[tuple[str, float], ...] = (("mnist", 0.98), ("fashion-mnist", 0.30))
     published: ClassVar["Published | None"] = Published("mnist", 0.9867, "STBP-tdBN (Zheng et al. 2021), 11 epochs")
     not_structural: ClassVar[frozenset[str]] = ImageTaskSpec.not_structural | {
-        "lr_step_epochs", "lr_gamma", "patience", "validation_size"}
+        "patience", "validation_size"}
 
     def validate(self) -> None:
         super().validate()
@@ -91,9 +91,6 @@ class DSRNSpec(ImageTaskSpec):
             raise UsageError(
                 f"surrogate centre must be one of {', '.join(SURROGATE_CENTERS)}, got {self.surrogate_center!r}"
             )
-
-    def learning_rate(self, epoch: int) -> float:
-        return self.lr * self.lr_gamma ** (epoch // self.lr_step_epochs)
 
     def channels(self, base: int) -> int:
         return max(1, int(round(base * self.width)))
