@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tasks.result import Result
+from tasks.result import Result, record_files
 
 
 class ReportError(Exception):
@@ -61,17 +61,6 @@ def _is_result(data: Any) -> bool:
     return isinstance(data, dict) and "task" in data and "backend" in data
 
 
-def _json_files(root: Path) -> list[Path]:
-    """Every ``*.json`` under ``root``, skipping hidden files and directories."""
-    found = []
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.endswith(".json") and not name.startswith("."):
-                found.append(Path(directory) / name)
-    return found
-
-
 PARITY_NUMBERS = ("spike_mismatches", "spikes_compared", "membrane_rel", "gradient_rel", "loss_curve_rel")
 
 
@@ -120,7 +109,7 @@ def load_results(roots: str | os.PathLike | Sequence[str | os.PathLike],
         if warn is not None:
             warn(f"skipped {rel}: {why}")
 
-    for path in [f for d in dirs for f in _json_files(d)]:
+    for path in [f for d in dirs for f in record_files(d)]:
         rel = path.resolve().relative_to(base).as_posix()
         try:
             text = path.read_text(encoding="utf-8")

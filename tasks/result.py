@@ -250,3 +250,15 @@ def remove_stale_temporaries(path: str | os.PathLike) -> int:
         except OSError:
             pass
     return removed
+
+
+def record_files(root: str | os.PathLike) -> list[Path]:
+    """Every ``*.json`` under ``root``, sorted, hidden files and folders left out:
+    the records of a results folder, without the editions moved aside into
+    ``.editions/`` or a write's ``.NAME.*.tmp``."""
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        found.extend(Path(directory) / name for name in sorted(files)
+                     if name.endswith(".json") and not name.startswith("."))
+    return found

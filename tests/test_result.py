@@ -7,7 +7,7 @@ import pytest
 
 import numpy as np
 
-from tasks.result import Curve, LayerStat, Result, json_text, write_atomic
+from tasks.result import Curve, LayerStat, Result, json_text, record_files, write_atomic
 
 
 def _sample_result():
@@ -68,3 +68,11 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
         write_atomic(path, Boom())  # type: ignore[arg-type]
     assert path.read_text() == "old\n"
     assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_record_files_leave_out_hidden_folders_and_temporaries(tmp_path):
+    for rel in ("train/a.json", "parity/b.json", "train/.a.json.x1.tmp", "train/.c.json",
+                ".editions/c8f14ce3f190/train/a.json", "train/notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("{}")
+    assert [p.relative_to(tmp_path).as_posix() for p in record_files(tmp_path)] == ["parity/b.json", "train/a.json"]
