@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tasks.machine import describe
+
 from .fields import device_name, device_type, precision_of
 from .groups import Setting
 from .keys import backend_color, backend_sort_key, precision_sort_key
@@ -19,6 +21,7 @@ class Environment:
     dates: str
     commits: list[str]
     fingerprints: list[str]  # of the code that wrote the records (tasks.provenance); "unrecorded" for older ones
+    machines: list[tuple[str, str]]  # (fingerprint, description) of the machines the records ran on (tasks.machine)
     common_versions: list[tuple[str, str]]
     backend_versions: list[tuple[str, str, str]]  # backend, colour, "torch 2.1 · ..."
     counts: dict[str, int]
@@ -62,6 +65,8 @@ def environment(collection: Collection, settings: list[Setting]) -> Environment:
     commits = sorted({_short_commit(str(r.host.get("spikebench_commit")))
                       for r in results if r.host.get("spikebench_commit")}) or ["not recorded"]
     fingerprints = sorted({str(r.host.get("code_fingerprint") or "unrecorded") for r in results})
+    machines = sorted({(str(r.host.get("machine_fingerprint") or "unrecorded"),
+                        describe(r.host["machine"]) if r.host.get("machine") else "not recorded") for r in results})
 
     common: dict[str, set[str]] = {}
     per_backend: dict[str, dict[str, set[str]]] = {}
@@ -102,6 +107,9 @@ def environment(collection: Collection, settings: list[Setting]) -> Environment:
         if fingerprints == ["unrecorded"]:
             warnings.append(f"The results were produced by {len(commits)} different spikebench commits: "
                             f"{', '.join(commits)}.")
+    if len(machines) > 1:
+        warnings.append(f"The results were taken on {len(machines)} different kinds of machine ("
+                        + "; ".join(f"{fp}: {text}" for fp, text in machines) + "): not one edition.")
     for rel, why in collection.skipped:
         warnings.append(f"Skipped {rel}: {why}.")
     counts = {
@@ -117,6 +125,7 @@ def environment(collection: Collection, settings: list[Setting]) -> Environment:
         dates=dates,
         commits=commits,
         fingerprints=fingerprints,
+        machines=machines,
         common_versions=common_versions,
         backend_versions=backend_versions,
         counts=counts,

@@ -3,7 +3,7 @@
 One row per record and metric (a timing's median, min and max are metrics
 too: ``<name>.median``, ...), each with its unit and what it ran on: task,
 backend, kind, status, device, precision, seed, T, batch size, the code's
-fingerprint and commit, the host and its Slurm job.  The same table is a
+fingerprint and commit, the machine's fingerprint, the host and its Slurm job.  The same table is a
 pandas DataFrame from Python::
 
     from reports.export import results_table
@@ -26,7 +26,8 @@ from .fields import T_of, device_name, device_type, precision_of, task_config
 from .load import ReportError, load_results
 
 COLUMNS = ["path", "task", "backend", "kind", "status", "device_type", "device_name", "precision", "seed", "T",
-           "batch_size", "code_fingerprint", "commit", "hostname", "slurm_job_id", "metric", "value", "unit"]
+           "batch_size", "code_fingerprint", "commit", "machine_fingerprint", "hostname", "slurm_job_id", "metric",
+           "value", "unit"]
 
 
 def results_table(roots: str | Path | Sequence[str | Path], warn: Callable[[str], None] | None = None) -> pd.DataFrame:
@@ -41,7 +42,8 @@ def results_table(roots: str | Path | Sequence[str | Path], warn: Callable[[str]
             "device_type": device_type(r), "device_name": device_name(r), "precision": precision_of(r),
             "seed": r.seed, "T": T_of(r), "batch_size": task_config(r).get("batch_size"),
             "code_fingerprint": r.host.get("code_fingerprint"), "commit": r.host.get("spikebench_commit"),
-            "hostname": r.host.get("hostname"), "slurm_job_id": r.host.get("slurm_job_id"),
+            "machine_fingerprint": r.host.get("machine_fingerprint"), "hostname": r.host.get("hostname"),
+            "slurm_job_id": r.host.get("slurm_job_id"),
         }
         for name, metric in sorted(r.metrics.items()):
             rows.append({**where, "metric": name, "value": metric.value, "unit": metric.unit})

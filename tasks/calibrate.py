@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from . import cpu
+from .machine import machine
 
 GEMM_M, GEMM_N = 8192, 2048  # 69 GFLOP a product: a few tenths of a second each
 REPEATS = 5
@@ -34,6 +35,7 @@ class Calibration:
     # precision -> {gemm: FLOP/s}
     gemm: dict[str, dict[str, float]] = field(default_factory=dict)
     bandwidth: float = 0.0  # bytes/s, read + written
+    machine: dict | None = None  # where it was taken (tasks/machine.py); None in calibrations from before
 
     def peak(self, precision: str) -> float:
         rates = self.gemm.get("fp32" if precision == "tf32" else precision) or {}
@@ -107,7 +109,7 @@ def copy_bandwidth() -> float:
 
 
 def calibrate(precisions: tuple[str, ...] = ("fp32", "bf16")) -> Calibration:
-    cal = Calibration(cpu=cpu.model_name(), threads=len(os.sched_getaffinity(0)))
+    cal = Calibration(cpu=cpu.model_name(), threads=len(os.sched_getaffinity(0)), machine=machine())
     for precision in precisions:
         rates = {}
         for name, gemm in GEMMS.items():

@@ -11,7 +11,7 @@ import platform
 
 
 @functools.cache
-def _cpuinfo() -> dict[str, str]:
+def cpuinfo() -> dict[str, str]:
     """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
     fields: dict[str, str] = {}
     try:
@@ -28,9 +28,9 @@ def _cpuinfo() -> dict[str, str]:
 
 def model_name() -> str:
     """The CPU's model name, e.g. "AMD EPYC 7B13" (the machine's architecture where unknown)."""
-    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+    return cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 def vendor() -> str | None:
     """The CPU's maker as the CPU reports it (GenuineIntel, AuthenticAMD, ...), None where unknown."""
-    return _cpuinfo().get("vendor_id")
+    return cpuinfo().get("vendor_id")

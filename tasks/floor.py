@@ -236,12 +236,12 @@ def _spec_key(spec: TaskSpec, precision: str) -> tuple:
 
 def measured_times(results_dir: Path | None, device: str = "cuda") -> dict[tuple, list[tuple[str, float]]]:
     """Measured step times on ``device`` from ``tasks.measure`` records, keyed like the floor table."""
-    from .result import Result
+    from .result import Result, record_files
 
     found: dict[tuple, list[tuple[str, float]]] = {}
     if results_dir is None:
         return found
-    for path in sorted(Path(results_dir).rglob("*.json")):
+    for path in record_files(results_dir):  # not the editions moved aside into .editions/
         try:
             r = Result.load(path)
         except Exception:
@@ -338,6 +338,31 @@ def cpu_calibration(path: Path | None):
     return cal
 
 
+def check_same_machine(cal, results_dir: Path) -> None:
+    """A floor is this calibration's machine's: records taken on another kind of machine
+    (where both say which) are not measured against it."""
+    import json
+
+    from .machine import describe, fingerprint
+    from .result import record_files
+
+    if not cal.machine:
+        return
+    mine = fingerprint(cal.machine)
+    others: dict[str, dict] = {}
+    for path in record_files(results_dir):
+        try:
+            host = json.loads(path.read_text()).get("host", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        if host.get("machine_fingerprint") not in (None, mine):
+            others.setdefault(host["machine_fingerprint"], host.get("machine") or {})
+    if others:
+        found = "; ".join(f"{fp} ({describe(m) if m else 'not described'})" for fp, m in sorted(others.items()))
+        raise SpikebenchError(f"{results_dir} holds records taken on another machine than the calibration's "
+                              f"({found}; the calibration's: {mine}, {describe(cal.machine)}): calibrate there")
+
+
 def calibration_line(cal) -> str:
     rates = "; ".join(f"{p} " + ", ".join(f"{name} {r / 1e9:,.0f}" for name, r in sorted(cal.gemm[p].items()))
                       for p in cal.gemm)
@@ -376,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.device == "cpu":
             cal = cpu_calibration(Path(args.calibration) if args.calibration else None)
             device = cpu_device(cal)
+            if args.results:
+                check_same_machine(cal, Path(args.results))
             print(calibration_line(cal))
             missing = [x for x in precisions if x not in device.peak_flops]
             if missing:

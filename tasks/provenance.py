@@ -1,5 +1,5 @@
 """Which code produced a record: the git commit of the checkout, and a
-fingerprint of the code itself.
+fingerprint of the code itself; and the machine it ran on (tasks/machine.py).
 
 The fingerprint hashes the Python source of ``tasks/`` and ``backends/`` (each
 file's path and bytes), not the commit: a commit that changes only docs,
@@ -13,6 +13,9 @@ import functools
 import hashlib
 import subprocess
 from pathlib import Path
+from typing import Any
+
+from .machine import machine, this_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_FOLDERS = ("tasks", "backends")
@@ -55,6 +58,7 @@ def project_commit(root: Path = ROOT) -> str | None:
         return None
 
 
-def provenance() -> dict[str, str | None]:
-    """What a record carries of the code that wrote it."""
-    return {"spikebench_commit": project_commit(), "code_fingerprint": this_code()}
+def provenance() -> dict[str, Any]:
+    """What a record carries of the code that wrote it and of the machine it ran on."""
+    return {"spikebench_commit": project_commit(), "code_fingerprint": this_code(),
+            "machine_fingerprint": this_machine(), "machine": machine()}

@@ -44,11 +44,12 @@ import backends as registry
 from .cli import OneLineParser, resolve_backends
 from .errors import SpikebenchError, UsageError
 from .executors import add_executor_arguments, make_executor
+from .machine import describe, machine, this_machine
 from .measure import WARMUP_DEFAULT
 from .orchestrate import FolderLock, is_done, minutes, point_status, run_held, take_folder
 from .profiles import PARTS, PROFILES_FILE, NirRow, Profile, get_profile, points, twin
 from .provenance import this_code
-from .result import check_writable
+from .result import check_writable, record_files
 from .specs import TASKS
 
 # the committed comparison: the cpu and gpu profiles' default folders feed one report
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if lock is None:
             return 0
         try:
-            one_edition(out, args.new_edition)
+            one_edition(out, args.new_edition, this_machine() if executor.name == "local" else None)
         except SpikebenchError:
             lock.release()
             raise
@@ -165,43 +166,57 @@ def graph_points(rows: tuple[NirRow, ...], names: list[str]) -> list:
     return [pt for row in rows for pt in nir_graphs.nir_points(row, readers, WARMUP_DEFAULT, "nir/")]
 
 
-def record_files(out: Path) -> list[Path]:
-    """The records under ``out`` as the report finds them (hidden files and folders left out)."""
-    return [p for p in out.rglob("*.json")
-            if not any(part.startswith(".") for part in p.relative_to(out).parts)]
-
-
-def fingerprint_of(path: Path) -> str:
-    """The code fingerprint a record (or parity file) carries; "unrecorded" for one written before they did."""
+def edition_of(path: Path) -> tuple[str, str, dict]:
+    """The code fingerprint, the machine fingerprint and the machine a record (or parity
+    file) carries; "unrecorded" for one written before they did, "unreadable" for no record."""
     try:
-        data = json.loads(path.read_text())
-        return str(data.get("host", {}).get("code_fingerprint") or "unrecorded")
+        host = json.loads(path.read_text()).get("host", {})
+        return (str(host.get("code_fingerprint") or "unrecorded"), str(host.get("machine_fingerprint") or "unrecorded"),
+                host.get("machine") or {})
     except (OSError, ValueError, AttributeError):
-        return "unreadable"
+        return "unreadable", "unreadable", {}
 
 
-def one_edition(out: Path, new_edition: bool) -> None:
-    """A results folder holds the records of one code state: records of other
-    code stop the suite (one line), or with ``new_edition`` are moved, paths
-    kept, to ``<out>/.editions/<fingerprint>/``, where the report does not look."""
+def one_edition(out: Path, new_edition: bool, machine_here: str | None) -> None:
+    """A results folder holds one edition: the records of one code state, taken on
+    one kind of machine (tasks/machine.py). Records of other code, or, where the
+    points run on this machine (``machine_here``: not through Slurm, whose nodes
+    are the cluster's), of this code on another kind of machine, stop the suite
+    (one line), or with ``new_edition`` are moved, paths kept, to
+    ``<out>/.editions/<code>/`` (``<code>-<machine>/``), where the report does not look."""
     here = this_code()
     others: dict[str, list[Path]] = {}
+    seen: dict[str, dict] = {}
     for path in record_files(out):
-        fp = fingerprint_of(path)
-        if fp not in (here, "unreadable"):  # a half-written or corrupt file is no edition: it is redone
-            others.setdefault(fp, []).append(path)
+        code, machine_fp, identity = edition_of(path)
+        if code == "unreadable":  # a half-written or corrupt file is no edition: it is redone
+            continue
+        if code != here:
+            others.setdefault(code, []).append(path)
+        elif machine_here is not None and machine_fp != machine_here:
+            others.setdefault(f"{code}-{machine_fp}", []).append(path)
+            seen.setdefault(machine_fp, identity)
     if not others:
         return
-    found = ", ".join(f"{len(paths)} of code {fp}" for fp, paths in sorted(others.items()))
+
+    def of(key: str) -> str:
+        code, _, machine_fp = key.partition("-")
+        if not machine_fp:
+            return f"of code {code}"
+        described = describe(seen[machine_fp]) if seen[machine_fp] else "not described"
+        return f"of this code taken on machine {machine_fp} ({described})"
+
+    found = ", ".join(f"{len(paths)} {of(key)}" for key, paths in sorted(others.items()))
+    this = f"this code is {here}" + (f", this machine {machine_here} ({describe(machine())})" if machine_here else "")
     if not new_edition:
-        raise UsageError(f"{out} holds records of other code ({found}); this code is {here}: add --new-edition to "
+        raise UsageError(f"{out} holds records of another edition ({found}); {this}: add --new-edition to "
                          f"move them to {out / '.editions'} and start a new edition there")
-    for fp, paths in others.items():
+    for key, paths in others.items():
         for path in paths:
-            target = out / ".editions" / fp / path.relative_to(out)
+            target = out / ".editions" / key / path.relative_to(out)
             target.parent.mkdir(parents=True, exist_ok=True)
             path.replace(target)
-    sys.stderr.write(f"spikebench: moved {found} to {out / '.editions'}; a new edition of code {here} starts\n")
+    sys.stderr.write(f"spikebench: moved {found} to {out / '.editions'}; a new edition starts ({this})\n")
 
 
 def heading(profile: Profile, parts: list[str], todo_all: list, done: list, out: Path) -> str:

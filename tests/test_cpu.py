@@ -30,9 +30,9 @@ def cpuinfo(monkeypatch):
                 raise FileNotFoundError(path)
             return io.StringIO(text)
         monkeypatch.setattr(cpu, "open", fake_open, raising=False)
-        cpu._cpuinfo.cache_clear()
+        cpu.cpuinfo.cache_clear()
     yield serve
-    cpu._cpuinfo.cache_clear()
+    cpu.cpuinfo.cache_clear()
 
 
 def test_the_first_processors_fields_with_their_spaces_collapsed(cpuinfo):

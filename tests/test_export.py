@@ -16,7 +16,7 @@ def write_records(root):
     timed.set_metric("forward_backward_time", 0.02)
     timed.set_metric("forward_backward_host_memory", 3 * 2**20)
     timed.timings["forward_backward"] = Timing(samples=[0.02, 0.018, 0.025])
-    timed.host.update(code_fingerprint="0123456789ab", slurm_job_id="12_3")
+    timed.host.update(code_fingerprint="0123456789ab", machine_fingerprint="fedcba987654", slurm_job_id="12_3")
     timed.save(root / "timing" / "a.json")
     trained = failed_result(get_spec("synthetic", T=10, steps=3, seed=2), RunConfig("snntorch"), "ok", "")
     trained.set_metric("accuracy", 0.75)
@@ -32,12 +32,12 @@ def test_a_row_per_record_and_metric_with_its_unit_and_where_it_ran(tmp_path, ca
     assert main([str(tmp_path), "-o", str(out)]) == 0
     printed = capsys.readouterr()
     assert f"{rows} rows from 2 records" in printed.out and "skipped notes.json" in printed.err
-    csv = pd.read_csv(out, dtype={"code_fingerprint": str})
+    csv = pd.read_csv(out, dtype={"code_fingerprint": str, "machine_fingerprint": str})
     frame = results_table(tmp_path)
     assert list(csv.columns) == COLUMNS == list(frame.columns) and len(csv) == len(frame) == rows
     row = csv[csv.metric == "forward_backward_time"].iloc[0]
-    assert (row.value, row.unit, row.backend, row["T"], row.code_fingerprint, row.slurm_job_id) == (
-        0.02, "s", "stbp", 5, "0123456789ab", "12_3")
+    assert (row.value, row.unit, row.backend, row["T"], row.code_fingerprint, row.machine_fingerprint,
+            row.slurm_job_id) == (0.02, "s", "stbp", 5, "0123456789ab", "fedcba987654", "12_3")
     assert csv[csv.metric == "forward_backward_host_memory"].iloc[0].unit == "bytes"
     spread = csv[csv.metric.str.startswith("forward_backward.")].set_index("metric").value
     assert spread.to_dict() == {"forward_backward.max": 0.025, "forward_backward.median": 0.02,

@@ -92,6 +92,15 @@ def test_measured_times_become_multiples_of_the_floor(tmp_path):
     assert "not measured" in text  # the other points
 
 
+def test_an_edition_moved_aside_is_not_measured_again(tmp_path):
+    _measurement(tmp_path, "stbp", 0.0434)
+    (tmp_path / ".editions" / "c8f14ce3f190").mkdir(parents=True)
+    _measurement(tmp_path / ".editions" / "c8f14ce3f190", "stbp", 0.0512)  # the older code's record
+    row = next(line for line in floor.table(["fp32"], "h100", tmp_path).splitlines()
+               if line.startswith("| dsrn_tdbn (T=2, B=64)"))
+    assert row.count("stbp ") == 1 and "stbp 43.40 ms" in row
+
+
 def test_command_line(capsys, tmp_path):
     assert floor.main(["--precision", "bf16"]) == 0
     assert "| lif_layer (T=500, B=16, N=16384) | bf16 |" in capsys.readouterr().out
@@ -143,6 +152,31 @@ def test_the_cpu_table_takes_the_cpu_profiles_points_and_cpu_measurements(tmp_pa
     assert floor.main(["--calibration", str(cal)]) == 2  # a calibration is for the CPU
     (tmp_path / "bad.json").write_text("{}")
     assert floor.main(["--device", "cpu", "--calibration", str(tmp_path / "bad.json")]) == 2
+
+
+def test_records_of_another_machine_are_not_measured_against_a_calibration(tmp_path, capsys):
+    import json
+
+    from tasks.machine import fingerprint
+
+    zen3 = {"cpu": "AMD EPYC", "cpu_family": "25", "model": "1", "isa": ["avx2"], "threads": 2, "gpus": []}
+    zen4 = zen3 | {"model": "17", "isa": ["avx2", "avx512f"]}
+    cal = _calibration(tmp_path / "cal.json")
+    results = tmp_path / "results"
+    results.mkdir()
+    record = _measurement(results, "brainstate", 0.5, device="cpu", task="lif_layer", T=500, batch_size=16,
+                          neurons=2048)
+    args = ["--device", "cpu", "--calibration", str(cal), "--precision", "fp32", "--results", str(results)]
+    data = json.loads(record.read_text())
+    data["host"] = {"machine_fingerprint": fingerprint(zen4), "machine": zen4}
+    record.write_text(json.dumps(data))
+    assert floor.main(args) == 0  # a calibration from before they said where: nothing to compare
+    cal.write_text(json.dumps(json.loads(cal.read_text()) | {"machine": zen3}))
+    assert floor.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{fingerprint(zen4)} (AMD EPYC (family 25, model 17)" in err
+    cal.write_text(json.dumps(json.loads(cal.read_text()) | {"machine": zen4}))
+    assert floor.main(args) == 0
 
 
 def test_targets_compare_a_backend_with_the_best_other_and_the_floor(tmp_path, capsys):

@@ -13,8 +13,8 @@ from tests.conftest import ROOT
 
 # tasks/ holds two layers: the spec (what is computed, framework-neutral) and the
 # harness (what drives backends: the commands and their helpers)
-SPEC = ("catalogue", "cpu", "data", "errors", "idx", "malloc", "metrics", "neuro", "nir_graph", "profiles", "provenance",
-        "reference", "reference_grad", "result", "rng", "specs", "taskspec", "weights")
+SPEC = ("catalogue", "cpu", "data", "errors", "idx", "machine", "malloc", "metrics", "neuro", "nir_graph", "profiles",
+        "provenance", "reference", "reference_grad", "result", "rng", "specs", "taskspec", "weights")
 HARNESS = ("calibrate", "child", "cli", "executors", "floor", "hostmem", "measure", "nir", "orchestrate", "parity", "progress",
            "run", "runner", "slurm", "suite", "sweep")
 FRAMEWORKS = ("torch", "jax", "jaxlib", "snntorch", "spikingjelly", "brainstate", "brainpy", "braintools", "triton",

@@ -38,9 +38,12 @@ def test_the_fingerprint_changes_with_the_code_and_only_with_it(tmp_path):
     assert code_fingerprint(root) != before
 
 
-def test_a_record_carries_the_fingerprint_and_the_commit():
+def test_a_record_carries_the_fingerprint_the_commit_and_the_machine():
+    from tasks.machine import machine, this_machine
+
     carried = provenance()
     assert carried["code_fingerprint"] == this_code()
+    assert carried["machine_fingerprint"] == this_machine() and carried["machine"] == machine()
     assert carried["spikebench_commit"] is None or len(carried["spikebench_commit"].removesuffix("-dirty")) == 40
 
 

@@ -167,19 +167,26 @@ def test_the_task_filter_keeps_only_those_tasks_and_refuses_an_unknown_one(capsy
 
 
 # ---------------------------------------------------------------- one code state per folder
-def _record_of_code(path: Path, fingerprint: str | None) -> None:
+def _record_of_code(path: Path, fingerprint: str | None, machine: dict | None = None) -> None:
+    """A record of code ``fingerprint`` (None: from before records carried one) taken on
+    ``machine`` (an identity; None: this machine)."""
+    from tasks.machine import fingerprint as machine_fingerprint, machine as this_machine
+
     r = Result(task="synthetic", backend="stbp")
-    r.host = {"code_fingerprint": fingerprint} if fingerprint else {}
+    identity = this_machine() if machine is None else machine
+    r.host = ({"code_fingerprint": fingerprint} if fingerprint else {}) | {
+        "machine_fingerprint": machine_fingerprint(identity), "machine": identity}
     r.save(path)
 
 
 def test_records_of_other_code_stop_the_suite_until_a_new_edition_moves_them_aside(tiny, tmp_path):
+    from tasks.machine import this_machine
     from tasks.provenance import this_code
     from tasks.suite import one_edition
 
     out = tmp_path / "o"
     _record_of_code(out / "train/synthetic-stbp-s0.json", this_code())
-    one_edition(out, new_edition=False)  # this code's records: nothing to say
+    one_edition(out, new_edition=False, machine_here=this_machine())  # this code's records: nothing to say
     _record_of_code(out / "train/synthetic-stbp-s1.json", "0123456789ab")
     _record_of_code(out / "timing-fp32/lif_layer-stbp-T5-N16.json", None)  # written before records carried one
     proc = suite("--profile", "tiny", "--out", str(out), "--no-progress", profile_file=tiny)
@@ -188,14 +195,34 @@ def test_records_of_other_code_stop_the_suite_until_a_new_edition_moves_them_asi
     assert not (out / "logs").exists()  # nothing ran
 
     (out / "train/half-written.json").write_text("{ not json")  # no edition: it is redone, not moved
-    one_edition(out, new_edition=True)
+    one_edition(out, new_edition=True, machine_here=this_machine())
     assert (out / "train/half-written.json").is_file()
     (out / "train/half-written.json").unlink()
     assert (out / ".editions/0123456789ab/train/synthetic-stbp-s1.json").is_file()
     assert (out / ".editions/unrecorded/timing-fp32/lif_layer-stbp-T5-N16.json").is_file()
     assert [p.relative_to(out).as_posix() for p in out.rglob("*.json") if ".editions" not in p.parts] == [
         "train/synthetic-stbp-s0.json"]  # this code's record stays
-    one_edition(out, new_edition=False)  # one edition now
+    one_edition(out, new_edition=False, machine_here=this_machine())  # one edition now
+
+
+def test_records_of_this_code_from_another_kind_of_machine_stop_the_suite_too(tiny, tmp_path):
+    from tasks.machine import fingerprint, machine, this_machine
+    from tasks.provenance import this_code
+    from tasks.suite import one_edition
+
+    out = tmp_path / "o"
+    _record_of_code(out / "train/synthetic-stbp-s0.json", this_code())
+    other = machine() | {"cpu": "AMD EPYC", "model": "17", "isa": ["avx2", "avx512f", "avx512_bf16"]}
+    _record_of_code(out / "train/synthetic-stbp-s1.json", this_code(), machine=other)
+    proc = suite("--profile", "tiny", "--out", str(out), "--no-progress", profile_file=tiny)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert (f"1 of this code taken on machine {fingerprint(other)} (AMD EPYC (" in proc.stderr
+            and "avx2 avx512f avx512_bf16" in proc.stderr and f"this machine {this_machine()}" in proc.stderr)
+    assert not (out / "logs").exists()  # nothing ran
+    one_edition(out, new_edition=False, machine_here=None)  # through Slurm the nodes are the cluster's: not judged
+    one_edition(out, new_edition=True, machine_here=this_machine())
+    assert (out / f".editions/{this_code()}-{fingerprint(other)}/train/synthetic-stbp-s1.json").is_file()
+    assert (out / "train/synthetic-stbp-s0.json").is_file()
 
 
 @pytest.mark.slow
