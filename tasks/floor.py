@@ -320,8 +320,11 @@ def targets(precision: str, gpu: str | GPU, results_dir: Path, backend: str) -> 
     return "\n".join(lines)
 
 
-def cpu_calibration(path: Path | None):
-    """The calibration in ``path`` when it exists, else a fresh one (written to ``path`` when given)."""
+def cpu_calibration(path: Path | None, precisions: Sequence[str] = ("fp32", "bf16")):
+    """The calibration in ``path`` when it exists, else a fresh one of ``precisions`` (written to
+    ``path`` when given): bf16 only when asked for, as a CPU without bf16 instructions times
+    its bf16 products for many minutes (on a 2-core AMD EPYC without AVX-512, more than 15)
+    where fp32 takes half a minute."""
     import json
 
     from .calibrate import Calibration, calibrate
@@ -332,7 +335,8 @@ def cpu_calibration(path: Path | None):
             return Calibration(**json.loads(path.read_text()))
         except (ValueError, TypeError) as exc:
             raise SpikebenchError(f"--calibration {path} is not a calibration file ({exc})") from None
-    cal = calibrate()
+    # fp32 always: what is not a matrix product counts at its rate (cpu_device); tf32 is fp32 here
+    cal = calibrate(("fp32",) + (("bf16",) if "bf16" in precisions else ()))
     if path is not None:
         write_atomic(path, json.dumps(cal.to_dict(), indent=1) + "\n")
     return cal
@@ -399,12 +403,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SpikebenchError("--against needs --results")
         device: str | GPU = args.gpu
         if args.device == "cpu":
-            cal = cpu_calibration(Path(args.calibration) if args.calibration else None)
+            calibration = Path(args.calibration) if args.calibration else None
+            existed = calibration is not None and calibration.is_file()
+            cal = cpu_calibration(calibration, precisions)
             device = cpu_device(cal)
             if args.results:
                 check_same_machine(cal, Path(args.results))
             print(calibration_line(cal))
             missing = [x for x in precisions if x not in device.peak_flops]
+            if missing and existed:
+                raise SpikebenchError(f"{calibration} holds no {', '.join(missing)} rates: calibrate again into "
+                                      f"another file with --precision {','.join(precisions)}")
             if missing:
                 raise SpikebenchError(f"no matrix product could be timed here in {', '.join(missing)}")
         if args.against:

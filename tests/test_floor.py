@@ -154,6 +154,22 @@ def test_the_cpu_table_takes_the_cpu_profiles_points_and_cpu_measurements(tmp_pa
     assert floor.main(["--device", "cpu", "--calibration", str(tmp_path / "bad.json")]) == 2
 
 
+def test_a_fresh_calibration_times_only_the_precisions_asked_for(tmp_path, capsys, monkeypatch):
+    from tasks import calibrate
+
+    timed = []
+    monkeypatch.setattr(calibrate, "GEMMS", {"fake": lambda p: timed.append(p) or {"fp32": 1e11, "bf16": 2e11}[p]})
+    monkeypatch.setattr(calibrate, "copy_bandwidth", lambda: 2e10)
+    cal = tmp_path / "cal.json"
+    assert floor.main(["--device", "cpu", "--calibration", str(cal), "--precision", "fp32"]) == 0
+    assert timed == ["fp32"]  # no bf16: on a CPU without bf16 instructions it takes many minutes
+    capsys.readouterr()
+    assert floor.main(["--device", "cpu", "--calibration", str(cal), "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no bf16 rates" in err and timed == ["fp32"]  # read, not timed again
+    assert floor.main(["--device", "cpu", "--precision", "bf16"]) == 0 and timed == ["fp32", "fp32", "bf16"]
+
+
 def test_records_of_another_machine_are_not_measured_against_a_calibration(tmp_path, capsys):
     import json
 
