@@ -2,10 +2,11 @@
 results to one machine.
 
 Cloud machines of different generations report the same model name ("AMD
-EPYC" on two VMs, one with AVX-512 and one without, whose matrix products
-differ by 1.5x), so the identity is what the timings depend on: the CPU's
-model name, family and model numbers, the vector and matrix extensions it
-offers, the logical CPUs this process may use, the memory, and the GPUs.
+EPYC" on two 2-core VMs, one with AVX-512 and one without, whose fp32
+matrix products ran at 179 and at 58-126 GFLOP/s), so the identity is what
+the timings depend on: the CPU's model name, family and model numbers, the
+vector and matrix extensions it offers, its logical CPUs, the memory, and
+the GPUs.
 Two machines with the same identity are the same kind of machine, and an
 edition may span them (a session's machine is replaced by another of its
 kind); anything else makes another edition.  No framework is imported here.
@@ -52,10 +53,9 @@ def _gpus() -> list[str]:
 
 
 def _threads() -> int | None:
-    try:
-        return len(os.sched_getaffinity(0))  # what a Slurm job or taskset leaves this process
-    except (AttributeError, OSError):
-        return os.cpu_count()
+    # the machine's, not this process's share: the suite pins points run side by side
+    # (--jobs, --gpus) and a Slurm job to some of the cores; the record's device says how many
+    return os.cpu_count()
 
 
 @functools.cache

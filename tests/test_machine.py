@@ -62,3 +62,18 @@ def test_what_timings_do_not_depend_on_leaves_the_machine_as_it_was(serve):
 def test_the_identity_is_plain_json():
     identity = machine.machine()
     assert json.loads(json.dumps(identity)) == identity and machine.fingerprint(identity) == machine.this_machine()
+
+
+def test_a_point_pinned_to_some_cores_is_on_the_same_machine():
+    """--jobs and --gpus pin each point to a share of the cores, Slurm a job: one edition still."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from tasks.machine import this_machine; print(this_machine())")
+    pinned = subprocess.run([sys.executable, "-c", code],
+                            capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+    assert pinned == machine.this_machine() and len(os.sched_getaffinity(0)) >= 1
