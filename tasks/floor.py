@@ -345,9 +345,8 @@ def cpu_calibration(path: Path | None, precisions: Sequence[str] = ("fp32", "bf1
 def check_same_machine(cal, results_dir: Path) -> None:
     """A floor is this calibration's machine's: records taken on another kind of machine
     (where both say which) are not measured against it."""
-    import json
-
     from .machine import describe, fingerprint
+    from .provenance import edition_of
     from .result import record_files
 
     if not cal.machine:
@@ -355,12 +354,9 @@ def check_same_machine(cal, results_dir: Path) -> None:
     mine = fingerprint(cal.machine)
     others: dict[str, dict] = {}
     for path in record_files(results_dir):
-        try:
-            host = json.loads(path.read_text()).get("host", {})
-        except (OSError, ValueError, AttributeError):
-            continue
-        if host.get("machine_fingerprint") not in (None, mine):
-            others.setdefault(host["machine_fingerprint"], host.get("machine") or {})
+        _, machine_fp, identity = edition_of(path)
+        if machine_fp not in ("unrecorded", "unreadable", mine):
+            others.setdefault(machine_fp, identity)
     if others:
         found = "; ".join(f"{fp} ({describe(m) if m else 'not described'})" for fp, m in sorted(others.items()))
         raise SpikebenchError(f"{results_dir} holds records taken on another machine than the calibration's "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,14 @@ def provenance() -> dict[str, Any]:
     """What a record carries of the code that wrote it and of the machine it ran on."""
     return {"spikebench_commit": project_commit(), "code_fingerprint": this_code(),
             "machine_fingerprint": this_machine(), "machine": machine()}
+
+
+def edition_of(path: Path) -> tuple[str, str, dict]:
+    """The code fingerprint, the machine fingerprint and the machine a record (or parity
+    file) carries; "unrecorded" for one written before they did, "unreadable" for no record."""
+    try:
+        host = json.loads(path.read_text()).get("host", {})
+        return (str(host.get("code_fingerprint") or "unrecorded"), str(host.get("machine_fingerprint") or "unrecorded"),
+                host.get("machine") or {})
+    except (OSError, ValueError, AttributeError):
+        return "unreadable", "unreadable", {}

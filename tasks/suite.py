@@ -33,7 +33,6 @@ its Slurm jobs).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +47,7 @@ from .machine import describe, machine, this_machine
 from .measure import WARMUP_DEFAULT
 from .orchestrate import FolderLock, is_done, minutes, point_status, run_held, take_folder
 from .profiles import PARTS, PROFILES_FILE, NirRow, Profile, get_profile, points, twin
-from .provenance import this_code
+from .provenance import edition_of, this_code
 from .result import check_writable, record_files
 from .specs import TASKS
 
@@ -166,17 +165,6 @@ def graph_points(rows: tuple[NirRow, ...], names: list[str]) -> list:
     return [pt for row in rows for pt in nir_graphs.nir_points(row, readers, WARMUP_DEFAULT, "nir/")]
 
 
-def edition_of(path: Path) -> tuple[str, str, dict]:
-    """The code fingerprint, the machine fingerprint and the machine a record (or parity
-    file) carries; "unrecorded" for one written before they did, "unreadable" for no record."""
-    try:
-        host = json.loads(path.read_text()).get("host", {})
-        return (str(host.get("code_fingerprint") or "unrecorded"), str(host.get("machine_fingerprint") or "unrecorded"),
-                host.get("machine") or {})
-    except (OSError, ValueError, AttributeError):
-        return "unreadable", "unreadable", {}
-
-
 def one_edition(out: Path, new_edition: bool, machine_here: str | None) -> None:
     """A results folder holds one edition: the records of one code state, taken on
     one kind of machine (tasks/machine.py). Records of other code, or, where the
@@ -185,35 +173,36 @@ def one_edition(out: Path, new_edition: bool, machine_here: str | None) -> None:
     (one line), or with ``new_edition`` are moved, paths kept, to
     ``<out>/.editions/<code>/`` (``<code>-<machine>/``), where the report does not look."""
     here = this_code()
-    others: dict[str, list[Path]] = {}
-    seen: dict[str, dict] = {}
+    # (code, machine): machine None for records of other code, whatever their machine
+    others: dict[tuple[str, str | None], list[Path]] = {}
+    identities: dict[str, dict] = {}
     for path in record_files(out):
         code, machine_fp, identity = edition_of(path)
         if code == "unreadable":  # a half-written or corrupt file is no edition: it is redone
             continue
         if code != here:
-            others.setdefault(code, []).append(path)
+            others.setdefault((code, None), []).append(path)
         elif machine_here is not None and machine_fp != machine_here:
-            others.setdefault(f"{code}-{machine_fp}", []).append(path)
-            seen.setdefault(machine_fp, identity)
+            others.setdefault((code, machine_fp), []).append(path)
+            identities.setdefault(machine_fp, identity)
     if not others:
         return
 
-    def of(key: str) -> str:
-        code, _, machine_fp = key.partition("-")
-        if not machine_fp:
+    def of(code: str, machine_fp: str | None) -> str:
+        if machine_fp is None:
             return f"of code {code}"
-        described = describe(seen[machine_fp]) if seen[machine_fp] else "not described"
+        described = describe(identities[machine_fp]) if identities[machine_fp] else "not described"
         return f"of this code taken on machine {machine_fp} ({described})"
 
-    found = ", ".join(f"{len(paths)} {of(key)}" for key, paths in sorted(others.items()))
+    found = ", ".join(f"{len(paths)} {of(*key)}" for key, paths in sorted(others.items()))  # a code is never both
     this = f"this code is {here}" + (f", this machine {machine_here} ({describe(machine())})" if machine_here else "")
     if not new_edition:
         raise UsageError(f"{out} holds records of another edition ({found}); {this}: add --new-edition to "
                          f"move them to {out / '.editions'} and start a new edition there")
-    for key, paths in others.items():
+    for (code, machine_fp), paths in others.items():
+        folder = code if machine_fp is None else f"{code}-{machine_fp}"
         for path in paths:
-            target = out / ".editions" / key / path.relative_to(out)
+            target = out / ".editions" / folder / path.relative_to(out)
             target.parent.mkdir(parents=True, exist_ok=True)
             path.replace(target)
     sys.stderr.write(f"spikebench: moved {found} to {out / '.editions'}; a new edition starts ({this})\n")
