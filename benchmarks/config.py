@@ -3,7 +3,8 @@
 ``SPIKEBENCH_ASV_PROFILE`` names the profile (``smoke``, ``cpu`` or ``gpu``);
 unset, it is ``gpu`` on a machine with an NVIDIA GPU and ``cpu`` elsewhere
 (found without importing a framework).  ``SPIKEBENCH_ASV_PRECISION`` picks one
-of the profile's precisions (default its first).  Data comes from the usual
+of the profile's precisions (default its first); ``SPIKEBENCH_ASV_BACKENDS`` (a comma
+list, as the suite's ``--backend``) keeps those of the profile's backends.  Data comes from the usual
 search path (``$SPIKEBENCH_DATA`` first); the profiles use Fashion-MNIST, which
 Debian installs offline (``dataset-fashion-mnist``).
 
@@ -24,6 +25,7 @@ import shutil
 from dataclasses import dataclass, replace
 
 import backends
+from tasks.cli import resolve_backends
 from tasks.profiles import Profile, get_profile, row_backends
 from tasks.specs import get_spec
 
@@ -51,6 +53,9 @@ PRECISION = os.environ.get("SPIKEBENCH_ASV_PRECISION", PROFILE.precisions[0])
 if PRECISION not in PROFILE.precisions:
     raise ValueError(f"SPIKEBENCH_ASV_PRECISION={PRECISION} is not a precision of profile {PROFILE.name}")
 BACKENDS = PROFILE.backend_names(backends.installable_names(DEVICE))
+if os.environ.get("SPIKEBENCH_ASV_BACKENDS"):
+    _asked = resolve_backends(os.environ["SPIKEBENCH_ASV_BACKENDS"])  # an unknown name: UsageError
+    BACKENDS = [b for b in BACKENDS if b in _asked]
 
 
 def _add(points: dict, key, point: StepPoint) -> None:

@@ -146,6 +146,10 @@ _DSRN_ROUNDING = {"rtol": 0.0, "atol": 0.1, "exact_steps": 2, "accuracy": None}
 END_TO_END_LOOSER = {
     ("snntorch", "dsrn_tdbn"): (_DSRN_ROUNDING, "float32 rounding differs: fused batch norm, reset written differently"),
     ("spyx", "dsrn_tdbn"): (_DSRN_ROUNDING, "float32 rounding differs: XLA's convolutions and tdBN, channels-last"),
+    # seen on a CPU without AVX-512 (ATen's AVX2 kernels), the fifth loss 0.016 apart; equal where it has AVX-512
+    ("spikingjelly", "dsrn_tdbn"): (_DSRN_ROUNDING, "float32 rounding differs from stbp's on some CPUs: "
+                                                     "ThresholdDependentBatchNorm2d over T x B, the stem run once"),
+    ("spikingjelly:torch", "dsrn_tdbn"): (_DSRN_ROUNDING, "as spikingjelly's (the same network, torch's kernels)"),
 }
 
 # the tasks on which neuron state is checked to start from zero at every forward
@@ -308,7 +312,7 @@ def test_a_short_training_run_follows_stbps(registered_backend, task, data_root,
     assert {name: len(c.y) for name, c in got.curves.items()} == {name: len(c.y) for name, c in want.curves.items()}
     np.testing.assert_allclose(curve[:tolerance["exact_steps"]], ref[:tolerance["exact_steps"]], rtol=1e-5)
     np.testing.assert_allclose(curve, ref, rtol=tolerance["rtol"], atol=tolerance["atol"])
-    assert 0.0 <= got.metric("accuracy") <= 1.0
+    assert 0.0 <= got.metric("accuracy") <= 1.0 and got.metric("synops_ac") is not None
     if tolerance["accuracy"] is not None:
         assert got.metric("accuracy") == pytest.approx(want.metric("accuracy"), abs=tolerance["accuracy"])
 

@@ -85,3 +85,24 @@ def test_asv_reads_the_suites_profiles(monkeypatch):
     finally:
         monkeypatch.delenv("SPIKEBENCH_ASV_PROFILE")
         importlib.reload(config)
+
+
+def test_asv_keeps_the_backends_asked_for(monkeypatch):
+    import importlib
+
+    from benchmarks import config
+
+    monkeypatch.setenv("SPIKEBENCH_ASV_PROFILE", "smoke")
+    monkeypatch.setenv("SPIKEBENCH_ASV_BACKENDS", "stbp:compile,stbp")
+    try:
+        kept = importlib.reload(config)
+        assert kept.BACKENDS == ["stbp", "stbp:compile"]  # the profile's order
+        assert set(kept.TRAIN_BACKENDS["fc_mnist"]) == {"stbp", "stbp:compile"}
+        assert kept.TRAIN_BACKENDS["synthetic"] == ["stbp"]  # an eager row: no compiled variant
+        monkeypatch.setenv("SPIKEBENCH_ASV_BACKENDS", "stbp,ghost")
+        with pytest.raises(SpikebenchError, match="ghost"):
+            importlib.reload(config)
+    finally:
+        monkeypatch.delenv("SPIKEBENCH_ASV_BACKENDS")
+        monkeypatch.delenv("SPIKEBENCH_ASV_PROFILE")
+        importlib.reload(config)
